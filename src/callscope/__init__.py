@@ -1,0 +1,6 @@
+"""callscope: offline analysis of voice calls in packet captures."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

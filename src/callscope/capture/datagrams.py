@@ -1,0 +1,165 @@
+"""The columnar table of UDP datagrams the reader produces.
+
+One row per UDP datagram, one numpy array per field: no Python object per
+packet. Payload bytes live in one shared ``uint8`` buffer; row ``i``'s payload
+is ``data[payload_start[i] : payload_start[i] + payload_caplen[i]]``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: IPv4 addresses are stored IPv4-mapped (``::ffff:a.b.c.d``, RFC 4291 §2.5.5.2)
+#: so that one 16-byte column holds both families.
+V4_MAPPED_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Datagrams:
+    """UDP datagrams of (part of) a capture, as parallel numpy arrays.
+
+    Attributes
+    ----------
+    frame : int64
+        1-based frame number in the capture (Wireshark's ``frame.number``).
+    time_ns : int64
+        Capture timestamp, nanoseconds since the Unix epoch (full precision of
+        the file up to 1 ns).
+    ip_version : uint8
+        4 or 6.
+    src, dst : uint8, shape (n, 16)
+        Addresses; IPv4 stored IPv4-mapped (``::ffff:a.b.c.d``).
+    sport, dport : uint16
+        UDP ports.
+    udp_payload_len : int32
+        Payload length according to the UDP header (bytes on the wire).
+    payload_caplen : int32
+        Payload bytes actually present in the capture (< ``udp_payload_len``
+        when snaplen cut the packet).
+    frame_caplen, frame_len : int32
+        Captured and original length of the whole frame.
+    payload_start : int64
+        Offset of the payload in ``data``.
+    data : uint8
+        The buffer holding payload bytes.
+    """
+
+    frame: np.ndarray
+    time_ns: np.ndarray
+    ip_version: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    sport: np.ndarray
+    dport: np.ndarray
+    udp_payload_len: np.ndarray
+    payload_caplen: np.ndarray
+    frame_caplen: np.ndarray
+    frame_len: np.ndarray
+    payload_start: np.ndarray
+    data: np.ndarray = field(repr=False)
+
+    def __len__(self) -> int:
+        return int(self.frame.shape[0])
+
+    @classmethod
+    def empty(cls) -> Datagrams:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(
+            frame=z,
+            time_ns=z.copy(),
+            ip_version=np.zeros(0, np.uint8),
+            src=np.zeros((0, 16), np.uint8),
+            dst=np.zeros((0, 16), np.uint8),
+            sport=np.zeros(0, np.uint16),
+            dport=np.zeros(0, np.uint16),
+            udp_payload_len=np.zeros(0, np.int32),
+            payload_caplen=np.zeros(0, np.int32),
+            frame_caplen=np.zeros(0, np.int32),
+            frame_len=np.zeros(0, np.int32),
+            payload_start=z.copy(),
+            data=np.zeros(0, np.uint8),
+        )
+
+    def payload(self, i: int) -> bytes:
+        """The captured payload bytes of row ``i`` (for signalling, not the hot path)."""
+        s = int(self.payload_start[i])
+        return self.data[s : s + int(self.payload_caplen[i])].tobytes()
+
+    def payload_prefix(self, width: int) -> np.ndarray:
+        """The first ``width`` payload bytes of every row, shape (n, width), zero-padded.
+
+        Vectorised gather: the way later stages read protocol headers.
+        """
+        n = len(self)
+        if n == 0 or self.data.size == 0:
+            return np.zeros((n, width), np.uint8)
+        idx = self.payload_start[:, None] + np.arange(width)[None, :]
+        valid = np.arange(width)[None, :] < self.payload_caplen[:, None]
+        idx = np.where(valid, idx, 0)
+        out = self.data[np.minimum(idx, self.data.size - 1)]
+        out[~valid] = 0
+        return out
+
+    def take(self, index: np.ndarray) -> Datagrams:
+        """Rows selected by a boolean mask or integer index (payload buffer shared)."""
+        return Datagrams(
+            frame=self.frame[index],
+            time_ns=self.time_ns[index],
+            ip_version=self.ip_version[index],
+            src=self.src[index],
+            dst=self.dst[index],
+            sport=self.sport[index],
+            dport=self.dport[index],
+            udp_payload_len=self.udp_payload_len[index],
+            payload_caplen=self.payload_caplen[index],
+            frame_caplen=self.frame_caplen[index],
+            frame_len=self.frame_len[index],
+            payload_start=self.payload_start[index],
+            data=self.data,
+        )
+
+    @staticmethod
+    def concat(parts: list[Datagrams]) -> Datagrams:
+        """Join chunks into one table (payload buffers joined, offsets rebased)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Datagrams.empty()
+        if len(parts) == 1:
+            return parts[0]
+        bases = np.cumsum([0] + [p.data.size for p in parts[:-1]])
+        return Datagrams(
+            frame=np.concatenate([p.frame for p in parts]),
+            time_ns=np.concatenate([p.time_ns for p in parts]),
+            ip_version=np.concatenate([p.ip_version for p in parts]),
+            src=np.concatenate([p.src for p in parts]),
+            dst=np.concatenate([p.dst for p in parts]),
+            sport=np.concatenate([p.sport for p in parts]),
+            dport=np.concatenate([p.dport for p in parts]),
+            udp_payload_len=np.concatenate([p.udp_payload_len for p in parts]),
+            payload_caplen=np.concatenate([p.payload_caplen for p in parts]),
+            frame_caplen=np.concatenate([p.frame_caplen for p in parts]),
+            frame_len=np.concatenate([p.frame_len for p in parts]),
+            payload_start=np.concatenate(
+                [p.payload_start + b for p, b in zip(parts, bases, strict=True)]
+            ),
+            data=np.concatenate([p.data for p in parts]),
+        )
+
+
+def address_to_str(addr16: np.ndarray) -> str:
+    """Text form of one 16-byte address row (IPv4-mapped shown as dotted quad)."""
+    b = bytes(np.asarray(addr16, dtype=np.uint8))
+    if b[:12] == bytes(V4_MAPPED_PREFIX):
+        return str(ipaddress.IPv4Address(b[12:]))
+    return str(ipaddress.IPv6Address(b))
+
+
+def str_to_address(text: str) -> np.ndarray:
+    """16-byte row for an address given as text (inverse of :func:`address_to_str`)."""
+    ip = ipaddress.ip_address(text)
+    if ip.version == 4:
+        return np.concatenate([V4_MAPPED_PREFIX, np.frombuffer(ip.packed, np.uint8)])
+    return np.frombuffer(ip.packed, np.uint8).copy()

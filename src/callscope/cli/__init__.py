@@ -1,0 +1,73 @@
+"""The ``callscope`` command: a thin layer over the Python API.
+
+Subcommands are loaded lazily (only the one invoked is imported), so that
+``callscope info`` on a small capture does not pay for matplotlib or scipy.
+Every :class:`~callscope.errors.CallscopeError` becomes one line on stderr and
+exit code 2; exit 1 is reserved for a gate or check that failed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from callscope import __version__
+from callscope.errors import CallscopeError
+
+#: command name -> "module:attribute" of its click command
+COMMANDS: dict[str, str] = {
+    "info": "callscope.cli.info:info",
+}
+
+EXIT_OK = 0
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="callscope")
+def cli() -> None:
+    """Analyse voice calls in packet captures: streams, quality, and what degraded them.
+
+    Exit codes: 0 ok, 1 a gate or check failed, 2 usage error or unreadable input.
+    """
+
+
+def fail(message: str) -> None:
+    """Print one line to stderr and exit 2 (usage or unreadable input)."""
+    click.echo(f"callscope: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        cli.main(standalone_mode=False)
+    except CallscopeError as e:
+        fail(str(e))
+    except click.exceptions.Abort:
+        click.echo("callscope: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        fail(e.format_message())
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except KeyboardInterrupt:
+        click.echo("callscope: interrupted", err=True)
+        sys.exit(130)

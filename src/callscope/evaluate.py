@@ -1,0 +1,300 @@
+"""Score the diagnosis against labelled captures (``NAME.truth.json`` sidecars).
+
+Every capture ``NAME.pcap`` (or ``.pcapng``) with a ``NAME.truth.json`` beside
+it, ``{"label": "<pattern>", "params": {...}}``, is diagnosed and its verdict
+compared with the label. The scores are the usual multi-class ones:
+a confusion matrix, per-pattern precision, recall and F1, and their unweighted
+mean over the patterns present in the ground truth (macro-F1). Where the label
+comes with mechanism parameters (a policer's rate, a cut-off time), the
+estimate of the diagnosed finding is compared with them. The false-alarm rate
+is the fraction of ordinary captures (clean, random or bursty loss, congestion)
+whose verdict is a throttling pattern.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from callscope.diagnose.findings import PATTERNS, THROTTLING, Diagnosis
+
+#: Captures whose ground truth is an ordinary network: a throttling verdict on
+#: one of them is a false alarm.
+ORDINARY: frozenset[str] = frozenset({"clean", "random-loss", "bursty-loss", "congestion"})
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")
+
+
+@dataclass(frozen=True)
+class ParamCheck:
+    """How one ground-truth parameter is compared with its estimate.
+
+    ``relative`` errors are ``(estimate - truth) / truth`` in percent;
+    absolute ones are ``estimate - truth`` in the parameter's unit.
+    ``min_packets`` skips captures too short for the estimate to be meaningful.
+    """
+
+    pattern: str
+    truth_name: str
+    estimate_name: str
+    relative: bool
+    tolerance: float
+    unit: str
+    min_packets: int = 0
+
+
+#: The parameter estimates the evaluation scores, with the accuracy targets.
+PARAM_CHECKS: tuple[ParamCheck, ...] = (
+    ParamCheck("policing", "rate_Bps", "rate_Bps", True, 5.0, "%"),
+    ParamCheck("policing", "burst_bytes", "burst_bytes", True, 25.0, "%"),
+    ParamCheck("shaping", "rate_Bps", "rate_Bps", True, 10.0, "%"),
+    ParamCheck("cutoff", "time_s", "time_s", False, 0.5, "s"),
+    ParamCheck("cutoff", "bytes", "bytes", True, 5.0, "%"),
+    ParamCheck("intermittent-outage", "period_s", "period_s", True, 10.0, "%"),
+    ParamCheck("bursty-loss", "p", "p", True, 15.0, "%", min_packets=2000),
+    ParamCheck("bursty-loss", "r", "r", True, 15.0, "%", min_packets=2000),
+)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A ``NAME.truth.json`` sidecar: the label and the simulator's parameters."""
+
+    label: str
+    params: tuple[tuple[str, float], ...]
+
+    def param(self, name: str) -> float | None:
+        for key, value in self.params:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One scored capture."""
+
+    path: Path
+    truth: Truth
+    predicted: str
+    confidence: float
+    estimates: tuple[tuple[str, float], ...] = ()
+    packets: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ParamError:
+    """One parameter estimate set against the truth."""
+
+    path: Path
+    check: ParamCheck
+    truth: float
+    estimate: float | None
+
+    @property
+    def error(self) -> float | None:
+        if self.estimate is None:
+            return None
+        if self.check.relative:
+            return 100.0 * (self.estimate - self.truth) / self.truth
+        return self.estimate - self.truth
+
+    @property
+    def within(self) -> bool:
+        e = self.error
+        return e is not None and abs(e) <= self.check.tolerance
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of a diagnosis over a labelled corpus.
+
+    ``confusion[i, j]`` counts captures labelled ``labels[i]`` diagnosed as
+    ``labels[j]``; ``labels`` holds the ground-truth patterns and then any
+    other pattern that was predicted. Precision, recall and F1 are per
+    ground-truth pattern (``labels[:n_truth]``).
+    """
+
+    cases: tuple[Case, ...]
+    labels: tuple[str, ...]
+    n_truth: int
+    confusion: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    macro_f1: float
+    param_errors: tuple[ParamError, ...]
+    false_alarms: int
+    ordinary: int
+
+    @property
+    def false_alarm_rate(self) -> float:
+        return self.false_alarms / self.ordinary if self.ordinary else 0.0
+
+    @property
+    def accuracy(self) -> float:
+        n = int(self.confusion.sum())
+        return float(np.trace(self.confusion[: self.n_truth, : self.n_truth])) / n if n else 0.0
+
+
+def read_truth(path: Path) -> Truth:
+    """Parse a ``NAME.truth.json`` sidecar (numeric params only are kept)."""
+    doc = json.loads(path.read_text())
+    params = []
+    for key, value in (doc.get("params") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        params.append((str(key), float(value)))
+    return Truth(label=str(doc["label"]), params=tuple(sorted(params)))
+
+
+def truth_path(capture: Path) -> Path:
+    """Where the sidecar of ``capture`` lives: the name with its capture suffix replaced."""
+    name = capture.name
+    for suffix in CAPTURE_SUFFIXES:
+        if name.endswith(suffix):
+            return capture.with_name(name[: -len(suffix)] + ".truth.json")
+    return capture.with_name(name + ".truth.json")
+
+
+def find_cases(paths: Iterable[Path | str]) -> list[Path]:
+    """Every capture under ``paths`` (files or directories) that has a sidecar."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        candidates = sorted(p.rglob("*")) if p.is_dir() else [p]
+        found.extend(
+            c
+            for c in candidates
+            if c.is_file() and c.name.endswith(CAPTURE_SUFFIXES) and truth_path(c).is_file()
+        )
+    return found
+
+
+def score_capture(path: Path, diagnose_capture: Callable[[Path], Diagnosis]) -> Case:
+    """Diagnose one labelled capture and keep what the scores need."""
+    truth = read_truth(truth_path(path))
+    try:
+        diagnosis = diagnose_capture(path)
+    except Exception as e:  # one bad capture is an error row, never stops the evaluation
+        return Case(path, truth, "error", 0.0, error=f"{type(e).__name__}: {e}")
+    primary = diagnosis.primary
+    estimates = () if primary is None else tuple((p.name, p.value) for p in primary.params)
+    packets = 0 if primary is None else int(primary.param("packets_expected") or 0)
+    return Case(path, truth, diagnosis.verdict, diagnosis.verdict_confidence, estimates, packets)
+
+
+def score(cases: Sequence[Case]) -> Evaluation:
+    """Confusion matrix, per-pattern P/R/F1, macro-F1, parameter errors, false alarms."""
+    order = {p: i for i, p in enumerate(PATTERNS)}
+    truth_labels = sorted({c.truth.label for c in cases}, key=lambda p: order.get(p, len(order)))
+    extra = sorted(
+        {c.predicted for c in cases} - set(truth_labels), key=lambda p: order.get(p, len(order))
+    )
+    labels = tuple(truth_labels + extra)
+    index = {p: i for i, p in enumerate(labels)}
+    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for c in cases:
+        confusion[index[c.truth.label], index[c.predicted]] += 1
+    k = len(truth_labels)
+    tp = np.diag(confusion)[:k].astype(float)
+    predicted = confusion.sum(axis=0)[:k].astype(float)
+    actual = confusion.sum(axis=1)[:k].astype(float)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros(k), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    macro = float(f1.mean()) if k else 0.0
+
+    errors = []
+    for c in cases:
+        if c.predicted != c.truth.label:
+            continue
+        est = dict(c.estimates)
+        for check in PARAM_CHECKS:
+            t = c.truth.param(check.truth_name)
+            if check.pattern != c.truth.label or t is None or (check.relative and t == 0):
+                continue
+            if check.min_packets and est.get("packets_expected", math.inf) < check.min_packets:
+                continue
+            errors.append(ParamError(c.path, check, t, est.get(check.estimate_name)))
+
+    ordinary = [c for c in cases if c.truth.label in ORDINARY]
+    alarms = sum(c.predicted in THROTTLING for c in ordinary)
+    return Evaluation(
+        cases=tuple(cases),
+        labels=labels,
+        n_truth=k,
+        confusion=confusion,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        macro_f1=macro,
+        param_errors=tuple(errors),
+        false_alarms=alarms,
+        ordinary=len(ordinary),
+    )
+
+
+def evaluate(
+    paths: Iterable[Path | str], diagnose_capture: Callable[[Path], Diagnosis] | None = None
+) -> Evaluation:
+    """Diagnose every labelled capture under ``paths`` and score the verdicts.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Capture files or directories searched recursively for captures with a
+        ``NAME.truth.json`` beside them.
+    diagnose_capture : callable, optional
+        Path -> :class:`~callscope.diagnose.Diagnosis`. The default runs the
+        whole pipeline (:func:`callscope.analyze`).
+    """
+    if diagnose_capture is None:
+        diagnose_capture = analyze_diagnosis
+    return score([score_capture(p, diagnose_capture) for p in find_cases(paths)])
+
+
+def analyze_diagnosis(path: Path) -> Diagnosis:
+    """The diagnosis :func:`callscope.analyze` makes of one capture."""
+    import callscope
+
+    return callscope.analyze(path).diagnosis
+
+
+@dataclass(frozen=True)
+class ParamSummary:
+    """Accuracy of one parameter estimate over the corpus."""
+
+    check: ParamCheck
+    n: int
+    missing: int
+    median_abs_error: float
+    p90_abs_error: float
+    within: int
+
+
+def summarize_params(evaluation: Evaluation) -> tuple[ParamSummary, ...]:
+    """Median / p90 absolute error and the count within tolerance, per check."""
+    out = []
+    for check in PARAM_CHECKS:
+        rows = [e for e in evaluation.param_errors if e.check == check]
+        if not rows:
+            continue
+        errs = np.array([abs(e.error) for e in rows if e.error is not None])
+        out.append(
+            ParamSummary(
+                check=check,
+                n=len(rows),
+                missing=sum(e.error is None for e in rows),
+                median_abs_error=float(np.median(errs)) if errs.size else math.nan,
+                p90_abs_error=float(np.percentile(errs, 90)) if errs.size else math.nan,
+                within=sum(e.within for e in rows),
+            )
+        )
+    return tuple(out)

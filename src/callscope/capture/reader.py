@@ -1,0 +1,480 @@
+"""Reading pcap and pcapng files, plain or gzip-compressed, in bounded memory.
+
+The format is detected from the magic number, never from the file name.
+Records are walked in a tight loop that only collects offsets; every header
+field is then extracted with numpy (:mod:`callscope.capture.decode`). The file
+is read in chunks of ``chunk_bytes``, so memory does not grow with its size.
+
+Formats
+-------
+- classic pcap: magic 0xA1B2C3D4 (µs) or 0xA1B23C4D (ns), either byte order
+  (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-04.html §4);
+- pcapng: Section Header Blocks of either byte order, Interface Description
+  Blocks with their own link type, ``if_tsresol`` and ``if_tsoffset``,
+  Enhanced, Simple and obsolete Packet Blocks; other blocks are skipped
+  (draft-ietf-opsawg-pcapng §4);
+- either of them gzip-compressed (RFC 1952 magic 1F 8B).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import warnings
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from callscope.capture import linktypes as lt
+from callscope.capture.datagrams import Datagrams
+from callscope.capture.decode import OTHER_KINDS, decode_frames
+from callscope.capture.fragments import Reassembler
+from callscope.errors import (
+    CaptureError,
+    CorruptCaptureError,
+    EmptyCaptureError,
+    NotACaptureError,
+    TruncatedCaptureWarning,
+    UnreadableCaptureError,
+    UnsupportedLinkTypeError,
+)
+
+DEFAULT_CHUNK_BYTES = 8 << 20
+
+PCAP_MAGIC_US = 0xA1B2C3D4
+PCAP_MAGIC_NS = 0xA1B23C4D
+PCAP_HEADER = 24
+PCAP_RECORD = 16
+#: Largest record Wireshark accepts for ordinary link types (WTAP_MAX_PACKET_SIZE_STANDARD)
+MAX_RECORD = 262144
+
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_IDB = 0x00000001
+PCAPNG_OPB = 0x00000002  # obsolete Packet Block
+PCAPNG_SPB = 0x00000003
+PCAPNG_EPB = 0x00000006
+PCAPNG_BOM = 0x1A2B3C4D
+#: pcapng blocks larger than this are treated as corrupt rather than buffered
+MAX_BLOCK = 16 << 20
+OPT_IF_TSRESOL = 9
+OPT_IF_TSOFFSET = 14
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass
+class CaptureInfo:
+    """What a capture holds, filled in as it is read."""
+
+    path: str
+    format: str = ""  # "pcap", "pcap-ns", "pcapng"
+    compressed: bool = False
+    byte_order: str = ""
+    link_types: list[str] = field(default_factory=list)
+    packets: int = 0
+    udp_datagrams: int = 0
+    first_time_ns: int | None = None
+    last_time_ns: int | None = None
+    other: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OTHER_KINDS, 0))
+    snaplen_truncated: int = 0  # UDP datagrams whose payload was cut by snaplen
+    reassembled: int = 0  # UDP datagrams rebuilt from IP fragments
+    truncated: bool = False  # the file ends mid-record
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        if self.first_time_ns is None or self.last_time_ns is None:
+            return 0.0
+        return (self.last_time_ns - self.first_time_ns) / 1e9
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A whole capture read into memory: its UDP datagrams and what else it held."""
+
+    datagrams: Datagrams
+    info: CaptureInfo
+    tcp_signalling: tuple[tuple, ...]
+
+    @property
+    def start_ns(self) -> int:
+        """Time of the capture's first frame (Wireshark's time reference)."""
+        return int(self.info.first_time_ns or 0)
+
+
+def _open(path: Path):
+    """Open ``path`` for binary reading, transparently gunzipping; detect by magic."""
+    try:
+        if path.is_dir():
+            raise UnreadableCaptureError(
+                "is a directory, not a capture file (pass the files in it, or use `callscope batch`)",
+                str(path),
+            )
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise UnreadableCaptureError("no such file", str(path)) from None
+    except PermissionError:
+        raise UnreadableCaptureError("permission denied", str(path)) from None
+    except OSError as e:
+        raise UnreadableCaptureError(f"cannot open ({e.strerror})", str(path)) from None
+    head = fh.read(2)
+    if head == GZIP_MAGIC:
+        fh.close()
+        return gzip.open(path, "rb"), True
+    fh.seek(0)
+    return fh, False
+
+
+class CaptureReader:
+    """Iterate over a capture's UDP datagrams in chunks.
+
+    Examples
+    --------
+    >>> reader = CaptureReader("call.pcap")          # doctest: +SKIP
+    >>> for chunk in reader:                          # doctest: +SKIP
+    ...     print(len(chunk))
+    >>> reader.info.udp_datagrams                     # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
+        self.path = Path(path)
+        self.chunk_bytes = max(int(chunk_bytes), 1 << 16)
+        self.info = CaptureInfo(path=str(path))
+        self.tcp_signalling: list[tuple] = []
+        self._reassembler = Reassembler()
+        self._unsupported: dict[int, int] = {}
+
+    def __iter__(self) -> Iterator[Datagrams]:
+        fh, compressed = _open(self.path)
+        self.info.compressed = compressed
+        with fh:
+            try:
+                head = fh.read(4)
+            except (OSError, EOFError, zlib.error) as e:
+                raise CorruptCaptureError(f"cannot decompress ({e})", str(self.path)) from None
+            if not head:
+                raise EmptyCaptureError("empty file (0 bytes): not a capture", str(self.path))
+            magic_le = struct.unpack("<I", head.ljust(4, b"\0"))[0]
+            magic_be = struct.unpack(">I", head.ljust(4, b"\0"))[0]
+            if magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or magic_be in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+                yield from self._pcap(fh, head)
+            elif magic_le == PCAPNG_SHB:
+                yield from self._pcapng(fh, head)
+            else:
+                raise NotACaptureError(_not_a_capture(head), str(self.path))
+        self._finish()
+
+    # -- shared machinery -------------------------------------------------
+
+    def _chunks(self, fh, buf: bytes) -> Iterator[tuple[bytes, bool]]:
+        """Yield (buffer, at_eof); the walker returns how many bytes it consumed."""
+        eof = False
+        while True:
+            if not eof:
+                try:
+                    more = fh.read(self.chunk_bytes)
+                except EOFError:  # gzip stream cut short
+                    more, eof = b"", True
+                    self._warn_truncated(None, "compressed stream ends early")
+                except (OSError, zlib.error) as e:
+                    raise CorruptCaptureError(f"cannot decompress ({e})", str(self.path)) from None
+                if not more:
+                    eof = True
+                buf += more
+            consumed = yield buf, eof
+            buf = buf[consumed:]
+            if eof:
+                return
+
+    def _warn_truncated(self, offset: int | None, what: str) -> None:
+        if self.info.truncated:
+            return
+        self.info.truncated = True
+        where = f" at byte {offset}" if offset is not None else ""
+        msg = f"{self.path}: capture is cut off{where} ({what}); analysed everything before the cut"
+        self.info.warnings.append(msg)
+        warnings.warn(msg, TruncatedCaptureWarning, stacklevel=3)
+
+    def _emit(self, buf: bytes, starts, caplens, origlens, ts_ns, linktype) -> Datagrams:
+        n = len(starts)
+        first = self.info.packets + 1
+        self.info.packets += n
+        if n == 0:
+            return Datagrams.empty()
+        ts = np.asarray(ts_ns, np.int64)
+        if self.info.first_time_ns is None:
+            self.info.first_time_ns = int(ts[0])
+        self.info.last_time_ns = int(ts[-1])
+        arr = np.frombuffer(buf, np.uint8)
+        linktype = np.asarray(linktype, np.int64)
+        supported = np.isin(linktype, list(lt.SUPPORTED))
+        if not supported.all():
+            for t, c in zip(*np.unique(linktype[~supported], return_counts=True), strict=True):
+                self._unsupported[int(t)] = self._unsupported.get(int(t), 0) + int(c)
+        dec = decode_frames(
+            arr,
+            np.asarray(starts, np.int64),
+            np.asarray(caplens, np.int64),
+            np.asarray(origlens, np.int64),
+            np.where(supported, linktype, -1),
+            np.arange(first, first + n, dtype=np.int64),
+            ts,
+        )
+        for k, v in dec.counts.items():
+            self.info.other[k] += v
+        self.tcp_signalling.extend(dec.tcp_sip)
+        out = dec.datagrams
+        if dec.fragments:
+            whole = self._reassembler.add(dec.fragments)
+            if len(whole):
+                out = Datagrams.concat([out, whole])
+                order = np.argsort(out.frame, kind="stable")
+                out = out.take(order)
+        self.info.udp_datagrams += len(out)
+        self.info.snaplen_truncated += int(np.count_nonzero(out.payload_caplen < out.udp_payload_len))
+        return out
+
+    def _finish(self) -> None:
+        self.info.reassembled = self._reassembler.reassembled
+        if self._unsupported:
+            names = ", ".join(f"{lt.name(t)}: {c} packets" for t, c in sorted(self._unsupported.items()))
+            self.info.other["unsupported-link"] = sum(self._unsupported.values())
+            if self.info.packets == sum(self._unsupported.values()):
+                raise UnsupportedLinkTypeError(
+                    f"unsupported link type {names}; the built-in reader decodes {lt.supported_list()} "
+                    "(try --decoder wireshark)",
+                    str(self.path),
+                )
+            self.info.warnings.append(f"{self.path}: packets on unsupported link types skipped ({names})")
+
+    # -- classic pcap -----------------------------------------------------
+
+    def _pcap(self, fh, head: bytes) -> Iterator[Datagrams]:
+        rest = fh.read(PCAP_HEADER - 4)
+        header = head + rest
+        if len(header) < PCAP_HEADER:
+            raise CorruptCaptureError(
+                f"file ends inside the pcap file header ({len(header)} of {PCAP_HEADER} bytes)", str(self.path)
+            )
+        endian = "<" if struct.unpack("<I", head)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
+        magic, _major, _minor, _tz, _sig, snaplen, network = struct.unpack(endian + "IHHiIII", header)
+        nano = magic == PCAP_MAGIC_NS
+        linktype = network & 0x0FFFFFFF  # upper bits: FCS length flags (pcap draft §4)
+        self.info.format = "pcap-ns" if nano else "pcap"
+        self.info.byte_order = "little" if endian == "<" else "big"
+        self.info.link_types = [lt.name(linktype)]
+        if linktype not in lt.SUPPORTED:
+            raise UnsupportedLinkTypeError(
+                f"unsupported link type {lt.name(linktype)}; the built-in reader decodes "
+                f"{lt.supported_list()} (try --decoder wireshark)",
+                str(self.path),
+            )
+        limit = max(MAX_RECORD, snaplen if snaplen < (1 << 26) else 0)
+        incl_at = struct.Struct(endian + "I")
+        file_pos = PCAP_HEADER
+        gen = self._chunks(fh, b"")
+        buf, eof = next(gen)
+        while True:
+            offs = []
+            append = offs.append
+            off, size = 0, len(buf)
+            while off + PCAP_RECORD <= size:
+                incl = incl_at.unpack_from(buf, off + 8)[0]
+                if incl > limit:
+                    raise CorruptCaptureError(
+                        f"impossible record length {incl} (more than {limit}); the file is corrupt",
+                        str(self.path),
+                        file_pos + off,
+                    )
+                if off + PCAP_RECORD + incl > size:
+                    break
+                append(off)
+                off += PCAP_RECORD + incl
+            if offs:
+                yield self._pcap_batch(buf, np.asarray(offs, np.int64), endian, nano, linktype)
+            if eof:
+                if off < size:
+                    self._warn_truncated(file_pos + off, "last record incomplete")
+                return
+            file_pos += off
+            buf, eof = gen.send(off)
+
+    def _pcap_batch(self, buf: bytes, offs: np.ndarray, endian: str, nano: bool, linktype: int) -> Datagrams:
+        arr = np.frombuffer(buf, np.uint8)
+        hdr = arr[offs[:, None] + np.arange(PCAP_RECORD)[None, :]].copy().view(endian + "u4")
+        sec, frac, incl, orig = (hdr[:, k].astype(np.int64) for k in range(4))
+        ts = sec * 1_000_000_000 + (frac if nano else frac * 1000)
+        return self._emit(buf, offs + PCAP_RECORD, incl, orig, ts, np.full(offs.size, linktype))
+
+    # -- pcapng -----------------------------------------------------------
+
+    def _pcapng(self, fh, head: bytes) -> Iterator[Datagrams]:
+        self.info.format = "pcapng"
+        endian = "<"
+        ifaces: list[tuple[int, int, int, int]] = []  # (linktype, resol_num, resol_is_pow2, offset_s)
+        all_types: list[str] = []
+        file_pos = 0
+        gen = self._chunks(fh, head)
+        buf, eof = next(gen)
+        first = True
+        while True:
+            rows: list[tuple] = []  # (data offset, caplen, origlen, iface, ts_raw)
+            off, size = 0, len(buf)
+            while off + 12 <= size:
+                btype = struct.unpack_from(endian + "I", buf, off)[0]
+                if btype == PCAPNG_SHB or first:
+                    if struct.unpack_from("<I", buf, off)[0] != PCAPNG_SHB:
+                        raise CorruptCaptureError("pcapng does not start with a Section Header Block",
+                                                  str(self.path), file_pos + off)
+                    bom = buf[off + 8:off + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
+                        endian = "<"
+                    elif bom == b"\x1a\x2b\x3c\x4d":
+                        endian = ">"
+                    else:
+                        raise CorruptCaptureError("pcapng section header has no valid byte-order magic",
+                                                  str(self.path), file_pos + off)
+                    if first:
+                        self.info.byte_order = "little" if endian == "<" else "big"
+                    first = False
+                    btype = PCAPNG_SHB
+                blen = struct.unpack_from(endian + "I", buf, off + 4)[0]
+                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                    raise CorruptCaptureError(
+                        f"impossible pcapng block length {blen} (block type 0x{btype:08X})",
+                        str(self.path), file_pos + off,
+                    )
+                if off + blen > size:
+                    break
+                body = off + 8
+                if btype == PCAPNG_SHB:
+                    ifaces = []  # interface ids are per section
+                elif btype == PCAPNG_IDB and blen >= 20:
+                    ifaces.append(_idb(buf, body, off + blen - 4, endian))
+                    all_types.append(lt.name(ifaces[-1][0]))
+                elif btype == PCAPNG_EPB and blen >= 32:
+                    iface, th, tl, cap, orig = struct.unpack_from(endian + "IIIII", buf, body)
+                    if cap > blen - 32:
+                        raise CorruptCaptureError(
+                            f"packet length {cap} exceeds its block ({blen} bytes)", str(self.path), file_pos + off
+                        )
+                    rows.append((body + 20, cap, orig, iface, (th << 32) | tl))
+                elif btype == PCAPNG_SPB and blen >= 16:
+                    orig = struct.unpack_from(endian + "I", buf, body)[0]
+                    rows.append((body + 4, min(orig, blen - 16), orig, 0, -1))
+                elif btype == PCAPNG_OPB and blen >= 32:
+                    iface, _drops, th, tl, cap, orig = struct.unpack_from(endian + "HHIIII", buf, body)
+                    if cap > blen - 32:
+                        raise CorruptCaptureError(
+                            f"packet length {cap} exceeds its block ({blen} bytes)", str(self.path), file_pos + off
+                        )
+                    rows.append((body + 20, cap, orig, iface, (th << 32) | tl))
+                off += blen
+            if rows:
+                yield self._pcapng_batch(buf, rows, ifaces, file_pos)
+            if eof:
+                if off < size:
+                    self._warn_truncated(file_pos + off, "last block incomplete")
+                self.info.link_types = list(dict.fromkeys(all_types))
+                return
+            file_pos += off
+            buf, eof = gen.send(off)
+
+    def _pcapng_batch(self, buf: bytes, rows: list[tuple], ifaces, file_pos: int) -> Datagrams:
+        data_off, caplen, origlen, iface, ts_raw = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+        if not ifaces:
+            raise CorruptCaptureError("packet block before any Interface Description Block", str(self.path), file_pos)
+        bad = iface >= len(ifaces)
+        if bad.any():
+            raise CorruptCaptureError(
+                f"packet refers to interface {int(iface[bad][0])} but only {len(ifaces)} are described",
+                str(self.path), file_pos,
+            )
+        table = np.array(ifaces, dtype=np.int64)
+        linktype = table[iface, 0]
+        ts = _pcapng_ns(ts_raw, table[iface, 1], table[iface, 2], table[iface, 3])
+        # Simple Packet Blocks carry no timestamp: reuse the last known one.
+        if (ts_raw < 0).any():
+            known = np.where(ts_raw >= 0, ts, 0)
+            idx = np.maximum.accumulate(np.where(ts_raw >= 0, np.arange(ts.size), 0))
+            ts = np.where(ts_raw >= 0, ts, known[idx] if self.info.last_time_ns is None
+                          else np.maximum(known[idx], self.info.last_time_ns))
+        return self._emit(buf, data_off, caplen, origlen, ts, linktype)
+
+
+def _idb(buf: bytes, body: int, end: int, endian: str) -> tuple[int, int, int, int]:
+    """Link type, timestamp resolution and offset of an Interface Description Block."""
+    linktype = struct.unpack_from(endian + "H", buf, body)[0]
+    resol, pow2, offset = 6, 0, 0  # default resolution: microseconds
+    pos = body + 8
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(endian + "HH", buf, pos)
+        if code == 0:
+            break
+        value = buf[pos + 4:pos + 4 + length]
+        if code == OPT_IF_TSRESOL and length >= 1:
+            resol, pow2 = value[0] & 0x7F, value[0] >> 7
+        elif code == OPT_IF_TSOFFSET and length == 8:
+            offset = struct.unpack(endian + "q", value)[0]
+        pos += 4 + ((length + 3) & ~3)
+    return linktype, resol, pow2, offset
+
+
+def _pcapng_ns(raw: np.ndarray, resol: np.ndarray, pow2: np.ndarray, offset_s: np.ndarray) -> np.ndarray:
+    """Convert raw pcapng timestamps to ns since the epoch, per interface resolution."""
+    raw = np.maximum(raw, 0).astype(np.uint64)
+    out = np.zeros(raw.size, np.int64)
+    for r, p in set(zip(resol.tolist(), pow2.tolist(), strict=True)):
+        m = (resol == r) & (pow2 == p)
+        v = raw[m]
+        if p:
+            sec = v >> np.uint64(r)
+            frac = v & np.uint64((1 << r) - 1)
+            ns = sec.astype(np.int64) * 1_000_000_000 + (frac.astype(np.float64) * 1e9 / (1 << r)).astype(np.int64)
+        elif r <= 9:
+            ns = v.astype(np.int64) * 10 ** (9 - r)
+        else:
+            ns = (v // np.uint64(10 ** (r - 9))).astype(np.int64)
+        out[m] = ns
+    return out + offset_s * 1_000_000_000
+
+
+def _not_a_capture(head: bytes) -> str:
+    hexed = head.hex(" ")
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return f"not a pcap or pcapng capture (starts with text {head!r}); give a .pcap/.pcapng file"
+    return f"not a pcap or pcapng capture (magic bytes {hexed}); give a .pcap/.pcapng file"
+
+
+def iter_datagrams(path: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[Datagrams]:
+    """Yield the UDP datagrams of a capture chunk by chunk (bounded memory)."""
+    yield from CaptureReader(path, chunk_bytes)
+
+
+def read_capture(path: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Capture:
+    """Read a whole capture: its UDP datagrams, info and SIP-over-TCP segments.
+
+    Raises
+    ------
+    CaptureError
+        Not a capture, unreadable, unsupported link type or corrupt. A file cut
+        off mid-record is read up to the cut with a
+        :class:`~callscope.errors.TruncatedCaptureWarning`.
+    """
+    reader = CaptureReader(path, chunk_bytes)
+    try:
+        parts = list(reader)
+    except CaptureError:
+        raise
+    except (MemoryError, RecursionError) as e:  # pragma: no cover - hostile input guard
+        raise CorruptCaptureError(f"cannot be read ({type(e).__name__})", str(path)) from None
+    return Capture(Datagrams.concat(parts), reader.info, tuple(reader.tcp_signalling))
+
+
+def read_datagrams(path: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Datagrams:
+    """The UDP datagrams of a capture as one table."""
+    return read_capture(path, chunk_bytes).datagrams

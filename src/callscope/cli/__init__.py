@@ -18,6 +18,7 @@ from callscope.errors import CallscopeError
 
 #: command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
+    "analyze": "callscope.cli.analyze:analyze",
     "info": "callscope.cli.info:info",
 }
 

@@ -1,0 +1,294 @@
+"""The per-chunk reduction of datagrams to what media discovery needs.
+
+:func:`extract` turns a :class:`~callscope.capture.datagrams.Datagrams` chunk
+into :class:`MediaColumns`: a few compact numeric columns per datagram
+(time, 5-tuple id, size, RFC 7983 class, TURN encapsulation, RTP header
+fields) and the payload bytes of the rare control packets only (SIP, STUN,
+RTCP). A capture of any size can be reduced chunk by chunk and the results
+joined with :meth:`MediaColumns.concat`; discovery then runs on the columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from callscope.capture.datagrams import Datagrams, str_to_address
+from callscope.media import demux, rtp
+from callscope.media.stun import DATA_INDICATION, SEND_INDICATION, parse_stun
+
+HEAD_WIDTH = 24  # enough for RTP (12 + ext word), STUN (20) and SIP start lines
+
+TRANSPORT_UDP = 0
+TRANSPORT_TURN_CHANNEL = 1
+TRANSPORT_TURN_SEND = 2
+TRANSPORT_TURN_DATA = 3
+TRANSPORT_NAMES = ("udp", "turn-channel", "turn-send", "turn-data")
+
+#: Kinds of kept control messages.
+MSG_SIP = demux.SIP
+MSG_STUN = demux.STUN
+MSG_RTCP = demux.RTCP
+
+_FLOW_KEY = 36  # src(16) dst(16) sport(2) dport(2)
+_PEER_KEY = 18  # address(16) port(2)
+
+
+def _void_rows(keys: np.ndarray) -> np.ndarray:
+    keys = np.ascontiguousarray(keys)
+    return keys.view(np.dtype((np.void, keys.shape[1]))).ravel()
+
+
+@dataclass(frozen=True)
+class MediaColumns:
+    """Compact per-datagram columns of (part of) a capture.
+
+    Row ``i`` describes datagram ``i`` in capture order. ``flow`` indexes the
+    5-tuple table ``flow_keys`` (36 bytes: src, dst address, sport, dport
+    big-endian); ``peer`` indexes ``peer_keys`` (18 bytes: address, port)
+    for TURN Send/Data indications, -1 elsewhere. The RTP columns are read at
+    ``inner`` offset: 0 for plain UDP, 4 inside TURN ChannelData, the DATA
+    attribute inside Send/Data indications. ``msg_*`` hold the payload bytes
+    of SIP, STUN and RTCP datagrams (for RTCP in TURN, the inner packet).
+    """
+
+    frame: np.ndarray  # int64
+    time_ns: np.ndarray  # int64
+    flow: np.ndarray  # int32
+    size: np.ndarray  # int32, UDP payload bytes on the wire
+    demux: np.ndarray  # uint8, RFC 7983 class of the UDP payload
+    transport: np.ndarray  # uint8, TRANSPORT_*
+    channel: np.ndarray  # uint16, TURN channel number (ChannelData)
+    peer: np.ndarray  # int32
+    inner: np.ndarray  # uint8, RFC 7983 class of the (de-encapsulated) packet
+    b0: np.ndarray  # uint8
+    b1: np.ndarray  # uint8
+    seq: np.ndarray  # uint16
+    ts: np.ndarray  # uint32
+    ssrc: np.ndarray  # uint32
+    rtp_valid: np.ndarray  # bool
+    flow_keys: np.ndarray  # uint8 (m, 36)
+    peer_keys: np.ndarray  # uint8 (k, 18)
+    msg_row: np.ndarray  # int64
+    msg_kind: np.ndarray  # uint8
+    msg_start: np.ndarray  # int64
+    msg_len: np.ndarray  # int32
+    msg_data: np.ndarray = field(repr=False)  # uint8
+
+    def __len__(self) -> int:
+        return int(self.frame.shape[0])
+
+    def message(self, j: int) -> bytes:
+        s = int(self.msg_start[j])
+        return self.msg_data[s : s + int(self.msg_len[j])].tobytes()
+
+    @property
+    def flow_src(self) -> np.ndarray:
+        return self.flow_keys[:, 0:16]
+
+    @property
+    def flow_dst(self) -> np.ndarray:
+        return self.flow_keys[:, 16:32]
+
+    @property
+    def flow_sport(self) -> np.ndarray:
+        k = self.flow_keys.astype(np.uint16)
+        return (k[:, 32] << 8) | k[:, 33]
+
+    @property
+    def flow_dport(self) -> np.ndarray:
+        k = self.flow_keys.astype(np.uint16)
+        return (k[:, 34] << 8) | k[:, 35]
+
+    @staticmethod
+    def concat(parts: list[MediaColumns]) -> MediaColumns:
+        """Join reduced chunks (flow and peer tables merged, message offsets rebased)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return extract(Datagrams.empty())
+        if len(parts) == 1:
+            return parts[0]
+        flow_keys, flow = _merge_table([p.flow_keys for p in parts], [p.flow for p in parts])
+        peer_keys, peer = _merge_table([p.peer_keys for p in parts], [p.peer for p in parts])
+        row_base = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        data_base = np.cumsum([0] + [p.msg_data.size for p in parts[:-1]])
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        return MediaColumns(
+            frame=cat("frame"),
+            time_ns=cat("time_ns"),
+            flow=flow,
+            size=cat("size"),
+            demux=cat("demux"),
+            transport=cat("transport"),
+            channel=cat("channel"),
+            peer=peer,
+            inner=cat("inner"),
+            b0=cat("b0"),
+            b1=cat("b1"),
+            seq=cat("seq"),
+            ts=cat("ts"),
+            ssrc=cat("ssrc"),
+            rtp_valid=cat("rtp_valid"),
+            flow_keys=flow_keys,
+            peer_keys=peer_keys,
+            msg_row=np.concatenate([p.msg_row + b for p, b in zip(parts, row_base, strict=True)]),
+            msg_kind=cat("msg_kind"),
+            msg_start=np.concatenate(
+                [p.msg_start + b for p, b in zip(parts, data_base, strict=True)]
+            ),
+            msg_len=cat("msg_len"),
+            msg_data=cat("msg_data"),
+        )
+
+
+def _merge_table(tables: list[np.ndarray], indices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Union of key tables; row indices (-1 = none) remapped into the union."""
+    width = tables[0].shape[1]
+    stacked = np.concatenate(tables).reshape(-1, width)
+    if stacked.shape[0] == 0:
+        return stacked, np.concatenate(indices)
+    _, first, inverse = np.unique(_void_rows(stacked), return_index=True, return_inverse=True)
+    union = stacked[np.sort(first)]
+    # renumber so the union keeps first-seen order
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    inverse = rank[inverse.ravel()]
+    out = []
+    base = 0
+    for t, idx in zip(tables, indices, strict=True):
+        remap = inverse[base : base + t.shape[0]]
+        out.append(np.where(idx >= 0, remap[np.maximum(idx, 0)] if remap.size else -1, -1))
+        base += t.shape[0]
+    return union, np.concatenate(out).astype(np.int32)
+
+
+def _table(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique rows of ``keys`` in first-seen order and each row's index into them."""
+    if keys.shape[0] == 0:
+        return keys, np.zeros(0, np.int32)
+    _, first, inverse = np.unique(_void_rows(keys), return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return keys[first[order]], rank[inverse.ravel()].astype(np.int32)
+
+
+def _port_bytes(port: np.ndarray) -> np.ndarray:
+    p = np.asarray(port, np.uint16)
+    return np.stack([(p >> 8).astype(np.uint8), (p & 0xFF).astype(np.uint8)], axis=1)
+
+
+def peer_key(addr: str, port: int) -> np.ndarray:
+    """The 18-byte peer-table row for an address and port."""
+    return np.concatenate([str_to_address(addr), _port_bytes(np.array([port]))[0]])
+
+
+def extract(datagrams: Datagrams) -> MediaColumns:
+    """Reduce a chunk of UDP datagrams to :class:`MediaColumns`.
+
+    Every datagram is classified by its first bytes (RFC 7983 §7); TURN
+    ChannelData (RFC 5766 §11.4) and Send/Data indications (RFC 5766 §10)
+    are opened so that RTP/RTCP inside them is read like plain RTP. Only the
+    payload bytes of SIP, STUN (other than media-carrying indications) and
+    RTCP datagrams are kept.
+
+    Parameters
+    ----------
+    datagrams : Datagrams
+        One chunk of the reader's output, in capture order.
+
+    Returns
+    -------
+    MediaColumns
+    """
+    d = datagrams
+    n = len(d)
+    caplen = d.payload_caplen.astype(np.int64)
+    head = d.payload_prefix(HEAD_WIDTH)
+    outer = demux.classify(head, caplen)
+
+    inner_off = np.zeros(n, np.int64)
+    transport = np.zeros(n, np.uint8)
+    channel = np.zeros(n, np.uint16)
+    peer = np.full(n, -1, np.int32)
+
+    is_chan = outer == demux.TURN_CHANNEL
+    inner_off[is_chan] = demux.CHANNEL_DATA_HEADER_LEN
+    transport[is_chan] = TRANSPORT_TURN_CHANNEL
+    channel[is_chan] = (head[is_chan, 0].astype(np.uint16) << 8) | head[is_chan, 1]
+
+    msg_type = (head[:, 0].astype(np.uint16) << 8) | head[:, 1]
+    is_ind = (outer == demux.STUN) & ((msg_type == SEND_INDICATION) | (msg_type == DATA_INDICATION))
+    peers: list[np.ndarray] = []
+    for i in np.flatnonzero(is_ind):
+        msg = parse_stun(d.payload(int(i)))
+        if msg is None or msg.data_offset is None:
+            continue
+        inner_off[i] = msg.data_offset
+        transport[i] = TRANSPORT_TURN_SEND if msg_type[i] == SEND_INDICATION else TRANSPORT_TURN_DATA
+        if msg.peer is not None:
+            peer[i] = len(peers)
+            peers.append(peer_key(*msg.peer))
+    peer_keys, peer_idx = _table(np.array(peers, np.uint8).reshape(-1, _PEER_KEY))
+    has_peer = peer >= 0
+    peer[has_peer] = peer_idx[peer[has_peer]]
+
+    tunnelled = transport != TRANSPORT_UDP
+    inner_len = np.maximum(caplen - inner_off, 0)
+    start = d.payload_start + inner_off
+    ihead = head.copy()
+    if tunnelled.any():
+        ihead[tunnelled] = demux.gather(d.data, start[tunnelled], inner_len[tunnelled], HEAD_WIDTH)
+    inner = outer.copy()
+    inner[tunnelled] = demux.classify(ihead[tunnelled], inner_len[tunnelled])
+
+    cc = (ihead[:, 0] & 0x0F).astype(np.int64)
+    ext_word = demux.gather(d.data, start + rtp.RTP_HEADER_LEN + 4 * cc, inner_len - 12 - 4 * cc, 4)
+    last = demux.gather(d.data, d.payload_start + np.maximum(caplen - 1, 0), (caplen > 0).astype(np.int64), 1)[:, 0]
+    hdr = rtp.parse_headers(ihead, inner_len, ext_word, last)
+
+    keep = (outer == demux.SIP) | ((outer == demux.STUN) & ~tunnelled) | (inner == demux.RTCP)
+    rows = np.flatnonzero(keep)
+    kind = np.where(inner[rows] == demux.RTCP, MSG_RTCP, outer[rows]).astype(np.uint8)
+    msg_len = inner_len[rows].astype(np.int32)
+    msg_start = np.concatenate([[0], np.cumsum(msg_len)[:-1]]).astype(np.int64) if rows.size else np.zeros(0, np.int64)
+    if rows.size:
+        idx = np.repeat(start[rows] - msg_start, msg_len) + np.arange(int(msg_len.sum()))
+        msg_data = d.data[idx]
+    else:
+        msg_data = np.zeros(0, np.uint8)
+
+    keys = np.concatenate(
+        [d.src.astype(np.uint8), d.dst.astype(np.uint8), _port_bytes(d.sport), _port_bytes(d.dport)],
+        axis=1,
+    ).reshape(-1, _FLOW_KEY)
+    flow_keys, flow = _table(keys)
+    return MediaColumns(
+        frame=d.frame.astype(np.int64),
+        time_ns=d.time_ns.astype(np.int64),
+        flow=flow,
+        size=d.udp_payload_len.astype(np.int32),
+        demux=outer,
+        transport=transport,
+        channel=channel,
+        peer=peer,
+        inner=inner,
+        b0=hdr.b0,
+        b1=hdr.b1,
+        seq=hdr.seq,
+        ts=hdr.ts,
+        ssrc=hdr.ssrc,
+        rtp_valid=hdr.valid,
+        flow_keys=flow_keys,
+        peer_keys=peer_keys,
+        msg_row=rows.astype(np.int64),
+        msg_kind=kind,
+        msg_start=msg_start,
+        msg_len=msg_len,
+        msg_data=msg_data,
+    )

@@ -1,0 +1,137 @@
+"""Which protocol a UDP payload is, from its first bytes (RFC 7983 §7).
+
+RFC 7983 §7 multiplexes STUN, ZRTP, DTLS, TURN ChannelData and RTP/RTCP on
+one port by the value of the first byte; RFC 5761 §4 then separates RTCP
+from RTP by the second byte. Every test here is a vectorised comparison over
+the gathered header bytes of all datagrams, plus a structural check (STUN
+magic cookie and length, ChannelData length, DTLS version) so that random
+bytes of an encrypted protocol are not mistaken for a control message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+OTHER = 0
+STUN = 1
+ZRTP = 2
+DTLS = 3
+TURN_CHANNEL = 4
+RTP = 5
+RTCP = 6
+SIP = 7
+
+CLASS_NAMES = ("other", "stun", "zrtp", "dtls", "turn-channel", "rtp", "rtcp", "sip")
+
+# RFC 7983 §7 first-byte ranges (inclusive)
+STUN_FIRST = (0, 3)
+ZRTP_FIRST = (16, 19)
+DTLS_FIRST = (20, 63)
+TURN_CHANNEL_FIRST = (64, 79)
+RTP_FIRST = (128, 191)
+RTCP_SECOND = (192, 223)  # RFC 5761 §4: RTCP packet types 192-223 in byte 1
+
+STUN_MAGIC_COOKIE = 0x2112A442  # RFC 5389 §6
+ZRTP_MAGIC_COOKIE = 0x5A525450  # RFC 6189 §5: "ZRTP" in bytes 4-7
+STUN_HEADER_LEN = 20  # RFC 5389 §6
+CHANNEL_DATA_HEADER_LEN = 4  # RFC 5766 §11.4
+DTLS_VERSION_MAJOR = 0xFE  # RFC 6347 §4.1: DTLS 1.0 = {254, 255}, 1.2 = {254, 253}
+DTLS_CONTENT_TYPES = (20, 25)  # RFC 6347 §4.1 / RFC 9147: change_cipher_spec .. heartbeat/ack
+
+#: Start lines of SIP requests and responses (RFC 3261 §7.1, §7.2, methods of
+#: RFC 3261 §27.4 and its extensions), as the bytes a payload begins with.
+SIP_TOKENS = (
+    b"SIP/2.0 ",
+    b"INVITE ",
+    b"ACK ",
+    b"BYE ",
+    b"CANCEL ",
+    b"OPTIONS ",
+    b"REGISTER ",
+    b"PRACK ",
+    b"UPDATE ",
+    b"INFO ",
+    b"SUBSCRIBE ",
+    b"NOTIFY ",
+    b"REFER ",
+    b"MESSAGE ",
+    b"PUBLISH ",
+)
+SIP_TOKEN_WIDTH = max(len(t) for t in SIP_TOKENS)
+
+
+def _between(x: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
+    return (x >= bounds[0]) & (x <= bounds[1])
+
+
+def gather(data: np.ndarray, start: np.ndarray, avail: np.ndarray, width: int) -> np.ndarray:
+    """``width`` bytes from ``data`` at each ``start``, zero beyond ``avail`` bytes.
+
+    The vectorised read behind every header decode here: shape (n, width).
+    """
+    n = start.shape[0]
+    if n == 0 or data.size == 0:
+        return np.zeros((n, width), np.uint8)
+    cols = np.arange(width)
+    valid = cols[None, :] < np.asarray(avail)[:, None]
+    idx = np.clip(np.asarray(start, np.int64)[:, None] + cols[None, :], 0, data.size - 1)
+    out = data[idx]
+    out[~valid] = 0
+    return out
+
+
+def classify(head: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """RFC 7983 class of each payload (``OTHER``, ``STUN``, ..., ``RTCP``, ``SIP``).
+
+    Parameters
+    ----------
+    head : uint8, shape (n, >= 20)
+        The first payload bytes.
+    length : int
+        Payload bytes available (captured).
+
+    Returns
+    -------
+    uint8 array of class codes.
+    """
+    b0 = head[:, 0]
+    b1 = head[:, 1]
+    h = head.astype(np.uint32)
+    length = np.asarray(length, np.int64)
+    out = np.full(b0.shape[0], OTHER, np.uint8)
+
+    cookie = (h[:, 4] << 24) | (h[:, 5] << 16) | (h[:, 6] << 8) | h[:, 7]
+    stun_len = (h[:, 2] << 8) | h[:, 3]
+    is_stun = (
+        _between(b0, STUN_FIRST)
+        & (cookie == STUN_MAGIC_COOKIE)
+        & (stun_len % 4 == 0)  # RFC 5389 §6: attributes are 32-bit aligned
+        & (stun_len + STUN_HEADER_LEN <= length)
+    )
+    out[is_stun] = STUN
+    out[_between(b0, ZRTP_FIRST) & (cookie == ZRTP_MAGIC_COOKIE) & (length >= 12)] = ZRTP
+    is_dtls = _between(b0, DTLS_CONTENT_TYPES) & (b1 == DTLS_VERSION_MAJOR) & (length >= 13)
+    out[is_dtls] = DTLS
+    chan_len = (h[:, 2] << 8) | h[:, 3]
+    # RFC 5766 §11.5: over UDP the ChannelData message may omit its padding,
+    # so the datagram carries Length bytes plus up to 3 bytes of padding.
+    slack = length - CHANNEL_DATA_HEADER_LEN - chan_len
+    is_chan = _between(b0, TURN_CHANNEL_FIRST) & (slack >= 0) & (slack < 4) & (chan_len > 0)
+    out[is_chan] = TURN_CHANNEL
+    rtpish = _between(b0, RTP_FIRST) & (length >= 4)
+    out[rtpish & _between(b1, RTCP_SECOND)] = RTCP
+    out[rtpish & ~_between(b1, RTCP_SECOND)] = RTP
+    out[is_sip(head)] = SIP
+    return out
+
+
+def is_sip(head: np.ndarray) -> np.ndarray:
+    """Payloads that begin with a SIP request or status line token (RFC 3261 §7)."""
+    n = head.shape[0]
+    hit = np.zeros(n, bool)
+    if head.shape[1] < SIP_TOKEN_WIDTH:
+        return hit
+    for token in SIP_TOKENS:
+        t = np.frombuffer(token, np.uint8)
+        hit |= np.all(head[:, : t.size] == t[None, :], axis=1)
+    return hit

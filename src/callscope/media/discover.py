@@ -1,0 +1,506 @@
+"""Media discovery: from reduced datagram columns to streams, calls, RTCP, STUN and SIP.
+
+RTP is found two ways (DESIGN.md, media):
+
+* signalled: a flow to or from an address:port announced in SDP (``c=`` /
+  ``m=``), or on a port the user names (``decode_as``), is RTP; every valid
+  RTP header on it counts;
+* heuristic: a flow's packets with one SSRC form a stream when their RTP
+  headers are valid (RFC 3550 §5.1) and consecutive packets agree: the
+  sequence number advances by a small step and the timestamp advances, not
+  faster than any audio/video clock, consistently with arrival time.
+  Random bytes pass the single-packet test one time in four but almost never
+  repeat an SSRC, so one-packet "streams" of encrypted traffic never confirm.
+
+As Wireshark does, a stream is one SSRC on one 5-tuple and holds every
+valid RTP header with that SSRC on it, whatever the payload type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from callscope.capture.datagrams import Datagrams, address_to_str, str_to_address
+from callscope.media import demux, rtp
+from callscope.media.columns import (
+    MSG_RTCP,
+    MSG_SIP,
+    MSG_STUN,
+    TRANSPORT_NAMES,
+    TRANSPORT_TURN_CHANNEL,
+    TRANSPORT_UDP,
+    MediaColumns,
+    extract,
+)
+from callscope.media.opaque import find_opaque
+from callscope.media.rtcp import RtcpDatagram, RtcpSummary, parse_compound
+from callscope.media.rtcp import summarise as summarise_rtcp
+from callscope.media.sip import SdpMedia, SipMessage, SipSummary, parse_sip
+from callscope.media.sip import summarise as summarise_sip
+from callscope.media.stream import MediaStream, PacketSeries
+from callscope.media.stun import (
+    CLASS_ERROR,
+    CLASS_INDICATION,
+    CLASS_REQUEST,
+    CLASS_SUCCESS,
+    METHOD_ALLOCATE,
+    METHOD_BINDING,
+    METHOD_CHANNEL_BIND,
+    ChannelBinding,
+    StunExchange,
+    StunMessage,
+    StunSummary,
+    parse_stun,
+)
+
+MAX_SEQ_STEP = 100  # a confirming pair may have lost at most 99 packets between them
+MAX_CLOCK_RATE = 192_000  # Hz: no RTP clock runs faster (RFC 3551 §4.5 rates, 90 kHz video)
+CLOCK_SLACK_S = 1.0  # timestamp may run ahead of arrival by this much (sender-side buffering)
+MIN_CONFIRMING_PAIRS = 2  # consecutive consistent pairs that make a heuristic stream
+MAX_DROPOUT = 3000  # RFC 3550 §A.1: a larger sequence jump is a restart, not loss
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Call:
+    """The streams of one call: both directions between the same endpoints,
+    or everything signalled under one SIP Call-ID."""
+
+    id: str
+    stream_ids: tuple[str, ...]
+    call_id: str | None = None
+    from_uri: str | None = None
+    to_uri: str | None = None
+    session_name: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaInventory:
+    """Everything the media stage found in a capture."""
+
+    streams: tuple[MediaStream, ...]
+    calls: tuple[Call, ...]
+    rtcp: RtcpSummary
+    stun: StunSummary
+    sip: SipSummary
+
+    def stream(self, stream_id: str) -> MediaStream:
+        """The stream with id ``stream_id`` (KeyError if there is none)."""
+        for s in self.streams:
+            if s.id == stream_id:
+                return s
+        raise KeyError(stream_id)
+
+
+def discover(
+    datagrams: Datagrams,
+    *,
+    capture_start_ns: int,
+    tcp_signalling=(),
+    decode_as: Sequence[int] = (),
+) -> MediaInventory:
+    """Find every voice stream, call, RTCP report, STUN exchange and SIP call.
+
+    Parameters
+    ----------
+    datagrams : Datagrams
+        The capture's UDP datagrams, in capture order.
+    capture_start_ns : int
+        Timestamp of the capture's first frame; stream times are seconds since it.
+    tcp_signalling : iterable of (frame, time_ns, src, sport, dst, dport, payload)
+        TCP segments that start with a SIP token (as the reader collects them).
+    decode_as : sequence of int
+        UDP ports whose traffic is RTP whatever the heuristic says
+        (``tshark -d udp.port==P,rtp``).
+
+    Returns
+    -------
+    MediaInventory
+    """
+    return discover_columns(
+        extract(datagrams),
+        capture_start_ns=capture_start_ns,
+        tcp_signalling=tcp_signalling,
+        decode_as=decode_as,
+    )
+
+
+class _Flows:
+    """Text endpoints of the flow table and each flow's reverse, built on demand."""
+
+    def __init__(self, cols: MediaColumns):
+        self.keys = cols.flow_keys
+        self.sport = cols.flow_sport.astype(int)
+        self.dport = cols.flow_dport.astype(int)
+        self._addr: dict[bytes, str] = {}
+        index = {bytes(k): i for i, k in enumerate(self.keys)}
+        rev = np.concatenate([self.keys[:, 16:32], self.keys[:, 0:16], self.keys[:, 34:36], self.keys[:, 32:34]], axis=1)
+        self.reverse = np.array([index.get(bytes(k), -1) for k in rev], dtype=np.int64)
+        # a conversation is a flow and its reverse: name it by the smaller index
+        idx = np.arange(len(self.keys))
+        self.conversation = np.where(self.reverse >= 0, np.minimum(idx, self.reverse), idx)
+
+    def addr(self, raw: np.ndarray) -> str:
+        b = bytes(raw)
+        if b not in self._addr:
+            self._addr[b] = address_to_str(raw)
+        return self._addr[b]
+
+    def endpoints(self, f: int) -> tuple[str, int, str, int]:
+        k = self.keys[f]
+        return self.addr(k[0:16]), int(self.sport[f]), self.addr(k[16:32]), int(self.dport[f])
+
+
+def _endpoint_key(addr: str | bytes, port: int) -> bytes:
+    raw = bytes(str_to_address(addr)) if isinstance(addr, str) else bytes(addr)
+    return raw + int(port).to_bytes(2, "big")
+
+
+def _sip_messages(cols: MediaColumns, tcp_signalling) -> list[SipMessage]:
+    out = []
+    for j in np.flatnonzero(cols.msg_kind == MSG_SIP):
+        row = int(cols.msg_row[j])
+        m = parse_sip(cols.message(int(j)), int(cols.frame[row]), int(cols.time_ns[row]))
+        if m is not None:
+            out.append(m)
+    for frame, time_ns, _src, _sport, _dst, _dport, payload in tcp_signalling:
+        m = parse_sip(bytes(payload), int(frame), int(time_ns))
+        if m is not None:
+            out.append(m)
+    return out
+
+
+def _stun(cols: MediaColumns, flows: _Flows, start_ns: int):
+    """STUN summary per client/server pair and the channel -> peer map per conversation."""
+    rows = []
+    for j in np.flatnonzero(cols.msg_kind == MSG_STUN):
+        msg = parse_stun(cols.message(int(j)))
+        if msg is not None:
+            rows.append((int(cols.msg_row[j]), msg))
+    tunnel = np.flatnonzero(cols.transport != TRANSPORT_UDP)
+    flow_of = cols.flow
+    # The client of a 5-tuple is whoever sends requests on it (RFC 5389 §7).
+    client_flow: dict[int, int] = {}
+    for row, msg in rows:
+        f = int(flow_of[row])
+        conv = int(flows.conversation[f])
+        if msg.cls == CLASS_REQUEST or (msg.cls == CLASS_INDICATION and conv not in client_flow):
+            client_flow.setdefault(conv, f)
+    for row in tunnel:
+        f = int(flow_of[row])
+        conv = int(flows.conversation[f])
+        outbound = cols.transport[row] in (TRANSPORT_TURN_CHANNEL, 2)
+        client_flow.setdefault(conv, f if outbound else int(flows.reverse[f]) if flows.reverse[f] >= 0 else f)
+
+    acc: dict[int, dict] = {}
+
+    def entry(conv: int, t: float) -> dict:
+        e = acc.setdefault(conv, {"first": t, "last": t, "counts": {}, "txn": {}, "answered": set(),
+                                  "bindings": [], "errors": []})
+        e["first"] = min(e["first"], t)
+        e["last"] = max(e["last"], t)
+        return e
+
+    channel_peer: dict[tuple[int, int], tuple[str, int]] = {}
+    for row, msg in rows:
+        conv = int(flows.conversation[int(flow_of[row])])
+        t = (int(cols.time_ns[row]) - start_ns) / NS
+        e = entry(conv, t)
+        _count_stun(e, msg)
+        if msg.method == METHOD_CHANNEL_BIND and msg.cls == CLASS_REQUEST and msg.channel and msg.peer:
+            channel_peer[(conv, msg.channel)] = msg.peer
+            e["bindings"].append(ChannelBinding(msg.channel, msg.peer[0], msg.peer[1], int(cols.frame[row])))
+    for row in tunnel:
+        conv = int(flows.conversation[int(flow_of[row])])
+        t = (int(cols.time_ns[row]) - start_ns) / NS
+        name = TRANSPORT_NAMES[int(cols.transport[row])]
+        c = entry(conv, t)["counts"]
+        c[name] = c.get(name, 0) + 1
+
+    exchanges = []
+    for conv, e in sorted(acc.items(), key=lambda kv: kv[1]["first"]):
+        f = client_flow.get(conv, conv)
+        client, cport, server, sport = flows.endpoints(f)
+        c = e["counts"]
+        seen = {(b.channel, b.peer, b.peer_port): b for b in e["bindings"]}
+        exchanges.append(
+            StunExchange(
+                client=client,
+                client_port=cport,
+                server=server,
+                server_port=sport,
+                first_time=e["first"],
+                last_time=e["last"],
+                binding_requests=c.get((METHOD_BINDING, CLASS_REQUEST), 0),
+                binding_success=c.get((METHOD_BINDING, CLASS_SUCCESS), 0),
+                binding_errors=c.get((METHOD_BINDING, CLASS_ERROR), 0),
+                allocate_requests=c.get((METHOD_ALLOCATE, CLASS_REQUEST), 0),
+                allocate_success=c.get((METHOD_ALLOCATE, CLASS_SUCCESS), 0),
+                allocate_errors=c.get((METHOD_ALLOCATE, CLASS_ERROR), 0),
+                other_requests=c.get(("other", CLASS_REQUEST), 0),
+                other_success=c.get(("other", CLASS_SUCCESS), 0),
+                other_errors=c.get(("other", CLASS_ERROR), 0),
+                transactions=len(e["txn"]),
+                answered=len(e["answered"]),
+                retransmissions=sum(n - 1 for n in e["txn"].values()),
+                send_indications=c.get("turn-send", 0),
+                data_indications=c.get("turn-data", 0),
+                channel_data=c.get("turn-channel", 0),
+                channel_bindings=tuple(seen.values()),
+                error_codes=tuple(e["errors"]),
+            )
+        )
+    return StunSummary(tuple(exchanges)), channel_peer
+
+
+def _count_stun(e: dict, msg: StunMessage) -> None:
+    method = msg.method if msg.method in (METHOD_BINDING, METHOD_ALLOCATE) else "other"
+    c = e["counts"]
+    if msg.cls == CLASS_INDICATION:
+        return
+    c[(method, msg.cls)] = c.get((method, msg.cls), 0) + 1
+    if msg.cls == CLASS_REQUEST:
+        e["txn"][msg.transaction] = e["txn"].get(msg.transaction, 0) + 1
+    elif msg.cls == CLASS_SUCCESS:
+        e["answered"].add(msg.transaction)
+    elif msg.error_code is not None:
+        e["errors"].append(msg.error_code)
+
+
+def _rtcp(cols: MediaColumns, flows: _Flows, start_ns: int):
+    parsed = []
+    encrypted_convs = set()
+    for j in np.flatnonzero(cols.msg_kind == MSG_RTCP):
+        row = int(cols.msg_row[j])
+        f = int(cols.flow[row])
+        src, sport, dst, dport = flows.endpoints(f)
+        where = RtcpDatagram(int(cols.frame[row]), (int(cols.time_ns[row]) - start_ns) / NS, src, sport, dst, dport)
+        p = parse_compound(cols.message(int(j)), where)
+        parsed.append(p)
+        if p is not None and p.encrypted:
+            encrypted_convs.add(int(flows.conversation[f]))
+    return summarise_rtcp(parsed), encrypted_convs
+
+
+def _codec(pt: int, media: SdpMedia | None) -> tuple[str | None, int | None, str]:
+    """Codec name, clock rate and its source: SDP a=rtpmap, then RFC 3551's table."""
+    if media is not None:
+        for mpt, name, rate in media.rtpmap:
+            if mpt == pt:
+                if name.lower() == "opus":
+                    return name, rtp.OPUS_CLOCK_RATE, "opus"  # RFC 7587 §4.1
+                return name, rate, "sdp"
+    if pt in rtp.STATIC_PAYLOAD_TYPES:
+        name, rate = rtp.STATIC_PAYLOAD_TYPES[pt]
+        return name, rate, "static"
+    return None, None, "unknown"
+
+
+def _infer_clock(time: np.ndarray, seq: np.ndarray, ts: np.ndarray, pt: np.ndarray, main_pt: int) -> int | None:
+    """Clock rate from timestamp advance against arrival time over adjacent packets."""
+    keep = pt == main_pt
+    t, s, x = time[keep], seq[keep].astype(np.int64), ts[keep].astype(np.int64)
+    if t.size < 3:
+        return None
+    dseq = (s[1:] - s[:-1]) % 65536
+    dts = (x[1:] - x[:-1]) % (1 << 32)
+    dt = t[1:] - t[:-1]
+    ok = (dseq == 1) & (dts > 0) & (dts < (1 << 31))
+    if ok.sum() < 2 or dt[ok].sum() <= 0:
+        return None
+    return rtp.snap_clock_rate(float(dts[ok].sum() / dt[ok].sum()))
+
+
+def discover_columns(
+    cols: MediaColumns,
+    *,
+    capture_start_ns: int,
+    tcp_signalling=(),
+    decode_as: Sequence[int] = (),
+) -> MediaInventory:
+    """:func:`discover` on already reduced columns (the chunked path: reduce each
+    chunk with :func:`~callscope.media.columns.extract`, join with
+    :meth:`MediaColumns.concat`, then call this)."""
+    start_ns = int(capture_start_ns)
+    flows = _Flows(cols)
+    sip = summarise_sip(_sip_messages(cols, tcp_signalling))
+    stun, channel_peer = _stun(cols, flows, start_ns)
+    rtcp_summary, srtcp_convs = _rtcp(cols, flows, start_ns)
+
+    sdp: dict[bytes, tuple[str, SdpMedia]] = {}
+    for call in sip.calls:
+        for md in call.media:
+            if md.address and md.port:
+                try:
+                    sdp[_endpoint_key(md.address, md.port)] = (call.call_id, md)
+                except ValueError:
+                    continue
+    src_ep = [bytes(k[0:16]) + bytes(k[32:34]) for k in flows.keys]
+    dst_ep = [bytes(k[16:32]) + bytes(k[34:36]) for k in flows.keys]
+    flow_sdp = [sdp.get(dst_ep[f]) or sdp.get(src_ep[f]) for f in range(len(flows.keys))]
+    forced = set(int(p) for p in decode_as)
+    flow_signalled = np.array(
+        [flow_sdp[f] is not None or flows.sport[f] in forced or flows.dport[f] in forced for f in range(len(flows.keys))],
+        dtype=bool,
+    )
+    dtls_convs = set(np.unique(flows.conversation[cols.flow[cols.demux == demux.DTLS]]).tolist()) if len(flows.keys) else set()
+
+    streams = _rtp_streams(cols, flows, flow_sdp, flow_signalled, channel_peer, start_ns,
+                           dtls_convs | srtcp_convs)
+    rtp_flows = {s_flow for s_flow, _ in streams}
+    opaque = find_opaque(cols, flows, exclude_conversations={int(flows.conversation[f]) for f in rtp_flows})
+    built: list[tuple[int, MediaStream]] = [(int(s.packets.frame[0]), s) for _, s in streams]
+    for f, rows in opaque:
+        src, sport, dst, dport = flows.endpoints(f)
+        built.append((int(cols.frame[rows[0]]), MediaStream(
+            id="", kind="opaque", src=src, src_port=sport, dst=dst, dst_port=dport,
+            packets=PacketSeries(
+                frame=cols.frame[rows], time=(cols.time_ns[rows] - start_ns) / NS, size=cols.size[rows]),
+            encrypted=True,
+        )))
+    built.sort(key=lambda fs: fs[0])
+    final = _number(tuple(s for _, s in built))
+    return MediaInventory(
+        streams=final,
+        calls=_calls(final, sip),
+        rtcp=rtcp_summary,
+        stun=stun,
+        sip=sip,
+    )
+
+
+def _rtp_streams(cols, flows, flow_sdp, flow_signalled, channel_peer, start_ns, secure_convs):
+    """Group valid RTP headers by (path, SSRC) and keep the confirmed groups."""
+    pt_all = cols.b1 & 0x7F
+    conflict = ((cols.b1 & 0x80) != 0) & (pt_all >= rtp.RTCP_CONFLICT_PT[0]) & (pt_all <= rtp.RTCP_CONFLICT_PT[1])
+    cand = np.flatnonzero((cols.inner == demux.RTP) & cols.rtp_valid & ~conflict)
+    if cand.size == 0:
+        return []
+    path = np.stack(
+        [cols.flow[cand].astype(np.int64), cols.transport[cand].astype(np.int64),
+         cols.channel[cand].astype(np.int64), cols.peer[cand].astype(np.int64),
+         cols.ssrc[cand].astype(np.int64)],
+        axis=1,
+    )
+    groups, first, inverse = np.unique(path, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    rows = cand[order]
+    g = inverse[order]
+    same = g[1:] == g[:-1]
+    dseq = (cols.seq[rows[1:]].astype(np.int64) - cols.seq[rows[:-1]]) % 65536
+    dts = (cols.ts[rows[1:]].astype(np.int64) - cols.ts[rows[:-1]]) % (1 << 32)
+    dt = (cols.time_ns[rows[1:]] - cols.time_ns[rows[:-1]]) / NS
+    good = same & (dseq >= 1) & (dseq <= MAX_SEQ_STEP) & (dts < (np.maximum(dt, 0) + CLOCK_SLACK_S) * MAX_CLOCK_RATE)
+    n_groups = groups.shape[0]
+    confirming = np.bincount(g[1:][good], minlength=n_groups)
+    signalled = flow_signalled[groups[:, 0]]
+    confirmed = signalled | (confirming >= MIN_CONFIRMING_PAIRS)
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(g, minlength=n_groups))])
+
+    ssrc_paths: dict[int, list[int]] = {}
+    for k in np.flatnonzero(confirmed):
+        ssrc_paths.setdefault(int(groups[k, 4]), []).append(int(k))
+
+    out = []
+    for k in np.flatnonzero(confirmed):
+        r = rows[bounds[k] : bounds[k + 1]]
+        f, transport, channel, peer_i, ssrc = (int(v) for v in groups[k])
+        src, sport, dst, dport = flows.endpoints(f)
+        conv = int(flows.conversation[f])
+        peer = None
+        if transport == TRANSPORT_TURN_CHANNEL:
+            peer = channel_peer.get((conv, channel))
+        elif peer_i >= 0:
+            pk = cols.peer_keys[peer_i]
+            peer = (flows.addr(pk[0:16]), int((int(pk[16]) << 8) | int(pk[17])))
+        time = (cols.time_ns[r] - start_ns) / NS
+        pts = pt_all[r].astype(np.uint8)
+        main_pt = int(np.bincount(pts, minlength=128).argmax())
+        call_id, media = flow_sdp[f] if flow_sdp[f] is not None else (None, None)
+        codec, clock, source = _codec(main_pt, media)
+        if clock is None:
+            clock = _infer_clock(time, cols.seq[r], cols.ts[r], pts, main_pt)
+            source = "inferred" if clock is not None else "unknown"
+        notes = []
+        s = cols.seq[r].astype(np.int64)
+        jumps = np.flatnonzero(np.abs(((s[1:] - s[:-1] + 32768) % 65536) - 32768) > MAX_DROPOUT)
+        for j in jumps:
+            notes.append(f"sequence restart at frame {int(cols.frame[r[j + 1]])} "
+                         f"({int(s[j])} -> {int(s[j + 1])}), not loss")
+        encrypted = conv in secure_convs or (media is not None and media.secure)
+        out.append((f, MediaStream(
+            id="", kind="rtp", src=src, src_port=sport, dst=dst, dst_port=dport,
+            packets=PacketSeries(
+                frame=cols.frame[r], time=time, size=cols.size[r], seq=cols.seq[r], ts=cols.ts[r],
+                pt=pts, marker=(cols.b1[r] & 0x80) != 0,
+            ),
+            ssrc=ssrc, payload_type=main_pt, codec=codec, clock_rate=clock, clock_source=source,
+            transport=TRANSPORT_NAMES[transport], peer=peer, encrypted=encrypted, call_id=call_id,
+            notes=tuple(notes),
+        )))
+    return out
+
+
+def _number(streams: tuple[MediaStream, ...]) -> tuple[MediaStream, ...]:
+    """Give ids s1, s2, ... in order of first frame; link streams sharing an SSRC."""
+    from dataclasses import replace
+
+    named = [replace(s, id=f"s{i + 1}") for i, s in enumerate(streams)]
+    by_ssrc: dict[int, list[MediaStream]] = {}
+    for s in named:
+        if s.ssrc is not None:
+            by_ssrc.setdefault(s.ssrc, []).append(s)
+    out = []
+    for s in named:
+        others = [o for o in by_ssrc.get(s.ssrc, []) if o.id != s.id] if s.ssrc is not None else []
+        links = tuple(f"same SSRC as {o.id} ({o.label}): one source on two paths, not loss" for o in others)
+        out.append(replace(s, notes=s.notes + links) if links else s)
+    return tuple(out)
+
+
+def _calls(streams: tuple[MediaStream, ...], sip: SipSummary) -> tuple[Call, ...]:
+    """Pair streams into calls: same endpoints either way, same SIP Call-ID, or same SSRC."""
+    parent = list(range(len(streams)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        parent[find(i)] = find(j)
+
+    seen: dict[object, int] = {}
+    for i, s in enumerate(streams):
+        keys = [frozenset([(s.src, s.src_port), (s.dst, s.dst_port)])]
+        if s.call_id:
+            keys.append(("call-id", s.call_id))
+        if s.ssrc is not None:
+            keys.append(("ssrc", s.ssrc))
+        for key in keys:
+            if key in seen:
+                union(i, seen[key])
+            else:
+                seen[key] = i
+    groups: dict[int, list[int]] = {}
+    for i in range(len(streams)):
+        groups.setdefault(find(i), []).append(i)
+    by_id = {c.call_id: c for c in sip.calls}
+    calls = []
+    for n, members in enumerate(sorted(groups.values(), key=min)):
+        call_id = next((streams[i].call_id for i in members if streams[i].call_id), None)
+        sc = by_id.get(call_id) if call_id else None
+        calls.append(Call(
+            id=f"c{n + 1}",
+            stream_ids=tuple(streams[i].id for i in members),
+            call_id=call_id,
+            from_uri=sc.from_uri if sc else None,
+            to_uri=sc.to_uri if sc else None,
+            session_name=sc.session_name if sc else None,
+        ))
+    return tuple(calls)

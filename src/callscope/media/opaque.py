@@ -1,0 +1,83 @@
+"""Opaque media: encrypted UDP flows with no RTP header whose cadence is voice.
+
+Messenger calls (Telegram, WhatsApp, Zoom P2P, ...) often wrap their media in
+their own encrypted framing. With no sequence number or timestamp in the
+clear, such a flow is recognised by how voice is sent: one small packet per
+codec frame (10-60 ms, so 10-100 packets per second), sizes well under the
+MTU, for seconds on end. Flows of other protocols that a capture commonly
+holds (name resolution, discovery, time, management) are never media.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from callscope.media import demux
+from callscope.media.columns import TRANSPORT_UDP, MediaColumns
+
+MIN_PACKETS = 50  # at least a couple of seconds of packets
+MIN_DURATION_S = 3.0  # "lasting several seconds"
+MAX_MEDIAN_SIZE = 300  # bytes: voice frames, not bulk transfer
+MIN_PACKET_INTERVAL_S = 0.010  # 100 pps, the fastest voice cadence (10 ms frames)
+MAX_PACKET_INTERVAL_S = 0.100  # 10 pps, the slowest (e.g. bundled 60-100 ms frames)
+STEADY_BAND = (0.5, 2.0)  # an interval "on cadence" lies within this factor of the median
+MIN_STEADY_FRACTION = 0.5  # half the intervals on cadence
+
+#: Well-known ports of protocols that are never a call's media: DNS (53),
+#: DHCP (67, 68), NTP (123), NetBIOS (137, 138), SNMP (161, 162), syslog
+#: (514), SSDP (1900), WS-Discovery (3702), NAT-PMP/PCP (5350, 5351),
+#: mDNS (5353), LLMNR (5355).
+NEVER_MEDIA_PORTS = frozenset({53, 67, 68, 123, 137, 138, 161, 162, 514, 1900, 3702, 5350, 5351, 5353, 5355})
+
+#: RFC 7983 classes whose packets may be opaque media: not a control protocol
+#: recognised by its structure (STUN, DTLS, SIP).
+_MEDIA_CLASSES = (demux.OTHER, demux.RTP, demux.RTCP, demux.ZRTP, demux.TURN_CHANNEL)
+
+
+def find_opaque(cols: MediaColumns, flows, exclude_conversations: set[int]) -> list[tuple[int, np.ndarray]]:
+    """Directed flows that carry opaque voice, each with its packets' row indices.
+
+    Parameters
+    ----------
+    cols : MediaColumns
+        The reduced capture.
+    flows
+        The flow table helper of :mod:`callscope.media.discover` (endpoints,
+        conversation ids).
+    exclude_conversations : set of int
+        Conversations already holding RTP streams.
+
+    Returns
+    -------
+    list of (flow index, row indices in capture order)
+    """
+    n_flows = len(flows.keys)
+    if n_flows == 0:
+        return []
+    media_like = (cols.transport == TRANSPORT_UDP) & np.isin(cols.demux, _MEDIA_CLASSES)
+    rows = np.flatnonzero(media_like)
+    f = cols.flow[rows]
+    counts = np.bincount(f, minlength=n_flows)
+    out = []
+    for flow in np.flatnonzero(counts >= MIN_PACKETS):
+        if int(flows.conversation[flow]) in exclude_conversations:
+            continue
+        if flows.sport[flow] in NEVER_MEDIA_PORTS or flows.dport[flow] in NEVER_MEDIA_PORTS:
+            continue
+        r = rows[f == flow]
+        if _voice_cadence(cols.time_ns[r], cols.size[r]):
+            out.append((int(flow), r))
+    return out
+
+
+def _voice_cadence(time_ns: np.ndarray, size: np.ndarray) -> bool:
+    """Steady small packets at 10-100 per second for several seconds."""
+    t = time_ns / 1e9
+    if t[-1] - t[0] < MIN_DURATION_S or np.median(size) > MAX_MEDIAN_SIZE:
+        return False
+    dt = np.diff(t)
+    med = float(np.median(dt))
+    if not MIN_PACKET_INTERVAL_S * 0.9 <= med <= MAX_PACKET_INTERVAL_S:
+        return False
+    steady = np.mean((dt >= STEADY_BAND[0] * med) & (dt <= STEADY_BAND[1] * med))
+    return bool(steady >= MIN_STEADY_FRACTION)

@@ -1,0 +1,221 @@
+"""SIP (RFC 3261) messages with SDP bodies (RFC 4566): who called whom, and where media goes.
+
+What media discovery takes from signalling: for each Call-ID, the
+address:port pairs in the SDP ``c=``/``m=`` lines (where each party wants to
+receive media) and the ``a=rtpmap`` payload-type map (codec and clock rate of
+dynamic payload types). Signalling is rare, so each message is parsed in
+Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Compact header forms, RFC 3261 §7.3.3.
+_COMPACT = {"i": "call-id", "f": "from", "t": "to", "c": "content-type", "l": "content-length"}
+_RTPMAP = re.compile(r"^(\d+)\s+([^/\s]+)/(\d+)")
+_URI = re.compile(r"<([^>]*)>|(\S+)")
+
+
+@dataclass(frozen=True)
+class SdpMedia:
+    """One ``m=`` section of an SDP body (RFC 4566 §5.14) with its ``a=rtpmap`` lines."""
+
+    media: str  # "audio", "video", ...
+    address: str  # from the media-level c= line, else the session-level one
+    port: int
+    proto: str  # "RTP/AVP", "RTP/SAVP", "UDP/TLS/RTP/SAVPF", ...
+    payload_types: tuple[int, ...]
+    rtpmap: tuple[tuple[int, str, int], ...]  # (payload type, encoding name, clock rate)
+    rtcp_mux: bool = False
+
+    @property
+    def secure(self) -> bool:
+        """SRTP profile (RFC 3711 §12: RTP/SAVP; RFC 5124: SAVPF)."""
+        return "SAVP" in self.proto.upper()
+
+
+@dataclass(frozen=True)
+class SipMessage:
+    """The parts of one SIP message media discovery uses."""
+
+    frame: int
+    time_ns: int
+    start_line: str
+    call_id: str | None
+    from_uri: str | None
+    to_uri: str | None
+    session_name: str | None
+    media: tuple[SdpMedia, ...]
+
+    @property
+    def status(self) -> int | None:
+        if self.start_line.startswith("SIP/2.0 "):
+            parts = self.start_line.split()
+            return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+        return None
+
+    @property
+    def method(self) -> str | None:
+        return None if self.status is not None else self.start_line.split(" ", 1)[0]
+
+
+@dataclass(frozen=True)
+class SipCall:
+    """All signalling of one Call-ID."""
+
+    call_id: str
+    from_uri: str | None
+    to_uri: str | None
+    session_name: str | None
+    first_frame: int
+    methods: tuple[str, ...]  # requests seen, in order, without repeats
+    final_status: int | None  # last final (>= 200) response to the INVITE, if any
+    media: tuple[SdpMedia, ...]
+
+
+@dataclass(frozen=True)
+class SipSummary:
+    """Every call found in SIP signalling, in order of first message."""
+
+    messages: int = 0
+    calls: tuple[SipCall, ...] = ()
+
+
+def _uri(value: str | None) -> str | None:
+    if value is None:
+        return None
+    m = _URI.search(value)
+    if not m:
+        return None
+    return (m.group(1) or m.group(2)).split(";")[0]
+
+
+def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
+    """Session name and media sections of an SDP body (RFC 4566 §5).
+
+    Parameters
+    ----------
+    body : str
+        SDP text.
+
+    Returns
+    -------
+    (session name or None, media sections)
+    """
+    session_name = None
+    session_addr = ""
+    sections: list[dict] = []
+    for raw in body.splitlines():
+        line = raw.strip()
+        if len(line) < 2 or line[1] != "=":
+            continue
+        key, value = line[0], line[2:].strip()
+        cur = sections[-1] if sections else None
+        if key == "s" and cur is None:
+            session_name = value
+        elif key == "c":
+            parts = value.split()
+            addr = parts[2].split("/")[0] if len(parts) >= 3 else ""  # RFC 4566 §5.7
+            if cur is None:
+                session_addr = addr
+            else:
+                cur["address"] = addr
+        elif key == "m":
+            parts = value.split()
+            if len(parts) < 3:
+                continue
+            port = parts[1].split("/")[0]
+            sections.append(
+                {
+                    "media": parts[0],
+                    "port": int(port) if port.isdigit() else 0,
+                    "proto": parts[2],
+                    "pts": tuple(int(p) for p in parts[3:] if p.isdigit()),
+                    "rtpmap": [],
+                    "mux": False,
+                    "address": None,
+                }
+            )
+        elif key == "a" and cur is not None:
+            if value.startswith("rtpmap:"):
+                m = _RTPMAP.match(value[len("rtpmap:") :])
+                if m:
+                    cur["rtpmap"].append((int(m.group(1)), m.group(2), int(m.group(3))))
+            elif value == "rtcp-mux":  # RFC 5761 §5.1.1
+                cur["mux"] = True
+    media = tuple(
+        SdpMedia(
+            media=s["media"],
+            address=s["address"] or session_addr,
+            port=s["port"],
+            proto=s["proto"],
+            payload_types=s["pts"],
+            rtpmap=tuple(s["rtpmap"]),
+            rtcp_mux=s["mux"],
+        )
+        for s in sections
+    )
+    return session_name, media
+
+
+def parse_sip(payload: bytes, frame: int, time_ns: int) -> SipMessage | None:
+    """Decode one SIP message (RFC 3261 §7) and its SDP body, if any."""
+    text = payload.decode("utf-8", errors="replace")
+    head, _, body = text.replace("\r\n", "\n").partition("\n\n")
+    lines = head.split("\n")
+    if not lines or not lines[0]:
+        return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        name = name.strip().lower()
+        name = _COMPACT.get(name, name)
+        headers.setdefault(name, value.strip())
+    session_name, media = None, ()
+    if "application/sdp" in headers.get("content-type", "").lower():
+        session_name, media = parse_sdp(body)
+    return SipMessage(
+        frame=frame,
+        time_ns=time_ns,
+        start_line=lines[0].strip(),
+        call_id=headers.get("call-id"),
+        from_uri=_uri(headers.get("from")),
+        to_uri=_uri(headers.get("to")),
+        session_name=session_name,
+        media=media,
+    )
+
+
+def summarise(messages: list[SipMessage]) -> SipSummary:
+    """Group SIP messages into calls by Call-ID (RFC 3261 §8.1.1.4)."""
+    by_call: dict[str, list[SipMessage]] = {}
+    for m in sorted(messages, key=lambda m: m.frame):
+        if m.call_id:
+            by_call.setdefault(m.call_id, []).append(m)
+    calls = []
+    for call_id, msgs in by_call.items():
+        first_request = next((m for m in msgs if m.method), msgs[0])
+        methods: list[str] = []
+        for m in msgs:
+            if m.method and m.method not in methods:
+                methods.append(m.method)
+        finals = [m.status for m in msgs if m.status is not None and m.status >= 200]
+        session = next((m.session_name for m in msgs if m.session_name), None)
+        media = tuple(md for m in msgs for md in m.media)
+        calls.append(
+            SipCall(
+                call_id=call_id,
+                from_uri=first_request.from_uri,
+                to_uri=first_request.to_uri,
+                session_name=session,
+                first_frame=msgs[0].frame,
+                methods=tuple(methods),
+                final_status=finals[-1] if finals else None,
+                media=media,
+            )
+        )
+    return SipSummary(messages=len(messages), calls=tuple(calls))

@@ -315,7 +315,10 @@ class CaptureReader:
     def _pcapng(self, fh, head: bytes) -> Iterator[Datagrams]:
         self.info.format = "pcapng"
         endian = "<"
-        ifaces: list[tuple[int, int, int, int]] = []  # (linktype, resol_num, resol_is_pow2, offset_s)
+        # Interface ids are per section: ``section`` maps them to rows of ``ifaces``,
+        # which holds every interface of the file (linktype, resol, resol_is_pow2, offset_s).
+        ifaces: list[tuple[int, int, int, int]] = []
+        section: list[int] = []
         all_types: list[str] = []
         file_pos = 0
         gen = self._chunks(fh, head)
@@ -352,9 +355,10 @@ class CaptureReader:
                     break
                 body = off + 8
                 if btype == PCAPNG_SHB:
-                    ifaces = []  # interface ids are per section
+                    section = []
                 elif btype == PCAPNG_IDB and blen >= 20:
                     ifaces.append(_idb(buf, body, off + blen - 4, endian))
+                    section.append(len(ifaces) - 1)
                     all_types.append(lt.name(ifaces[-1][0]))
                 elif btype == PCAPNG_EPB and blen >= 32:
                     iface, th, tl, cap, orig = struct.unpack_from(endian + "IIIII", buf, body)
@@ -362,20 +366,20 @@ class CaptureReader:
                         raise CorruptCaptureError(
                             f"packet length {cap} exceeds its block ({blen} bytes)", str(self.path), file_pos + off
                         )
-                    rows.append((body + 20, cap, orig, iface, (th << 32) | tl))
+                    rows.append((body + 20, cap, orig, self._iface(section, iface, file_pos + off), (th << 32) | tl))
                 elif btype == PCAPNG_SPB and blen >= 16:
                     orig = struct.unpack_from(endian + "I", buf, body)[0]
-                    rows.append((body + 4, min(orig, blen - 16), orig, 0, -1))
+                    rows.append((body + 4, min(orig, blen - 16), orig, self._iface(section, 0, file_pos + off), -1))
                 elif btype == PCAPNG_OPB and blen >= 32:
                     iface, _drops, th, tl, cap, orig = struct.unpack_from(endian + "HHIIII", buf, body)
                     if cap > blen - 32:
                         raise CorruptCaptureError(
                             f"packet length {cap} exceeds its block ({blen} bytes)", str(self.path), file_pos + off
                         )
-                    rows.append((body + 20, cap, orig, iface, (th << 32) | tl))
+                    rows.append((body + 20, cap, orig, self._iface(section, iface, file_pos + off), (th << 32) | tl))
                 off += blen
             if rows:
-                yield self._pcapng_batch(buf, rows, ifaces, file_pos)
+                yield self._pcapng_batch(buf, rows, ifaces)
             if eof:
                 if off < size:
                     self._warn_truncated(file_pos + off, "last block incomplete")
@@ -384,16 +388,17 @@ class CaptureReader:
             file_pos += off
             buf, eof = gen.send(off)
 
-    def _pcapng_batch(self, buf: bytes, rows: list[tuple], ifaces, file_pos: int) -> Datagrams:
-        data_off, caplen, origlen, iface, ts_raw = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
-        if not ifaces:
-            raise CorruptCaptureError("packet block before any Interface Description Block", str(self.path), file_pos)
-        bad = iface >= len(ifaces)
-        if bad.any():
+    def _iface(self, section: list[int], iface: int, offset: int) -> int:
+        """File-wide row of a packet block's section-local interface id."""
+        if iface >= len(section):
             raise CorruptCaptureError(
-                f"packet refers to interface {int(iface[bad][0])} but only {len(ifaces)} are described",
-                str(self.path), file_pos,
+                f"packet block refers to interface {iface} but its section describes {len(section)}",
+                str(self.path), offset,
             )
+        return section[iface]
+
+    def _pcapng_batch(self, buf: bytes, rows: list[tuple], ifaces) -> Datagrams:
+        data_off, caplen, origlen, iface, ts_raw = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
         table = np.array(ifaces, dtype=np.int64)
         linktype = table[iface, 0]
         ts = _pcapng_ns(ts_raw, table[iface, 1], table[iface, 2], table[iface, 3])

@@ -133,9 +133,7 @@ def _nominal_ts_per_seq(d_seq: np.ndarray, d_ts: np.ndarray) -> float:
     return float(np.median(step)) if step.size else 0.0
 
 
-def _classify_jumps(
-    d_seq: np.ndarray, d_ts: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _classify_jumps(d_seq: np.ndarray, d_ts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Restart and stray flags per packet from the pairwise steps (RFC 3550 A.1).
 
     Returns two bool arrays of length ``d_seq.size + 1``.

@@ -1,0 +1,113 @@
+"""Relative one-way delay from one capture point.
+
+Without the sender's clock the absolute one-way delay is unknown, but its
+variation is not: for packet i with arrival time ``a_i`` and RTP timestamp
+``s_i`` (clock rate ``f``), ``d_i = a_i - s_i / f`` is the one-way delay plus
+an unknown constant (RFC 3550 §6.4.1 uses the same difference for jitter;
+RFC 5481 §4.2 calls its variation packet delay variation, PDV). We report
+``d_i - min(d)`` in ms: 0 for the fastest packet, queueing on top of it.
+
+A slope of the lower envelope of ``d`` is clock skew between sender and
+capture clocks (Moon, Skelly & Towsley, "Estimation and removal of clock skew
+from network delay measurements", INFOCOM 1999); a slope of the bulk of the
+delays over the lower envelope is queue build-up (shaping, bufferbloat).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import theilslopes
+
+_ENVELOPE_WINDOWS = 10  # lower-envelope points for the skew fit
+
+
+@dataclass(frozen=True)
+class DelayStats:
+    """Relative one-way delay of one stream (ms above the minimum).
+
+    ``delay_ms`` is per packet (NaN where the packet carries no media clock,
+    e.g. RFC 4733 events). ``trend_ms_per_s`` is the least-squares slope of
+    all delays over time (it includes clock skew, normally well under
+    0.1 ms/s, while a filling queue ramps at ms to tens of ms per second);
+    ``clock_skew_ppm`` is the slope of the lower envelope (positive: the
+    sender's clock runs slow against the capture clock). A queue that fills
+    for the whole stream lifts the envelope too, so read the two together.
+    """
+
+    delay_ms: np.ndarray
+    p50_ms: float | None
+    p95_ms: float | None
+    max_ms: float | None
+    trend_ms_per_s: float | None
+    clock_skew_ppm: float | None
+
+
+def relative_delay(
+    time_s: np.ndarray, ext_ts: np.ndarray, clock: np.ndarray, segment: np.ndarray | None = None
+) -> DelayStats:
+    """Relative one-way delay and its trend.
+
+    Parameters
+    ----------
+    time_s : float64
+        Arrival times (s).
+    ext_ts : int64
+        Extended RTP timestamps (wrap removed).
+    clock : int64
+        Clock rate per packet; packets with 0 get NaN.
+    segment : int64, optional
+        Segment id per packet (sequence restarts start a new timestamp base);
+        the minimum is removed per segment.
+
+    References
+    ----------
+    RFC 3550 §6.4.1; RFC 5481 §4.2; Moon et al., INFOCOM 1999.
+    """
+    t = np.asarray(time_s, np.float64)
+    ok = np.asarray(clock) > 0
+    d = np.full(t.size, np.nan)
+    if not ok.any():
+        return DelayStats(d, None, None, None, None, None)
+    rate = np.where(ok, clock, 1).astype(np.float64)
+    base_ts = ext_ts[ok][0]
+    d_raw = (t - (ext_ts - base_ts) / rate) * 1000.0
+    seg = np.zeros(t.size, np.int64) if segment is None else np.asarray(segment)
+    d = np.where(ok, d_raw, np.nan)
+    nseg = int(seg.max()) + 1 if seg.size else 0
+    seg_min = np.full(nseg, np.inf)
+    np.minimum.at(seg_min, seg[ok], d_raw[ok])
+    d = d - seg_min[seg]
+    v = d[ok]
+    tv = t[ok]
+    skew_slope = _lower_envelope_slope(tv, v)
+    trend = None
+    if v.size >= 3 and tv[-1] > tv[0]:
+        trend = float(np.polyfit(tv - tv[0], v, 1)[0])
+    return DelayStats(
+        delay_ms=d,
+        p50_ms=float(np.percentile(v, 50)),
+        p95_ms=float(np.percentile(v, 95)),
+        max_ms=float(v.max()),
+        trend_ms_per_s=trend,
+        clock_skew_ppm=None if skew_slope is None else skew_slope * 1000.0,
+    )
+
+
+def _lower_envelope_slope(t: np.ndarray, d: np.ndarray) -> float | None:
+    """Slope (ms/s) of the lower envelope: Theil-Sen line through per-window minima.
+
+    Theil-Sen (median of pairwise slopes) keeps one odd window, such as a
+    first packet sent ahead of its timestamp, from tilting the line.
+    """
+    if t.size < 2 * _ENVELOPE_WINDOWS or t[-1] <= t[0]:
+        return None
+    edges = np.linspace(t[0], t[-1], _ENVELOPE_WINDOWS + 1)
+    w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, _ENVELOPE_WINDOWS - 1)
+    order = np.lexsort((d, w))
+    first = np.concatenate([[True], w[order][1:] != w[order][:-1]])
+    pick = order[first]
+    if pick.size < 2:
+        return None
+    return float(theilslopes(d[pick], t[pick] - t[0])[0])

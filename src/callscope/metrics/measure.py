@@ -1,0 +1,435 @@
+"""``measure()``: every number of one stream, with its definition.
+
+The scalar fields of :class:`StreamMetrics` are the JSON keys of a stream
+(snake_case, units in the name). Per-packet arrays live in
+:class:`PacketMetrics`, per-window series in
+:class:`~callscope.metrics.timeline.Timeline`, the E-model inputs in
+:class:`~callscope.metrics.emodel.EModelInputs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from callscope.media.stream import MediaStream
+from callscope.metrics import emodel, jitterbuffer, lossmodel, wireshark
+from callscope.metrics.delay import relative_delay
+from callscope.metrics.sequence import analyse_sequence, extend_timestamps
+from callscope.metrics.timeline import Timeline, build_timeline
+
+#: Shortest credible voice packet interval when inferring the cadence of
+#: opaque media (RFC 3551 §4.5: frames are >= 2.5 ms; voice packets 10-120 ms).
+MIN_PTIME_S = 0.005
+#: A gap of this many nominal intervals or more holds lost packets (opaque media).
+GAP_FACTOR = 1.5
+
+
+@dataclass(frozen=True)
+class PacketMetrics:
+    """Per-packet and per-slot arrays of one stream (not serialised to JSON).
+
+    Per received packet, capture order
+        ``time_s``, ``size``, ``ext_seq`` (extended sequence number; for
+        opaque media the inferred slot index), ``delta_ms`` (Wireshark's
+        delta: arrival minus the last in-time packet's arrival; NaN for the
+        first), ``jitter_ms`` (running RFC 3550 jitter after the packet, NaN
+        without a clock rate), ``delay_ms`` (relative one-way delay above the
+        minimum, NaN without a clock), ``duplicate``, ``reordered``,
+        ``late_fixed``, ``late_adaptive`` (discarded by the playout buffers).
+    Per slot of the expected range ``slot_base ..``
+        ``received`` (bool), and for the lost ones ``lost_ext`` (their
+        numbers) and ``lost_time_s`` (when they would have arrived).
+    """
+
+    time_s: np.ndarray
+    size: np.ndarray
+    ext_seq: np.ndarray
+    delta_ms: np.ndarray
+    jitter_ms: np.ndarray
+    delay_ms: np.ndarray
+    duplicate: np.ndarray
+    reordered: np.ndarray
+    late_fixed: np.ndarray
+    late_adaptive: np.ndarray
+    slot_base: int
+    received: np.ndarray
+    lost_ext: np.ndarray
+    lost_time_s: np.ndarray
+
+
+@dataclass(frozen=True)
+class StreamMetrics:
+    """Every number callscope reports for one stream.
+
+    Counting (RFC 3550 §6.4.1, Appendix A.3; Wireshark ``rtp,streams``)
+        ``packets`` received (every copy); ``expected`` and ``lost`` exactly
+        as Wireshark computes them (``lost = expected - packets``, negative
+        after duplicates, see :mod:`callscope.metrics.wireshark`);
+        ``missing``: sequence numbers never received at all, over the
+        expected range with restarts removed (:mod:`callscope.metrics.sequence`);
+        ``duplicates``; ``reordered`` (late first copies, not loss);
+        ``sequence_restarts``; ``loss_fraction = missing / (missing +
+        distinct numbers received)`` (= missing / expected without restarts
+        or strays); ``loss_inferred``: True when loss comes from gaps in the
+        cadence (opaque media, no sequence numbers).
+    Timing (Wireshark's definitions, ms)
+        ``delta_min_ms``, ``delta_mean_ms``, ``delta_max_ms``;
+        ``jitter_mean_ms``, ``jitter_max_ms`` and ``jitter_p95_ms``
+        (95th percentile of the running jitter), None without a clock rate.
+    Delay (relative one-way, :mod:`callscope.metrics.delay`)
+        ``delay_p50_ms``, ``delay_p95_ms``, ``delay_max_ms``,
+        ``delay_trend_ms_per_s``, ``clock_skew_ppm``.
+    Loss structure (:mod:`callscope.metrics.lossmodel`)
+        ``loss_runs`` (histogram: element k counts runs of k + 1 losses),
+        RFC 3611 ``burst_density``, ``gap_density``, ``burst_duration_ms``,
+        ``gap_duration_ms``; Gilbert-Elliott ``ge_p``, ``ge_r``,
+        ``ge_loss_good``, ``ge_loss_bad``; ``burst_ratio`` (G.107 BurstR).
+    Playout (:mod:`callscope.metrics.jitterbuffer`)
+        ``jb_late_fixed``, ``jb_late_adaptive`` (packets discarded as late),
+        ``effective_loss_fraction`` = (missing + adaptive late) / slots.
+    Quality (:mod:`callscope.metrics.emodel`)
+        ``r_factor``, ``mos`` and the inputs in ``emodel``.
+    Volume
+        ``bitrate_kbps`` (UDP payload), ``duration_s``, ``first_time_s``,
+        ``last_time_s``, ``ptime_ms`` (nominal packet interval).
+    """
+
+    packets: int
+    expected: int
+    lost: int
+    missing: int
+    duplicates: int
+    reordered: int
+    sequence_restarts: int
+    loss_fraction: float
+    loss_inferred: bool
+    delta_min_ms: float | None
+    delta_mean_ms: float | None
+    delta_max_ms: float | None
+    jitter_mean_ms: float | None
+    jitter_max_ms: float | None
+    jitter_p95_ms: float | None
+    clock_rate: int | None
+    delay_p50_ms: float | None
+    delay_p95_ms: float | None
+    delay_max_ms: float | None
+    delay_trend_ms_per_s: float | None
+    clock_skew_ppm: float | None
+    loss_runs: tuple[int, ...]
+    burst_density: float
+    gap_density: float
+    burst_duration_ms: float
+    gap_duration_ms: float
+    ge_p: float
+    ge_r: float
+    ge_loss_good: float
+    ge_loss_bad: float
+    burst_ratio: float
+    jb_late_fixed: int | None
+    jb_late_adaptive: int | None
+    effective_loss_fraction: float
+    r_factor: float
+    mos: float
+    bitrate_kbps: float
+    duration_s: float
+    first_time_s: float | None
+    last_time_s: float | None
+    ptime_ms: float | None
+    emodel: emodel.EModelInputs
+    timeline: Timeline
+    per_packet: PacketMetrics
+
+
+def measure(
+    stream: MediaStream,
+    *,
+    window_s: float = 1.0,
+    codec_override: emodel.CodecImpairment | str | None = None,
+    one_way_delay_ms: float | None = None,
+    rtt_ms: float | None = None,
+) -> StreamMetrics:
+    """Measure one stream.
+
+    Parameters
+    ----------
+    stream : MediaStream
+        RTP (``seq``/``ts``/``pt`` present) or opaque media.
+    window_s : float
+        Timeline window length in seconds.
+    codec_override : CodecImpairment or str, optional
+        E-model codec row (or a name in :data:`callscope.metrics.emodel.CODECS`)
+        instead of the one derived from the stream's codec / payload type.
+    one_way_delay_ms : float, optional
+        Known mean one-way network delay; else ``rtt_ms / 2`` when an RTT is
+        known (e.g. from RTCP, RFC 3550 §6.4.1); else the E-model gets no
+        delay term.
+    rtt_ms : float, optional
+        Round-trip time.
+
+    Returns
+    -------
+    StreamMetrics
+    """
+    p = stream.packets
+    n = len(p)
+    time_s = np.asarray(p.time, np.float64)
+    size = np.asarray(p.size, np.float64)
+    is_rtp = stream.kind == "rtp" and p.seq is not None and p.ts is not None and p.pt is not None
+
+    if is_rtp:
+        acc = _rtp_accounting(stream)
+    else:
+        acc = _opaque_accounting(time_s)
+
+    # Playout buffers over first copies of media packets with a clock.
+    media = np.isfinite(acc.delay_ms) & ~acc.duplicate
+    # A talkspurt starts at a marker bit or after a non-media packet (an
+    # RFC 4733 event or comfort noise), where receivers re-anchor playout.
+    spurt = np.zeros(n, bool)
+    if p.marker is not None:
+        spurt |= np.asarray(p.marker, bool)
+    spurt[1:] |= ~np.isfinite(acc.delay_ms[:-1])
+    jb = jitterbuffer.simulate(acc.delay_ms[media], spurt[media]) if media.any() else None
+    late_fixed = np.zeros(n, bool)
+    late_adaptive = np.zeros(n, bool)
+    if jb is not None:
+        late_fixed[media] = jb.late_fixed
+        late_adaptive[media] = jb.late_adaptive
+
+    received = acc.received
+    slots = int(received.size)
+    missing = int(np.count_nonzero(~received))
+    structure = lossmodel.loss_structure(received, acc.ptime_ms or 20.0)
+    effective = received.copy()
+    late_slots = acc.ext_seq[late_adaptive] - acc.slot_base
+    late_slots = late_slots[(late_slots >= 0) & (late_slots < slots)]
+    effective[late_slots] = False
+    effective_loss = float(np.count_nonzero(~effective)) / slots if slots else 0.0
+
+    codec = _codec_for(stream, codec_override)
+    if one_way_delay_ms is not None:
+        network_delay = float(one_way_delay_ms)
+    elif rtt_ms is not None:
+        network_delay = float(rtt_ms) / 2
+    else:
+        network_delay = None
+    ta = None
+    if network_delay is not None:
+        ta = network_delay + (jb.adaptive_delay_ms if jb is not None else 0.0)
+    burst_r = lossmodel.burst_ratio(effective)
+    r, inputs = emodel.r_factor(codec, 100 * effective_loss, burst_r, ta)
+
+    unique = int(np.count_nonzero(received))
+    timeline = build_timeline(
+        time_s=time_s,
+        size=size,
+        jitter_ms=acc.jitter_ms,
+        delay_ms=acc.delay_ms,
+        slot_time_s=time_s[acc.first_copy_in_range],
+        lost_time_s=acc.lost_time_s,
+        window_s=window_s,
+        mos_of_loss=lambda f: emodel.mos_for_loss(codec, 100 * f, burst_r, ta),
+    )
+    duration = float(time_s.max() - time_s.min()) if n else 0.0
+    return StreamMetrics(
+        packets=n,
+        expected=acc.expected,
+        lost=acc.lost,
+        missing=missing,
+        duplicates=int(np.count_nonzero(acc.duplicate)),
+        reordered=int(np.count_nonzero(acc.reordered)),
+        sequence_restarts=acc.restarts,
+        loss_fraction=missing / (missing + unique) if (missing + unique) else 0.0,
+        loss_inferred=not is_rtp,
+        delta_min_ms=acc.delta_min,
+        delta_mean_ms=acc.delta_mean,
+        delta_max_ms=acc.delta_max,
+        jitter_mean_ms=acc.jitter_mean,
+        jitter_max_ms=acc.jitter_max,
+        jitter_p95_ms=acc.jitter_p95,
+        clock_rate=stream.clock_rate,
+        delay_p50_ms=acc.delay.p50_ms if acc.delay else None,
+        delay_p95_ms=acc.delay.p95_ms if acc.delay else None,
+        delay_max_ms=acc.delay.max_ms if acc.delay else None,
+        delay_trend_ms_per_s=acc.delay.trend_ms_per_s if acc.delay else None,
+        clock_skew_ppm=acc.delay.clock_skew_ppm if acc.delay else None,
+        loss_runs=structure.run_histogram,
+        burst_density=structure.burst_density,
+        gap_density=structure.gap_density,
+        burst_duration_ms=structure.burst_duration_ms,
+        gap_duration_ms=structure.gap_duration_ms,
+        ge_p=structure.ge_p,
+        ge_r=structure.ge_r,
+        ge_loss_good=structure.ge_loss_good,
+        ge_loss_bad=structure.ge_loss_bad,
+        burst_ratio=structure.burst_ratio,
+        jb_late_fixed=jb.late_fixed_count if jb is not None else None,
+        jb_late_adaptive=jb.late_adaptive_count if jb is not None else None,
+        effective_loss_fraction=effective_loss,
+        r_factor=float(r),
+        mos=float(emodel.mos_from_r(r)),
+        bitrate_kbps=float(size.sum() * 8 / duration / 1000) if duration > 0 else 0.0,
+        duration_s=duration,
+        first_time_s=float(time_s.min()) if n else None,
+        last_time_s=float(time_s.max()) if n else None,
+        ptime_ms=acc.ptime_ms,
+        emodel=inputs,
+        timeline=timeline,
+        per_packet=PacketMetrics(
+            time_s=time_s,
+            size=np.asarray(p.size),
+            ext_seq=acc.ext_seq,
+            delta_ms=acc.delta_ms,
+            jitter_ms=acc.jitter_ms,
+            delay_ms=acc.delay_ms,
+            duplicate=acc.duplicate,
+            reordered=acc.reordered,
+            late_fixed=late_fixed,
+            late_adaptive=late_adaptive,
+            slot_base=acc.slot_base,
+            received=received,
+            lost_ext=acc.lost_ext,
+            lost_time_s=acc.lost_time_s,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Accounting:
+    """What the RTP and the opaque paths hand to the common part of measure()."""
+
+    expected: int
+    lost: int
+    restarts: int
+    ext_seq: np.ndarray
+    duplicate: np.ndarray
+    reordered: np.ndarray
+    first_copy_in_range: np.ndarray
+    slot_base: int
+    received: np.ndarray
+    lost_ext: np.ndarray
+    lost_time_s: np.ndarray
+    delta_ms: np.ndarray
+    jitter_ms: np.ndarray
+    delay_ms: np.ndarray
+    delta_min: float | None
+    delta_mean: float | None
+    delta_max: float | None
+    jitter_mean: float | None
+    jitter_max: float | None
+    jitter_p95: float | None
+    ptime_ms: float | None
+    delay: object | None
+
+
+def _rtp_accounting(stream: MediaStream) -> _Accounting:
+    p = stream.packets
+    n = len(p)
+    seqa = analyse_sequence(p.seq, p.time, p.ts)
+    clock = wireshark.packet_clock_rates(p.pt, stream.payload_type, stream.clock_rate)
+    ws = wireshark.analyse(p.time, p.seq, p.ts, p.pt, p.marker, clock, p.frame)
+    has_clock = clock > 0
+    jitter = np.where(has_clock, ws.jitter_ms, np.nan)
+
+    segment = np.zeros(n, np.int64)
+    if seqa.restarts.size:
+        segment[seqa.restarts] = 1
+        segment = np.cumsum(segment)
+    delay = relative_delay(p.time, extend_timestamps(p.ts), clock, segment) if n else None
+    delay_ms = delay.delay_ms if delay is not None else np.zeros(0)
+
+    in_range = ~seqa.duplicate & ~seqa.stray
+    reg = ws.regular & has_clock
+    return _Accounting(
+        expected=ws.expected,
+        lost=ws.lost,
+        restarts=int(seqa.restarts.size),
+        ext_seq=seqa.ext_seq,
+        duplicate=seqa.duplicate,
+        reordered=seqa.reordered,
+        first_copy_in_range=in_range,
+        slot_base=seqa.base,
+        received=seqa.received,
+        lost_ext=seqa.lost_ext,
+        lost_time_s=seqa.lost_time,
+        delta_ms=ws.delta_ms,
+        jitter_ms=jitter,
+        delay_ms=delay_ms,
+        delta_min=ws.min_delta_ms if ws.min_delta_ms >= 0 else None,
+        delta_mean=ws.mean_delta_ms if ws.min_delta_ms >= 0 else None,
+        delta_max=ws.max_delta_ms if ws.min_delta_ms >= 0 else None,
+        jitter_mean=ws.mean_jitter_ms if ws.jitter_known else None,
+        jitter_max=ws.max_jitter_ms if ws.jitter_known else None,
+        jitter_p95=float(np.percentile(ws.jitter_ms[reg], 95)) if reg.any() else None,
+        ptime_ms=_nominal_interval_ms(p.time[in_range], seqa.ext_seq[in_range]),
+        delay=delay,
+    )
+
+
+def _nominal_interval_ms(time_s: np.ndarray, ext_seq: np.ndarray) -> float | None:
+    """Median arrival spacing of consecutive sequence numbers (ms)."""
+    if time_s.size < 2:
+        return None
+    order = np.argsort(ext_seq, kind="stable")
+    step = np.diff(ext_seq[order])
+    dt = np.diff(time_s[order])[step == 1]
+    return float(np.median(dt) * 1000) if dt.size else None
+
+
+def _opaque_accounting(time_s: np.ndarray) -> _Accounting:
+    """Slots inferred from the cadence: a gap of k intervals holds k - 1 losses."""
+    n = time_s.size
+    d = np.diff(time_s)
+    cadence = d[d >= MIN_PTIME_S]
+    ptime = float(np.median(cadence)) if cadence.size else None
+    steps = np.ones(max(n - 1, 0), np.int64)
+    if ptime:
+        k = np.rint(d / ptime).astype(np.int64)
+        steps = np.where(d >= GAP_FACTOR * ptime, np.maximum(k, 1), 1)
+    slot = np.concatenate([[0], np.cumsum(steps)]).astype(np.int64) if n else np.zeros(0, np.int64)
+    received = np.zeros(int(slot[-1]) + 1 if n else 0, bool)
+    received[slot] = True
+    lost_ext = np.flatnonzero(~received).astype(np.int64)
+    lost_time = np.interp(lost_ext, slot, time_s) if lost_ext.size else np.zeros(0)
+    delta = np.concatenate([[np.nan], d * 1000]) if n else np.zeros(0)
+    nan = np.full(n, np.nan)
+    expected = int(received.size)
+    return _Accounting(
+        expected=expected,
+        lost=expected - n,
+        restarts=0,
+        ext_seq=slot,
+        duplicate=np.zeros(n, bool),
+        reordered=np.zeros(n, bool),
+        first_copy_in_range=np.ones(n, bool),
+        slot_base=0,
+        received=received,
+        lost_ext=lost_ext,
+        lost_time_s=lost_time,
+        delta_ms=delta,
+        jitter_ms=nan,
+        delay_ms=nan.copy(),
+        delta_min=float(d.min() * 1000) if d.size else None,
+        delta_mean=float(d.mean() * 1000) if d.size else None,
+        delta_max=float(d.max() * 1000) if d.size else None,
+        jitter_mean=None,
+        jitter_max=None,
+        jitter_p95=None,
+        ptime_ms=ptime * 1000 if ptime else None,
+        delay=None,
+    )
+
+
+def _codec_for(
+    stream: MediaStream, override: emodel.CodecImpairment | str | None
+) -> emodel.CodecImpairment:
+    if isinstance(override, emodel.CodecImpairment):
+        return override
+    if isinstance(override, str):
+        row = emodel.codec_row(override, None)
+        if row is None:
+            raise ValueError(f"unknown codec {override!r}; known: {', '.join(emodel.CODECS)}")
+        return row
+    return emodel.codec_row(stream.codec, stream.payload_type) or emodel.CODECS["UNKNOWN"]

@@ -1,0 +1,212 @@
+"""Call-level patterns: cut-off, one-way blocking, blocked setup.
+
+These need more than one stream: a cut-off shows as every direction of a
+call stopping at once while the capture goes on; one-way blocking as one
+direction stopping (or never starting) while the other carries on; a blocked
+setup as ICE / TURN requests that are never answered and no media at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from callscope.diagnose.cutoff import MIN_SERVICE_S, MIN_SILENCE_S
+from callscope.diagnose.evidence import ramp, scale_confidence
+from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.trace import Trace
+from callscope.media.stun import StunSummary
+
+#: Directions of a call stopping within this of each other stopped together (s).
+TOGETHER_S = 1.0
+#: Loss fraction of the worse direction, and ratio to the better one, that make
+#: a call one-way without either direction stopping.
+ONE_WAY_LOSS = 0.5
+ONE_WAY_RATIO = 10.0
+#: Fewest unanswered STUN requests that show connectivity checks being blocked
+#: (RFC 5389 §7.2.1: a client retransmits a request up to Rc = 7 times).
+MIN_UNANSWERED = 3
+#: Media streams shorter than this do not count as media having started.
+MIN_MEDIA_PACKETS = 10
+
+
+def detect_cutoff_call(
+    call_id: str, traces: Sequence[Trace], reference_end: float, overhead: float = 0.0
+) -> Finding | None:
+    """Every direction of the call stops within :data:`TOGETHER_S` and stays silent ≥ 5 s.
+
+    The cut time T is counted from the call's first media packet; B and N
+    count the bytes and packets delivered in all directions together.
+    """
+    live = [t for t in traces if t.received.any()]
+    if not live:
+        return None
+    ends = np.array([t.end for t in live])
+    media_start = min(t.start for t in live)
+    last = float(ends.max())
+    silence = reference_end - last
+    service = last - media_start
+    if silence < MIN_SILENCE_S or service < MIN_SERVICE_S:
+        return None
+    spread = float(ends.max() - ends.min())
+    together = spread <= TOGETHER_S
+    delivered = [float(np.mean(t.received)) for t in live]
+    ptime = min(t.ptime for t in live)
+    n = int(sum(np.count_nonzero(t.received) for t in live))
+    b = float(sum(np.sum(t.size[t.received] + overhead) for t in live))
+    cut_at = last + 0.5 * ptime  # the cut fell between the last delivered packet and the next
+    confidence = (
+        ramp(silence, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+        * ramp(service, MIN_SERVICE_S, 3 * MIN_SERVICE_S)
+        * ramp(min(delivered), 0.5, 0.8)
+        * (1.0 if together else 0.4)
+    )
+    if confidence < 0.2:
+        return None
+    opaque = all(t.opaque for t in live)
+    evidence = (
+        Evidence("last_packet", round(last, 3), "s"),
+        Evidence("silence_to_end", round(silence, 3), "s"),
+        Evidence("directions", len(live)),
+        Evidence("stop_spread", round(spread, 3), "s"),
+        Evidence("delivered_before_cut", round(min(delivered), 4)),
+    )
+    params = (
+        Evidence("time_s", round(cut_at - media_start, 3), "s"),
+        Evidence("at_s", round(cut_at, 3), "s"),
+        Evidence("bytes", b, "B"),
+        Evidence("packets", n, "packets"),
+    )
+    summary = (
+        f"{'all ' + str(len(live)) + ' directions' if len(live) > 1 else 'the stream'} delivered normally "
+        f"({100 * min(delivered):.1f} % or better) for {cut_at - media_start:.2f} s, then stopped "
+        f"{'together' if together else f'within {spread:.1f} s of each other'} at {cut_at:.2f} s with "
+        f"{silence:.1f} s of silence to the end of the capture: cut off after T = "
+        f"{cut_at - media_start:.2f} s, B = {b:.0f} bytes, N = {n} packets"
+    )
+    if opaque:
+        summary += " (encrypted media without sequence numbers)"
+    return Finding(
+        pattern="cutoff",
+        confidence=scale_confidence(live[0], confidence) if opaque else round(confidence, 3),
+        summary=summary,
+        call_id=call_id,
+        evidence=evidence,
+        audible=AUDIBLE["cutoff"],
+        spans=((round(cut_at, 3), round(reference_end, 3)),),
+        params=params,
+    )
+
+
+def detect_one_way(call_id: str, traces: Sequence[Trace], reference_end: float) -> Finding | None:
+    """One direction stops (≥ 5 s before the other) or loses far more than the other.
+
+    Needs two directions; a direction that never started at all cannot be
+    told from a call that was one-way by design from the streams alone.
+    """
+    live = [t for t in traces if np.count_nonzero(t.received) >= MIN_MEDIA_PACKETS]
+    if len(live) < 2:
+        return None
+    ends = np.array([t.end for t in live])
+    running = live[int(np.argmax(ends))]
+    stopped = live[int(np.argmin(ends))]
+    gap = running.end - stopped.end
+    if gap >= MIN_SILENCE_S and reference_end - running.end < MIN_SILENCE_S:
+        confidence = ramp(gap, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0) * ramp(
+            float(np.mean(running.received)), 0.5, 0.8
+        )
+        evidence = (
+            Evidence("stopped_at", round(stopped.end, 3), "s"),
+            Evidence("other_direction_until", round(running.end, 3), "s"),
+            Evidence("one_way_for", round(gap, 3), "s"),
+            Evidence("loss_fraction_stopped", round(stopped.loss_fraction, 4)),
+            Evidence("loss_fraction_other", round(running.loss_fraction, 4)),
+        )
+        summary = (
+            f"stream {stopped.stream_id} stops at {stopped.end:.2f} s while {running.stream_id} "
+            f"carries on for another {gap:.1f} s: one direction blocked"
+        )
+        onset = stopped.end
+        spans = ((round(stopped.end, 3), round(running.end, 3)),)
+    else:
+        lf = np.array([t.loss_fraction for t in live])
+        worst, best = live[int(np.argmax(lf))], live[int(np.argmin(lf))]
+        if worst.loss_fraction < ONE_WAY_LOSS or worst.loss_fraction < ONE_WAY_RATIO * max(
+            best.loss_fraction, 0.005
+        ):
+            return None
+        confidence = ramp(worst.loss_fraction, ONE_WAY_LOSS, 0.9)
+        evidence = (
+            Evidence("loss_fraction_worse", round(worst.loss_fraction, 4)),
+            Evidence("loss_fraction_better", round(best.loss_fraction, 4)),
+        )
+        summary = (
+            f"stream {worst.stream_id} loses {100 * worst.loss_fraction:.0f} % while "
+            f"{best.stream_id} loses {100 * best.loss_fraction:.1f} %: one direction blocked"
+        )
+        stopped = worst
+        onset = worst.start
+        spans = ((round(worst.start, 3), round(worst.end, 3)),)
+    if confidence < 0.2:
+        return None
+    return Finding(
+        pattern="one-way",
+        confidence=scale_confidence(stopped, confidence),
+        summary=summary,
+        stream_id=stopped.stream_id,
+        call_id=call_id,
+        evidence=evidence,
+        audible=AUDIBLE["one-way"],
+        spans=spans,
+        params=(Evidence("onset_s", round(onset, 3), "s"),),
+    )
+
+
+def detect_setup_blocked(stun: StunSummary, media_packets: int) -> Finding | None:
+    """STUN/TURN requests repeated without a success response, and no media.
+
+    References
+    ----------
+    RFC 5389 §7.2.1 (request retransmission), RFC 8445 §7.2 (ICE connectivity
+    checks), RFC 5766 §6 (TURN Allocate).
+    """
+    if media_packets >= MIN_MEDIA_PACKETS or not stun.exchanges:
+        return None
+    requests = stun.requests
+    answered = stun.success_responses
+    unanswered = stun.unanswered
+    if requests < MIN_UNANSWERED or answered > 0 or not unanswered:
+        return None
+    servers = {(e.server, e.server_port) for e in unanswered}
+    first = min(e.first_time for e in unanswered)
+    last = max(e.last_time for e in unanswered)
+    retrans = sum(e.retransmissions for e in unanswered)
+    transactions = sum(e.transactions for e in unanswered)
+    confidence = ramp(requests, MIN_UNANSWERED - 1, 2 * MIN_UNANSWERED) * (
+        1.0 if media_packets == 0 else 0.7
+    )
+    if confidence < 0.2:
+        return None
+    evidence = (
+        Evidence("stun_requests", requests),
+        Evidence("stun_transactions", transactions),
+        Evidence("retransmissions", retrans),
+        Evidence("success_responses", answered),
+        Evidence("servers", len(servers)),
+        Evidence("media_packets", media_packets, "packets"),
+    )
+    summary = (
+        f"{requests} STUN/TURN requests ({transactions} transactions, {retrans} retransmissions) "
+        f"to {len(servers)} address(es) over {last - first:.1f} s, not one success response, "
+        f"and no media: call setup blocked"
+    )
+    return Finding(
+        pattern="setup-blocked",
+        confidence=round(confidence, 3),
+        summary=summary,
+        evidence=evidence,
+        audible=AUDIBLE["setup-blocked"],
+        spans=((round(first, 3), round(last, 3)),),
+        params=(Evidence("requests", requests), Evidence("transactions", transactions)),
+    )

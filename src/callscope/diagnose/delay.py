@@ -1,0 +1,155 @@
+"""One-way delay features: the queue signatures of congestion and shaping.
+
+Relative one-way delay (arrival time minus send clock, minimum removed) is
+the only view of queueing a one-point capture gives; its *changes* are exact
+even though its absolute value is unknown. A queue that overflows shows delay
+rising before the losses (congestion); a shaper shows a sustained linear ramp
+at slope (s - r) / r to a plateau (its buffer full), then tail drops; a
+policer drops without any delay change (Flach et al., SIGCOMM 2016 §3, which
+uses RTT inflation the same way).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import median_filter
+from scipy.signal import lfilter
+
+from callscope.diagnose.trace import Trace
+
+#: Window before a loss in which a rising queue would show (seconds).
+PRE_LOSS_WINDOW_S = 0.5
+#: RFC 3550 §6.4.1 / A.8: jitter estimate gain 1/16.
+JITTER_GAIN = 1.0 / 16.0
+
+
+def rfc3550_jitter(delay: np.ndarray) -> np.ndarray:
+    """Interarrival jitter J per received packet from relative delays (seconds).
+
+    ``J(i) = J(i-1) + (|D(i-1, i)| - J(i-1)) / 16`` with ``D`` the difference of
+    consecutive relative transit times, computed as one IIR filter.
+
+    References
+    ----------
+    RFC 3550 §6.4.1 (interarrival jitter), Appendix A.8.
+    """
+    d = delay[np.isfinite(delay)]
+    if d.size < 2:
+        return np.zeros(d.size)
+    a = np.abs(np.diff(d))
+    return np.concatenate([[0.0], lfilter([JITTER_GAIN], [1.0, -(1.0 - JITTER_GAIN)], a)])
+
+
+def smoothed_delay(trace: Trace, window_s: float = 0.2) -> np.ndarray:
+    """Received slots' delay through a running median of about ``window_s``."""
+    d = trace.delay[trace.received]
+    k = max(3, int(round(window_s / trace.ptime)) | 1)
+    return median_filter(d, size=k, mode="nearest") if d.size >= k else d
+
+
+@dataclass(frozen=True)
+class PreLossRise:
+    """How far delay stood above its typical level just before losses.
+
+    ``rise_s`` is the mean delay of received packets in the
+    :data:`PRE_LOSS_WINDOW_S` before each loss event minus the median delay of
+    the whole stream; ``z`` divides it by the delay's interquartile spread
+    (robust scale), ``fraction`` is the share of loss events preceded by a
+    delay above the stream's 75th percentile.
+    """
+
+    rise_s: float
+    z: float
+    fraction: float
+    events: int
+
+
+def pre_loss_rise(trace: Trace, event_slots: np.ndarray) -> PreLossRise:
+    """Delay just before each loss event against the stream's typical delay."""
+    rec = trace.received
+    t = trace.time[rec]
+    d = trace.delay[rec]
+    if event_slots.size == 0 or d.size < 10:
+        return PreLossRise(0.0, 0.0, 0.0, 0)
+    med = float(np.median(d))
+    q25, q75 = np.percentile(d, [25, 75])
+    scale = max(float(q75 - q25), 1e-4)
+    ev_t = trace.time[event_slots]
+    lo = np.searchsorted(t, ev_t - PRE_LOSS_WINDOW_S)
+    hi = np.searchsorted(t, ev_t)
+    csum = np.concatenate([[0.0], np.cumsum(d)])
+    count = hi - lo
+    ok = count > 0
+    if not ok.any():
+        return PreLossRise(0.0, 0.0, 0.0, 0)
+    mean_before = (csum[hi[ok]] - csum[lo[ok]]) / count[ok]
+    rise = float(np.mean(mean_before) - med)
+    frac = float(np.mean(mean_before > q75))
+    return PreLossRise(rise, rise / scale, frac, int(ok.sum()))
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """A sustained delay ramp (a queue filling) and what followed it.
+
+    Times are seconds since the capture's first frame; ``slope`` is delay
+    gained per second of send clock (``(s - r) / r`` for a shaper of rate r
+    fed at s); ``height_s`` is the delay added from ramp start to plateau;
+    ``plateau_s`` how long the delay then stayed within 15 % of the peak;
+    ``fit_r2`` the coefficient of determination of a line through the ramp.
+    """
+
+    start: float
+    end: float
+    slope: float
+    height_s: float
+    plateau_s: float
+    fit_r2: float
+    base_delay_s: float
+    peak_delay_s: float
+
+
+def find_ramp(trace: Trace) -> Ramp | None:
+    """The largest sustained rise of smoothed delay, fitted by a line.
+
+    The ramp runs from the last time the smoothed delay was near its baseline
+    (below 10 % of the peak height) before the peak to the first time it came
+    within 10 % of the peak.
+    """
+    rec = trace.received
+    if np.count_nonzero(rec) < 20:
+        return None
+    sd = smoothed_delay(trace)
+    t = trace.time[rec]
+    send = trace.send[rec]
+    base = float(np.percentile(sd, 2))
+    peak = float(np.percentile(sd, 98))
+    height = peak - base
+    if height <= 0:
+        return None
+    i_peak = int(np.argmax(sd >= base + 0.9 * height))
+    below = np.flatnonzero(sd[: i_peak + 1] <= base + 0.1 * height)
+    i_start = int(below[-1]) if below.size else 0
+    if i_peak - i_start < 5:
+        return None
+    x = send[i_start : i_peak + 1]
+    y = sd[i_start : i_peak + 1]
+    slope, icpt = np.polyfit(x, y, 1)
+    resid = y - (slope * x + icpt)
+    ss = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(resid**2)) / ss if ss > 0 else 0.0
+    after = sd[i_peak:]
+    stay = np.flatnonzero(after < peak - 0.15 * height)
+    plateau_end = i_peak + (int(stay[0]) if stay.size else after.size - 1)
+    return Ramp(
+        start=float(t[i_start]),
+        end=float(t[i_peak]),
+        slope=float(slope),
+        height_s=height,
+        plateau_s=float(t[plateau_end] - t[i_peak]),
+        fit_r2=r2,
+        base_delay_s=base,
+        peak_delay_s=peak,
+    )

@@ -1,0 +1,184 @@
+"""diagnose(): run every detector over a capture's streams and calls, pick verdicts.
+
+Each stream is turned into a slot :class:`~callscope.diagnose.trace.Trace`
+and given to the per-stream detectors; calls get the call-level ones. A
+stream's primary verdict is its best-supported finding. Mechanisms that
+explain loss (an outage pattern, a policer, a shaper, a cut-off) outrank the
+generic loss descriptions (random, bursty) when both fire, because a policer
+*also* produces loss that a generic description would accept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from callscope.diagnose.calls import (
+    MIN_MEDIA_PACKETS,
+    detect_cutoff_call,
+    detect_one_way,
+    detect_setup_blocked,
+)
+from callscope.diagnose.delay import find_ramp
+from callscope.diagnose.downshift import detect_downshift
+from callscope.diagnose.findings import Diagnosis, Finding
+from callscope.diagnose.jitter import detect_jitter
+from callscope.diagnose.lossmodel import detect_loss_pattern
+from callscope.diagnose.outage import detect_outages
+from callscope.diagnose.policing import detect_policing
+from callscope.diagnose.shaping import detect_shaping
+from callscope.diagnose.trace import Trace, build_trace
+from callscope.media.discover import MediaInventory
+
+#: Findings below this confidence are not reported.
+REPORT_THRESHOLD = 0.3
+#: Fewest packets and seconds of a stream worth diagnosing; below, say so.
+MIN_PACKETS = 50
+MIN_DURATION_S = 2.0
+
+#: Tie-break and precedence: a mechanism explaining the loss beats a generic
+#: description of it. Higher ranks first.
+RANK: Mapping[str, int] = {
+    "setup-blocked": 11,
+    "one-way": 10,
+    "cutoff": 9,
+    "intermittent-outage": 8,
+    "policing": 7,
+    "shaping": 6,
+    "congestion": 5,
+    "codec-downshift": 4,
+    "jitter": 3,
+    "bursty-loss": 2,
+    "random-loss": 1,
+    "clean": 0,
+}
+#: Generic descriptions of loss; a mechanism finding whose confidence is at
+#: least this fraction of theirs takes precedence over them.
+GENERIC = frozenset({"random-loss", "bursty-loss", "jitter"})
+MECHANISM_PRECEDENCE = 0.6
+
+
+def _strength(f: Finding, generic_max: float) -> tuple[float, int]:
+    c = f.confidence
+    if f.pattern not in GENERIC and c >= MECHANISM_PRECEDENCE * generic_max:
+        c = max(c, generic_max + 1e-6)
+    return (c, RANK.get(f.pattern, 0))
+
+
+def strongest(findings: list[Finding]) -> Finding | None:
+    """The best-supported finding (mechanisms over generic loss, then rank)."""
+    if not findings:
+        return None
+    generic = max((f.confidence for f in findings if f.pattern in GENERIC), default=0.0)
+    return max(findings, key=lambda f: _strength(f, generic))
+
+
+def _reference_end(inventory: MediaInventory, capture_end: float | None) -> float:
+    """Until when the capture demonstrably ran (its last frame when known)."""
+    if capture_end is not None:
+        return float(capture_end)
+    ends = [float(s.packets.time[-1]) for s in inventory.streams if len(s.packets)]
+    ends += [e.last_time for e in inventory.stun.exchanges]
+    return max(ends, default=0.0)
+
+
+def stream_findings(trace: Trace, reordered: int = 0) -> list[Finding]:
+    """Every per-stream detector's finding on one trace (unfiltered)."""
+    queue = find_ramp(trace)
+    found = [
+        detect_outages(trace),
+        detect_policing(trace),
+        detect_shaping(trace, queue=queue),
+        detect_loss_pattern(trace),
+        detect_jitter(trace, reordered),
+        detect_downshift(trace),
+    ]
+    return [f for f in found if f is not None]
+
+
+def diagnose(
+    inventory: MediaInventory,
+    metrics: Mapping[str, object],
+    capture_end: float | None = None,
+) -> Diagnosis:
+    """What degraded each stream and call of a capture.
+
+    Parameters
+    ----------
+    inventory : MediaInventory
+        Streams, calls and STUN/TURN summary from :func:`callscope.media.discover`.
+    metrics : Mapping[str, StreamMetrics]
+        Per-stream metrics keyed by stream id (the reorder count is taken
+        from them when present).
+    capture_end : float, optional
+        Time of the capture's last frame, seconds since its first; without it
+        the last media / STUN packet stands in (a cut-off then needs another
+        stream or STUN traffic to outlive it).
+
+    Returns
+    -------
+    Diagnosis
+    """
+    end = _reference_end(inventory, capture_end)
+    notes: list[str] = []
+    traces: dict[str, Trace] = {}
+    for s in inventory.streams:
+        n = len(s.packets)
+        span = float(s.packets.time[-1] - s.packets.time[0]) if n else 0.0
+        if n < MIN_PACKETS or span < MIN_DURATION_S:
+            notes.append(
+                f"stream {s.id}: only {n} packets over {span:.1f} s, too few to diagnose"
+            )
+            continue
+        traces[s.id] = build_trace(s, end)
+
+    candidates: dict[str, list[Finding]] = {sid: [] for sid in traces}
+    for sid, tr in traces.items():
+        m = metrics.get(sid)
+        reordered = int(getattr(m, "reordered", 0) or 0)
+        candidates[sid].extend(stream_findings(tr, reordered))
+
+    call_findings: list[Finding] = []
+    for call in inventory.calls:
+        members = [traces[s] for s in call.stream_ids if s in traces]
+        if not members:
+            continue
+        cut = detect_cutoff_call(call.id, members, end)
+        one_way = detect_one_way(call.id, members, end)
+        for f in (cut, one_way):
+            if f is not None and f.confidence >= REPORT_THRESHOLD:
+                call_findings.append(f)
+        if cut is not None and cut.confidence >= REPORT_THRESHOLD:
+            for t in members:
+                candidates[t.stream_id].append(cut)
+        elif one_way is not None and one_way.confidence >= REPORT_THRESHOLD:
+            candidates[one_way.stream_id].append(one_way)
+
+    media_packets = sum(len(s.packets) for s in inventory.streams)
+    blocked = detect_setup_blocked(inventory.stun, media_packets)
+    if blocked is not None and blocked.confidence >= REPORT_THRESHOLD:
+        call_findings.append(blocked)
+
+    findings: list[Finding] = list(call_findings)
+    verdicts: dict[str, str] = {s.id: "clean" for s in inventory.streams}
+    for sid, found in candidates.items():
+        reported = [f for f in found if f.confidence >= REPORT_THRESHOLD]
+        best = strongest(reported)
+        if best is not None:
+            verdicts[sid] = best.pattern
+        findings.extend(f for f in reported if f.call_id is None)
+
+    generic = max((f.confidence for f in findings if f.pattern in GENERIC), default=0.0)
+    findings.sort(key=lambda f: _strength(f, generic), reverse=True)
+    top = findings[0] if findings else None
+    if top is None:
+        if not traces and media_packets < MIN_MEDIA_PACKETS and blocked is None:
+            notes.append("no media stream long enough to diagnose")
+        confidence = 1.0 - max(
+            (f.confidence for fs in candidates.values() for f in fs), default=0.0
+        )
+        if not traces:
+            confidence = min(confidence, 0.3)
+        return Diagnosis(tuple(findings), verdicts, "clean", round(float(np.clip(confidence, 0, 1)), 3), tuple(notes))
+    return Diagnosis(tuple(findings), verdicts, top.pattern, top.confidence, tuple(notes))

@@ -1,0 +1,77 @@
+"""Jitter: little loss, but packets arrive irregularly, out of order, or too late.
+
+The RFC 3550 interarrival jitter (§6.4.1) summarises delay variation; a
+playout buffer sized for the usual delay discards packets later than its
+budget, which the listener hears exactly like loss. The clean bound of
+DESIGN.md is a jitter p95 under 30 ms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from callscope.diagnose.delay import rfc3550_jitter
+from callscope.diagnose.evidence import ramp, scale_confidence
+from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.trace import Trace
+
+#: Jitter p95 at or above which a stream is not clean (DESIGN.md pattern table).
+JITTER_P95_S = 0.030
+#: A fixed playout budget above the stream's lowest delay (ITU-T G.114 §1 puts
+#: mouth-to-ear comfort below 150 ms; typical jitter buffers hold 40-60 ms).
+PLAYOUT_BUDGET_S = 0.060
+#: Loss above which the stream's problem is loss, not jitter.
+MAX_LOSS = 0.03
+
+
+def detect_jitter(trace: Trace, reordered: int = 0) -> Finding | None:
+    """A jitter finding or None.
+
+    Parameters
+    ----------
+    trace : Trace
+    reordered : int
+        Packets that arrived after a later-numbered one (RFC 3550 §A.1 accounting).
+    """
+    rec = trace.received
+    n = int(np.count_nonzero(rec))
+    if n < 20 or trace.loss_fraction > MAX_LOSS:
+        return None
+    d = trace.delay[rec]
+    j = rfc3550_jitter(d)
+    j95 = float(np.percentile(j, 95))
+    late = float(np.mean(d - np.percentile(d, 1) > PLAYOUT_BUDGET_S))
+    reorder = reordered / n
+    score = max(ramp(j95, 0.8 * JITTER_P95_S, 1.3 * JITTER_P95_S), ramp(reorder, 0.005, 0.02), ramp(late, 0.01, 0.05))
+    confidence = score * ramp(trace.loss_fraction, MAX_LOSS, 0.5 * MAX_LOSS)
+    if confidence < 0.2:
+        return None
+    ms = 1000.0
+    evidence = (
+        Evidence("jitter_p95", round(j95 * ms, 2), "ms"),
+        Evidence("jitter_mean", round(float(j.mean()) * ms, 2), "ms"),
+        Evidence("delay_spread_p1_p99", round(float(np.percentile(d, 99) - np.percentile(d, 1)) * ms, 1), "ms"),
+        Evidence("late_fraction", round(late, 4)),
+        Evidence("reordered_fraction", round(reorder, 4)),
+        Evidence("loss_fraction", round(trace.loss_fraction, 4)),
+    )
+    summary = (
+        f"only {100 * trace.loss_fraction:.1f} % lost but jitter p95 {j95 * ms:.0f} ms "
+        f"(mean {float(j.mean()) * ms:.0f} ms), {100 * reorder:.1f} % reordered and {100 * late:.1f} % "
+        f"later than a {PLAYOUT_BUDGET_S * ms:.0f} ms playout budget: delay variation"
+    )
+    if trace.opaque:
+        summary += " (from the packet cadence: no RTP timestamps)"
+    return Finding(
+        pattern="jitter",
+        confidence=scale_confidence(trace, confidence),
+        summary=summary,
+        stream_id=trace.stream_id,
+        evidence=evidence,
+        audible=AUDIBLE["jitter"],
+        spans=((round(trace.start, 3), round(trace.end, 3)),),
+        params=(
+            Evidence("jitter_p95_ms", round(j95 * ms, 2), "ms"),
+            Evidence("late_fraction", round(late, 4)),
+        ),
+    )

@@ -1,0 +1,124 @@
+"""Ordinary loss: random, bursty, or congestion (a queue overflowing).
+
+- *random-loss*: independent losses; the Gilbert chain's burst ratio
+  ``1/(p + r)`` is about 1 (ITU-T G.113 Appendix I) and the spacing of loss
+  events is irregular (coefficient of variation about 1, as for a Bernoulli
+  process).
+- *bursty-loss*: losses cluster (burst ratio > 1.5; RFC 3611 §4.7.2 burst
+  density well above gap density) with no delay rise before them (radio
+  fading, a dropper acting in bursts).
+- *congestion*: the losses come when one-way delay stands high (a FIFO
+  filling with cross traffic, then overflowing at its tail, RFC 7567 §2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from callscope.diagnose.delay import pre_loss_rise
+from callscope.diagnose.evidence import ramp, scale_confidence, spans_of
+from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.loss import burst_gap, gilbert, loss_runs
+from callscope.diagnose.trace import Trace
+
+#: Below this loss a stream is clean (DESIGN.md pattern table: loss < 0.5 %).
+CLEAN_LOSS = 0.005
+#: Gilbert burst ratio above which loss is called bursty (DESIGN.md pattern table).
+BURSTY_RATIO = 1.5
+#: Fewest loss events for a loss-structure estimate to be more than a guess.
+MIN_EVENTS = 8
+
+
+def detect_loss_pattern(trace: Trace) -> Finding | None:
+    """random-loss, bursty-loss or congestion, or None when the loss is negligible."""
+    rec = trace.received
+    lost = trace.lost
+    if lost == 0 or trace.loss_fraction < CLEAN_LOSS:
+        return None
+    ge = gilbert(rec)
+    bg = burst_gap(rec)
+    runs = loss_runs(rec)
+    rise = pre_loss_rise(trace, runs.start)
+    gaps = np.diff(runs.start).astype(np.float64)
+    cv = float(gaps.std() / gaps.mean()) if gaps.size >= 2 and gaps.mean() > 0 else float("nan")
+    d = trace.delay[rec]
+    spread = float(np.percentile(d, 95) - np.percentile(d, 5)) if d.size else 0.0
+    burst_ratio = ge.burst_ratio
+    thin = runs.count < MIN_EVENTS
+    c_data = ramp(runs.count, 1, MIN_EVENTS)
+
+    congested = rise.z >= 1.0 and rise.fraction >= 0.6 and spread >= 0.010
+    if congested:
+        pattern = "congestion"
+        confidence = ramp(rise.z, 0.8, 2.0) * ramp(rise.fraction, 0.5, 0.8) * ramp(spread, 0.008, 0.03)
+    elif burst_ratio >= BURSTY_RATIO or (thin and runs.length.max() >= 3):
+        pattern = "bursty-loss"
+        confidence = ramp(burst_ratio, 1.2, 2.0) if not thin else 0.5
+    else:
+        pattern = "random-loss"
+        confidence = ramp(burst_ratio, 1.8, 1.3)
+    confidence *= 0.4 + 0.6 * c_data
+
+    ms = 1000.0
+    evidence = (
+        Evidence("loss_fraction", round(trace.loss_fraction, 4)),
+        Evidence("lost", lost, "packets"),
+        Evidence("loss_events", runs.count),
+        Evidence("longest_loss_run", int(runs.length.max()), "packets"),
+        Evidence("gilbert_burst_ratio", round(burst_ratio, 3)),
+        Evidence("burst_density", round(bg.burst_density, 4)),
+        Evidence("gap_density", round(bg.gap_density, 4)),
+        Evidence("loss_spacing_cv", round(cv, 3)),
+        Evidence("delay_rise_before_loss", round(rise.rise_s * ms, 2), "ms"),
+        Evidence("delay_rise_z", round(rise.z, 2)),
+        Evidence("losses_at_high_delay", round(rise.fraction, 3)),
+        Evidence("delay_spread_p5_p95", round(spread * ms, 2), "ms"),
+    )
+    params = (
+        Evidence("p", round(ge.p, 5)),
+        Evidence("r", round(ge.r, 5)),
+        Evidence("burst_ratio", round(burst_ratio, 3)),
+        Evidence("loss_fraction", round(trace.loss_fraction, 5)),
+        Evidence("onset_s", round(float(trace.time[runs.start[0]]), 3), "s"),
+        Evidence("packets_expected", trace.slots, "packets"),
+    )
+    pct = 100 * trace.loss_fraction
+    longest_ms = int(runs.length.max()) * trace.ptime * ms
+    if pattern == "congestion":
+        summary = (
+            f"{pct:.1f} % lost in {runs.count} events, {100 * rise.fraction:.0f} % of them while one-way "
+            f"delay stood high ({rise.rise_s * ms:.0f} ms above typical, spread {spread * ms:.0f} ms): "
+            f"a congested queue overflowing"
+        )
+    elif runs.count == 1:
+        summary = (
+            f"one burst of {lost} lost packets ({longest_ms:.0f} ms gap) in {trace.slots} "
+            f"({pct:.1f} %): a single short dropout, too few loss events to characterise further"
+        )
+    elif pattern == "bursty-loss":
+        summary = (
+            f"{pct:.1f} % lost in bursts (Gilbert p {ge.p:.4f}, r {ge.r:.3f}, BurstR {burst_ratio:.2f}, "
+            f"longest {runs.length.max()} packets = {longest_ms:.0f} ms) with no delay rise before them"
+        )
+    else:
+        summary = (
+            f"{pct:.1f} % lost as scattered single packets (BurstR {burst_ratio:.2f}, spacing CV "
+            f"{cv:.2f}) with no delay rise before them: random loss"
+        )
+    if thin and runs.count > 1:
+        summary += f"; only {runs.count} loss events, so the loss structure is a rough estimate"
+    if trace.opaque:
+        summary += " (loss inferred from cadence gaps: no sequence numbers)"
+    audible = AUDIBLE[pattern]
+    if longest_ms >= 150:
+        audible += f"; the longest gap ({longest_ms:.0f} ms) is an audible dropout"
+    return Finding(
+        pattern=pattern,
+        confidence=scale_confidence(trace, confidence),
+        summary=summary,
+        stream_id=trace.stream_id,
+        evidence=evidence,
+        audible=audible,
+        spans=spans_of(trace, runs.start[runs.length >= 3], runs.length[runs.length >= 3])[:50],
+        params=params,
+    )

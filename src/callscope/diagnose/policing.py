@@ -1,0 +1,156 @@
+"""Token-bucket policing: goodput clamped at a rate r, evenly spaced drops.
+
+After Flach et al., "An Internet-Wide Analysis of Traffic Policing",
+SIGCOMM 2016, §3 (the detection heuristic), adapted from TCP server traces to a
+constant-rate voice stream seen at one point:
+
+1. the policing rate is the goodput between the first and the last loss;
+2. once the bucket is empty a constant-rate sender above r loses a fraction
+   ``1 - r/s`` of its bytes, one packet whenever the tokens run short, so the
+   drops are evenly spaced (coefficient of variation of the spacing << 1) and
+   the goodput per window is flat;
+3. a token bucket of rate r and depth b, replayed over the packets, must drop
+   about as many packets by every point in time as were lost (consistency);
+4. congestion veto: a policer holds no queue, so one-way delay must not rise
+   before the losses (Flach et al. use RTT inflation; one-way delay is what a
+   one-point capture has).
+
+The bucket depth is the excess sent before the first loss:
+``b = (bytes sent from the stream's start to the first loss) - r * (that time)``,
+the bucket being full when the stream starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from callscope.diagnose.delay import find_ramp, pre_loss_rise
+from callscope.diagnose.evidence import ramp, scale_confidence, spans_of, window_rates
+from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.loss import loss_runs
+from callscope.diagnose.trace import Trace
+
+#: Fewest losses from which a drop pattern can be called evenly spaced.
+MIN_LOSSES = 12
+#: Shortest lossy stretch (first to last loss) to estimate a rate over (s).
+MIN_LOSSY_SPAN_S = 2.0
+#: A delay ramp this high before the losses means a queue: shaping or congestion (s).
+QUEUE_VETO_S = 0.030
+
+
+def replay_token_bucket(
+    time: np.ndarray, size: np.ndarray, rate: float, depth: float
+) -> np.ndarray:
+    """Which packets a token bucket of ``rate`` B/s and ``depth`` B would drop.
+
+    The bucket starts full; a packet conforms when the bucket holds at least
+    its size, and takes that many tokens (RFC 2697 §3, single-rate policer,
+    committed bucket only). One iteration per packet: a recurrence with a
+    clamp does not vectorise.
+    """
+    drop = np.zeros(time.size, bool)
+    tokens = depth
+    prev = float(time[0]) if time.size else 0.0
+    for i, (t, s) in enumerate(zip(time.tolist(), size.tolist(), strict=True)):
+        tokens = min(depth, tokens + rate * (t - prev))
+        prev = t
+        if tokens >= s:
+            tokens -= s
+        else:
+            drop[i] = True
+    return drop
+
+
+def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
+    """A policing finding for ``trace`` or None when the pattern is absent.
+
+    Parameters
+    ----------
+    trace : Trace
+    overhead : float
+        Bytes added to each UDP payload when counting what the policer meters
+        (e.g. 28 for IPv4 + UDP headers); 0 counts payload bytes.
+    """
+    rec = trace.received
+    lost_idx = np.flatnonzero(~rec)
+    if lost_idx.size < MIN_LOSSES:
+        return None
+    i1, i2 = int(lost_idx[0]), int(lost_idx[-1])
+    t1, t2 = float(trace.time[i1]), float(trace.time[i2])
+    span = t2 - t1
+    if span < MIN_LOSSY_SPAN_S:
+        return None
+    size = trace.size + overhead
+    region = slice(i1, i2 + 1)
+    got = float(np.sum(size[region][rec[region]]))
+    sent = float(np.sum(size[region]))
+    rate = got / span
+    send_rate = sent / span
+    loss_region = 1.0 - float(np.count_nonzero(rec[region])) / (i2 - i1 + 1)
+
+    runs = loss_runs(rec[region])
+    gaps = np.diff(runs.start).astype(np.float64)
+    cv = float(gaps.std() / gaps.mean()) if gaps.size >= 2 and gaps.mean() > 0 else np.inf
+    max_run = int(runs.length.max())
+    expected_run = int(np.ceil(loss_region / max(1e-9, 1.0 - loss_region))) + 1
+
+    _, got_w = window_rates(trace, t1, t2)
+    flat = float(got_w.std() / got_w.mean()) if got_w.size >= 2 and got_w.mean() > 0 else np.inf
+
+    t0 = float(trace.time[0])
+    sent_before = float(np.sum(size[:i1]))
+    depth = max(0.0, sent_before - rate * (t1 - t0))
+    drops = replay_token_bucket(trace.time, size, rate, max(depth, float(size.max())))
+    cum_pred = np.cumsum(drops)
+    cum_real = np.cumsum(~rec)
+    tb_error = float(np.max(np.abs(cum_pred - cum_real))) / lost_idx.size
+
+    rise = pre_loss_rise(trace, runs.start + i1)
+    queue = find_ramp(trace)
+    queue_height = queue.height_s if queue is not None else 0.0
+
+    c_even = ramp(cv, 0.6, 0.25)
+    c_flat = ramp(flat, 0.35, 0.12)
+    c_tb = ramp(tb_error, 0.25, 0.08)
+    c_runs = 1.0 if max_run <= expected_run else 0.3
+    c_veto = ramp(queue_height, 2 * QUEUE_VETO_S, QUEUE_VETO_S) * ramp(rise.z, 1.5, 0.7)
+    confidence = c_even * (0.5 + 0.25 * c_flat + 0.25 * c_tb) * c_runs * c_veto
+    if confidence < 0.2:
+        return None
+
+    ms = 1000.0
+    evidence = (
+        Evidence("loss_fraction", round(loss_region, 4)),
+        Evidence("drop_spacing_cv", round(cv, 3)),
+        Evidence("drop_spacing_mean", round(float(gaps.mean()), 2), "packets"),
+        Evidence("longest_loss_run", max_run, "packets"),
+        Evidence("goodput_window_cv", round(flat, 3)),
+        Evidence("token_bucket_mismatch", round(tb_error, 3)),
+        Evidence("delay_rise_before_loss", round(rise.rise_s * ms, 2), "ms"),
+        Evidence("queue_delay_ramp", round(queue_height * ms, 1), "ms"),
+        Evidence("send_rate", round(send_rate, 1), "B/s"),
+    )
+    params = (
+        Evidence("rate_Bps", round(rate, 1), "B/s"),
+        Evidence("burst_bytes", round(depth, 1), "B"),
+        Evidence("onset_s", round(t1, 3), "s"),
+        Evidence("loss_expected", round(1.0 - rate / send_rate, 4)),
+    )
+    summary = (
+        f"drops evenly spaced every {gaps.mean():.1f} packets (CV {cv:.2f}) from {t1:.1f} s "
+        f"while goodput holds at {rate / 1000:.2f} kB/s of {send_rate / 1000:.2f} kB/s sent "
+        f"({100 * loss_region:.1f} % lost, 1 - r/s = {100 * (1 - rate / send_rate):.1f} %), "
+        f"delay flat: a token-bucket policer, rate ≈ {rate / 1000:.2f} kB/s, burst ≈ {depth / 1000:.1f} kB"
+    )
+    if trace.opaque:
+        summary += " (loss inferred from cadence gaps: no sequence numbers)"
+    return Finding(
+        pattern="policing",
+        confidence=scale_confidence(trace, confidence),
+        summary=summary,
+        stream_id=trace.stream_id,
+        evidence=evidence,
+        audible=AUDIBLE["policing"],
+        spans=spans_of(trace, np.array([i1]), np.array([i2 - i1 + 1])),
+        params=params,
+    )

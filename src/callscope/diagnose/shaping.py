@@ -1,0 +1,108 @@
+"""Shaping: a rate limiter that queues instead of dropping.
+
+A shaper of rate r fed at s > r delays each packet by the backlog in front of
+it: one-way delay ramps up at slope ``(s - r) / r`` seconds per second, until
+the buffer is full, where delay plateaus at ``buffer / r`` and the excess is
+tail-dropped (RFC 7567 §2), a fraction ``1 - r/s``. Throughout, packets leave
+at exactly r, so the goodput from the ramp's start on is the shaping rate.
+Unlike congestion, the queue never drains while the sender keeps sending: the
+delay stays on the plateau instead of falling back (a sawtooth).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from callscope.diagnose.delay import Ramp, find_ramp
+from callscope.diagnose.evidence import ramp, scale_confidence
+from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.trace import Trace
+
+#: Smallest queueing delay built up that counts as a shaper's queue (s): well
+#: above the few ms of jitter of an ordinary path.
+MIN_QUEUE_S = 0.040
+
+
+def _goodput(trace: Trace, start: float, end: float, overhead: float) -> float:
+    """Received bytes per second over ``[start, end]`` by least squares on the cumulative bytes."""
+    rec = trace.received
+    t = trace.time[rec]
+    sel = (t >= start) & (t <= end)
+    if np.count_nonzero(sel) < 5:
+        return float("nan")
+    cum = np.cumsum(trace.size[rec][sel] + overhead)
+    slope, _ = np.polyfit(t[sel], cum, 1)
+    return float(slope)
+
+
+def detect_shaping(trace: Trace, overhead: float = 0.0, queue: Ramp | None = None) -> Finding | None:
+    """A shaping finding or None (no sustained delay ramp to a plateau)."""
+    q = queue if queue is not None else find_ramp(trace)
+    if q is None or q.height_s < MIN_QUEUE_S or q.slope <= 0:
+        return None
+    rec = trace.received
+    t_rec = trace.time[rec]
+    after_peak = t_rec >= q.end
+    sd_after = trace.delay[rec][after_peak]
+    # The queue must not drain back towards its empty level while the call goes on.
+    if sd_after.size:
+        floor_after = float(np.percentile(sd_after, 5))
+    else:
+        floor_after = q.peak_delay_s
+    held = (floor_after - q.base_delay_s) / q.height_s
+    tail = max(0.0, trace.end - q.end)
+    plateau_share = q.plateau_s / tail if tail > 0 else 1.0
+
+    rate = _goodput(trace, q.start, trace.end, overhead)
+    sel = (trace.time >= q.start) & (trace.time <= trace.end)
+    span = trace.end - q.start
+    send_rate = float(np.sum(trace.size[sel] + overhead)) / span if span > 0 else float("nan")
+    after = trace.time >= q.end
+    tail_loss = 1.0 - float(np.count_nonzero(rec[after])) / max(1, np.count_nonzero(after))
+    slope_rate = send_rate / (1.0 + q.slope) if np.isfinite(send_rate) else float("nan")
+
+    confidence = (
+        ramp(q.height_s, MIN_QUEUE_S, 2 * MIN_QUEUE_S)
+        * ramp(q.fit_r2, 0.7, 0.9)
+        * ramp(held, 0.5, 0.8)
+        * (0.6 + 0.4 * ramp(plateau_share, 0.5, 0.9))
+    )
+    if confidence < 0.2:
+        return None
+    ms = 1000.0
+    evidence = (
+        Evidence("queue_delay", round(q.height_s * ms, 1), "ms"),
+        Evidence("ramp_slope", round(q.slope, 4), "s/s"),
+        Evidence("ramp_fit_r2", round(q.fit_r2, 3)),
+        Evidence("ramp_start", round(q.start, 3), "s"),
+        Evidence("ramp_end", round(q.end, 3), "s"),
+        Evidence("plateau", round(q.plateau_s, 2), "s"),
+        Evidence("queue_held", round(held, 3)),
+        Evidence("tail_loss_fraction", round(tail_loss, 4)),
+        Evidence("send_rate", round(send_rate, 1), "B/s"),
+        Evidence("rate_from_slope", round(slope_rate, 1), "B/s"),
+    )
+    params = (
+        Evidence("rate_Bps", round(rate, 1), "B/s"),
+        Evidence("queue_delay_s", round(q.height_s, 4), "s"),
+        Evidence("onset_s", round(q.start, 3), "s"),
+    )
+    summary = (
+        f"one-way delay ramps up {q.height_s * ms:.0f} ms from {q.start:.1f} s to {q.end:.1f} s "
+        f"(slope {q.slope:.3f} s/s, r² {q.fit_r2:.2f}) and stays there for {q.plateau_s:.1f} s "
+        f"while goodput is clamped at {rate / 1000:.2f} kB/s of {send_rate / 1000:.2f} kB/s sent"
+        f" ({100 * tail_loss:.1f} % tail drops once full): a shaper queue, "
+        f"rate ≈ {rate / 1000:.2f} kB/s, buffer ≈ {q.height_s * ms:.0f} ms"
+    )
+    if trace.opaque:
+        summary += " (delay from the packet cadence: no RTP timestamps)"
+    return Finding(
+        pattern="shaping",
+        confidence=scale_confidence(trace, confidence),
+        summary=summary,
+        stream_id=trace.stream_id,
+        evidence=evidence,
+        audible=AUDIBLE["shaping"],
+        spans=((round(q.start, 3), round(trace.end, 3)),),
+        params=params,
+    )

@@ -1,0 +1,241 @@
+"""One stream as a row of packet *slots*: what was sent, what arrived, when.
+
+Every detector works on the same view: one slot per packet the sender sent
+(as far as the capture can tell), a received mask, when each packet arrived
+or would have arrived, its size and its relative one-way delay. For RTP the
+slots are the extended sequence numbers of the expected range (RFC 3550
+§6.4.1, Appendix A.3) and the send clock is the RTP timestamp. Opaque media
+has neither, so the slots are inferred from the cadence: a gap of ``k``
+packet intervals between two arrivals holds ``k - 1`` lost packets, and the
+send clock is the slot index times the packet interval. Loss inferred that way
+is less certain, which the detectors reflect in their confidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from callscope.media.stream import MediaStream
+from callscope.metrics.sequence import (
+    SequenceAnalysis,
+    analyse_sequence,
+    extend_timestamps,
+)
+
+#: Shortest credible voice packet interval; smaller inter-arrival gaps are
+#: back-to-back bunching, not cadence (RFC 3551 §4.5: frame sizes >= 2.5 ms;
+#: voice applications send 10-120 ms packets).
+MIN_PTIME_S = 0.005
+#: Default packet interval when none can be measured (RFC 3551 §4.5: 20 ms).
+DEFAULT_PTIME_S = 0.020
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Slots of one stream (one per packet sent), in send order.
+
+    Attributes
+    ----------
+    stream_id : str
+    opaque : bool
+        True when slots and loss were inferred from the cadence (no RTP header).
+    ptime : float
+        Nominal packet interval, seconds.
+    time : float64 (n_slots,)
+        Arrival time of each slot's first copy, or for a lost slot when it
+        would have arrived (interpolated between received neighbours); seconds
+        since the capture's first frame.
+    send : float64 (n_slots,)
+        Send clock of each slot in seconds (RTP timestamp / clock rate, or the
+        slot index times ``ptime`` for opaque media), zero at the first slot.
+    received : bool (n_slots,)
+    size : float64 (n_slots,)
+        UDP payload bytes; a lost slot takes the size of the last received one.
+    delay : float64 (n_slots,)
+        Relative one-way delay ``time - send``, minimum removed, seconds; NaN
+        where lost.
+    capture_end : float
+        Time of the capture's last frame (seconds since the first).
+    """
+
+    stream_id: str
+    opaque: bool
+    ptime: float
+    time: np.ndarray
+    send: np.ndarray
+    received: np.ndarray
+    size: np.ndarray
+    delay: np.ndarray
+    capture_end: float
+
+    @property
+    def slots(self) -> int:
+        return int(self.received.size)
+
+    @property
+    def lost(self) -> int:
+        return int(self.slots - np.count_nonzero(self.received))
+
+    @property
+    def loss_fraction(self) -> float:
+        return self.lost / self.slots if self.slots else 0.0
+
+    @property
+    def start(self) -> float:
+        return float(self.time[0]) if self.slots else 0.0
+
+    @property
+    def end(self) -> float:
+        """Arrival time of the last received packet."""
+        return float(self.time[self.received][-1]) if self.received.any() else 0.0
+
+
+def _fill_lost_sizes(size: np.ndarray, received: np.ndarray) -> np.ndarray:
+    """Sizes of lost slots copied from the last received slot before them."""
+    idx = np.where(received, np.arange(received.size), 0)
+    np.maximum.accumulate(idx, out=idx)
+    return size[idx]
+
+
+def _relative_delay(time: np.ndarray, send: np.ndarray, received: np.ndarray) -> np.ndarray:
+    d = np.where(received, time - send, np.nan)
+    if received.any():
+        d -= np.nanmin(d)
+    return d
+
+
+def rtp_trace(
+    stream: MediaStream, capture_end: float, sequence: SequenceAnalysis | None = None
+) -> Trace:
+    """Slots of an RTP stream from its sequence accounting and timestamps.
+
+    Parameters
+    ----------
+    stream : MediaStream
+        An RTP stream (``packets.seq`` and ``packets.ts`` present).
+    capture_end : float
+        Time of the capture's last frame, seconds since its first.
+    sequence : SequenceAnalysis, optional
+        The metrics stage's accounting; computed here when not given.
+
+    References
+    ----------
+    RFC 3550 §6.4.1 and Appendix A.3 (expected range of extended sequence
+    numbers), §5.1 (timestamp: sampling instant in clock units).
+    """
+    p = stream.packets
+    sa = sequence if sequence is not None else analyse_sequence(p.seq, p.time, p.ts)
+    first = ~(sa.duplicate | sa.stray)
+    slot = sa.ext_seq[first] - sa.base
+    n = sa.expected_range
+    received = sa.received.copy()
+
+    time = np.empty(n)
+    time[slot] = p.time[first]
+    time[~received] = sa.lost_time
+    size = np.zeros(n)
+    size[slot] = p.size[first]
+    size = _fill_lost_sizes(size, received)
+
+    clock = _clock_rate(stream, sa, first)
+    ts_ext = extend_timestamps(p.ts[first]).astype(np.float64) if p.ts is not None else None
+    send = np.empty(n)
+    if ts_ext is not None and clock > 0 and np.all(np.diff(ts_ext[np.argsort(slot)]) >= 0):
+        send_recv = (ts_ext - ts_ext[np.argmin(slot)]) / clock
+        order = np.argsort(slot)
+        send = np.interp(np.arange(n), slot[order], send_recv[order])
+    else:
+        ptime = _cadence_ptime(np.diff(p.time[first]))
+        send = np.arange(n) * ptime
+    ptime = float(np.median(np.diff(send))) if n > 1 else DEFAULT_PTIME_S
+    if not ptime > 0:
+        ptime = _cadence_ptime(np.diff(p.time[first]))
+    return Trace(
+        stream_id=stream.id,
+        opaque=False,
+        ptime=ptime,
+        time=time,
+        send=send,
+        received=received,
+        size=size,
+        delay=_relative_delay(time, send, received),
+        capture_end=capture_end,
+    )
+
+
+def _clock_rate(stream: MediaStream, sa: SequenceAnalysis, first: np.ndarray) -> float:
+    """The stream's RTP clock rate, or one inferred from timestamp vs arrival."""
+    if stream.clock_rate:
+        return float(stream.clock_rate)
+    p = stream.packets
+    if p.ts is None or np.count_nonzero(first) < 3:
+        return 0.0
+    ts = extend_timestamps(p.ts[first]).astype(np.float64)
+    t = p.time[first]
+    span = t[-1] - t[0]
+    return float((ts[-1] - ts[0]) / span) if span > 0 else 0.0
+
+
+def _cadence_ptime(delta: np.ndarray) -> float:
+    """The packet interval of a cadence from its inter-arrival gaps.
+
+    The median of the gaps near the lower quartile: robust to the long gaps
+    loss makes (which would bias a plain median upwards) and to bunching.
+    """
+    d = delta[delta >= MIN_PTIME_S]
+    if d.size == 0:
+        return DEFAULT_PTIME_S
+    q = np.percentile(d, 25)
+    near = d[(d > 0.6 * q) & (d < 1.4 * q)]
+    return float(np.median(near)) if near.size else float(q)
+
+
+def opaque_trace(stream: MediaStream, capture_end: float) -> Trace:
+    """Slots of an opaque stream inferred from its cadence.
+
+    A gap of ``delta`` between consecutive arrivals holds
+    ``round(delta / ptime) - 1`` lost packets, placed evenly in the gap. The
+    send clock is the slot index times ``ptime`` (a constant-rate sender), so
+    the relative delay still shows a queue building up.
+    """
+    p = stream.packets
+    order = np.argsort(p.time, kind="stable")
+    t = p.time[order]
+    sz = p.size[order].astype(np.float64)
+    if t.size < 2:
+        return Trace(stream.id, True, DEFAULT_PTIME_S, t, t - t[:1], np.ones(t.size, bool),
+                     sz, np.zeros(t.size), capture_end)
+    delta = np.diff(t)
+    ptime = _cadence_ptime(delta)
+    step = np.maximum(1, np.rint(delta / ptime).astype(np.int64))
+    slot = np.concatenate([[0], np.cumsum(step)])
+    n = int(slot[-1]) + 1
+    received = np.zeros(n, bool)
+    received[slot] = True
+    time = np.interp(np.arange(n), slot, t)
+    size = np.zeros(n)
+    size[slot] = sz
+    size = _fill_lost_sizes(size, received)
+    send = np.arange(n) * ptime
+    return Trace(
+        stream_id=stream.id,
+        opaque=True,
+        ptime=ptime,
+        time=time,
+        send=send,
+        received=received,
+        size=size,
+        delay=_relative_delay(time, send, received),
+        capture_end=capture_end,
+    )
+
+
+def build_trace(
+    stream: MediaStream, capture_end: float, sequence: SequenceAnalysis | None = None
+) -> Trace:
+    """The slot view of any stream: RTP by sequence number, opaque by cadence."""
+    if stream.kind == "rtp" and stream.packets.seq is not None:
+        return rtp_trace(stream, capture_end, sequence)
+    return opaque_trace(stream, capture_end)

@@ -121,10 +121,45 @@ class Datagrams:
             data=self.data,
         )
 
+    def compact(self) -> Datagrams:
+        """The same rows with a payload buffer holding only their payload bytes.
+
+        Chunks straight from the reader share the whole chunk buffer (no copy
+        on the hot path); compacting drops the bytes of other protocols and
+        headers before tables are kept or joined.
+        """
+        n = len(self)
+        total = int(self.payload_caplen.sum()) if n else 0
+        if self.data.size == total and (n == 0 or self.payload_start[0] == 0):
+            return self
+        order = np.argsort(self.payload_start, kind="stable")
+        s = self.payload_start[order].astype(np.int64)
+        length = self.payload_caplen[order].astype(np.int64)
+        new_sorted = np.zeros(n, np.int64)
+        if n > 1:
+            np.cumsum(length[:-1], out=new_sorted[1:])
+        if n and bool(np.all(s[1:] >= s[:-1] + length[:-1])):
+            # Disjoint payloads: +1 at each start and -1 at each end (each index
+            # unique within one assignment) integrate to a 0/1 mask.
+            edges = np.zeros(self.data.size + 1, np.int8)
+            edges[s] += 1
+            edges[s + length] -= 1
+            data = self.data[np.cumsum(edges[:-1], dtype=np.int8).view(bool)]
+        else:
+            data = self.data[np.repeat(s - new_sorted, length) + np.arange(total)] if total else self.data[:0]
+        new_start = np.empty(n, np.int64)
+        new_start[order] = new_sorted
+        return Datagrams(
+            frame=self.frame, time_ns=self.time_ns, ip_version=self.ip_version, src=self.src,
+            dst=self.dst, sport=self.sport, dport=self.dport, udp_payload_len=self.udp_payload_len,
+            payload_caplen=self.payload_caplen, frame_caplen=self.frame_caplen,
+            frame_len=self.frame_len, payload_start=new_start, data=np.ascontiguousarray(data),
+        )
+
     @staticmethod
     def concat(parts: list[Datagrams]) -> Datagrams:
-        """Join chunks into one table (payload buffers joined, offsets rebased)."""
-        parts = [p for p in parts if len(p)]
+        """Join chunks into one table (payloads compacted, offsets rebased)."""
+        parts = [p.compact() for p in parts if len(p)]
         if not parts:
             return Datagrams.empty()
         if len(parts) == 1:

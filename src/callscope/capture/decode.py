@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from callscope.capture import linktypes as lt
-from callscope.capture.datagrams import V4_MAPPED_PREFIX, Datagrams
+from callscope.capture.datagrams import Datagrams
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -177,8 +177,8 @@ def decode_frames(
     Returns
     -------
     Decoded
-        The UDP datagrams (payloads copied into a compact buffer of their own)
-        and counts of every other kind of frame.
+        The UDP datagrams (their payloads still in ``buf``: no copy) and counts
+        of every other kind of frame.
     """
     g = _Gather(buf)
     start = start.astype(np.int64)
@@ -257,12 +257,15 @@ def decode_frames(
 
 
 def _addresses(g: _Gather, idx: np.ndarray, v4: np.ndarray, l3: np.ndarray, v4_off: int, v6_off: int):
-    a6 = g.block(l3[idx] + v6_off, 16)
-    a4 = g.block(l3[idx] + v4_off, 4)
+    """16-byte address rows; IPv4 ones IPv4-mapped (gathers only the bytes each family has)."""
+    out = np.zeros((idx.size, 16), np.uint8)
     is4 = v4[idx]
-    a6[is4, :12] = V4_MAPPED_PREFIX
-    a6[is4, 12:] = a4[is4]
-    return a6
+    if is4.any():
+        out[is4, 10:12] = 0xFF
+        out[is4, 12:] = g.block(l3[idx[is4]] + v4_off, 4)
+    if not is4.all():
+        out[~is4] = g.block(l3[idx[~is4]] + v6_off, 16)
+    return out
 
 
 def _udp_table(g, idx, v4, l3, l4, end, ip_end, caplen, origlen, frame, time_ns) -> Datagrams:
@@ -277,17 +280,6 @@ def _udp_table(g, idx, v4, l3, l4, end, ip_end, caplen, origlen, frame, time_ns)
     pstart = p + 8
     pcap = np.clip(end[idx] - pstart, 0, plen)
 
-    # Compact payload buffer: only UDP payload bytes survive the batch.
-    total = int(pcap.sum())
-    new_start = np.zeros(idx.size, np.int64)
-    if idx.size > 1:
-        np.cumsum(pcap[:-1], out=new_start[1:])
-    if total:
-        rep = np.repeat(pstart - new_start, pcap)
-        data = g.b[rep + np.arange(total)]
-    else:
-        data = np.zeros(0, np.uint8)
-
     return Datagrams(
         frame=frame[idx].astype(np.int64),
         time_ns=time_ns[idx].astype(np.int64),
@@ -300,8 +292,8 @@ def _udp_table(g, idx, v4, l3, l4, end, ip_end, caplen, origlen, frame, time_ns)
         payload_caplen=pcap.astype(np.int32),
         frame_caplen=caplen[idx].astype(np.int32),
         frame_len=origlen[idx].astype(np.int32),
-        payload_start=new_start,
-        data=data,
+        payload_start=pstart,
+        data=g.b,  # shared with the chunk: no copy on the hot path (see Datagrams.compact)
     )
 
 

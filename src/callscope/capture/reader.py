@@ -51,6 +51,9 @@ PCAP_HEADER = 24
 PCAP_RECORD = 16
 #: Largest record Wireshark accepts for ordinary link types (WTAP_MAX_PACKET_SIZE_STANDARD)
 MAX_RECORD = 262144
+#: after this many records of one length in a row, check a run of them at once
+RUN_AFTER = 4
+RUN_MAX = 1 << 14
 
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_IDB = 0x00000001
@@ -279,9 +282,11 @@ class CaptureReader:
         gen = self._chunks(fh, b"")
         buf, eof = next(gen)
         while True:
-            offs = []
+            runs: list[np.ndarray] = []
+            offs: list[int] = []
             append = offs.append
             off, size = 0, len(buf)
+            same, last = 0, -1
             while off + PCAP_RECORD <= size:
                 incl = incl_at.unpack_from(buf, off + 8)[0]
                 if incl > limit:
@@ -294,8 +299,24 @@ class CaptureReader:
                     break
                 append(off)
                 off += PCAP_RECORD + incl
+                same = same + 1 if incl == last else 0
+                last = incl
+                if same >= RUN_AFTER:
+                    # Constant-bitrate voice repeats one record length: confirm a
+                    # whole run of them at once instead of record by record.
+                    run = _equal_run(buf, off, size, incl, endian)
+                    if run.size:
+                        if offs:
+                            runs.append(np.asarray(offs, np.int64))
+                            offs = []
+                            append = offs.append
+                        runs.append(run)
+                        off = int(run[-1]) + PCAP_RECORD + incl
+                    same = 0
             if offs:
-                yield self._pcap_batch(buf, np.asarray(offs, np.int64), endian, nano, linktype)
+                runs.append(np.asarray(offs, np.int64))
+            if runs:
+                yield self._pcap_batch(buf, np.concatenate(runs), endian, nano, linktype)
             if eof:
                 if off < size:
                     self._warn_truncated(file_pos + off, "last record incomplete")
@@ -409,6 +430,19 @@ class CaptureReader:
             ts = np.where(ts_raw >= 0, ts, known[idx] if self.info.last_time_ns is None
                           else np.maximum(known[idx], self.info.last_time_ns))
         return self._emit(buf, data_off, caplen, origlen, ts, linktype)
+
+
+def _equal_run(buf: bytes, off: int, size: int, incl: int, endian: str) -> np.ndarray:
+    """Offsets of the consecutive records from ``off`` whose length is ``incl``."""
+    stride = PCAP_RECORD + incl
+    k = min((size - off) // stride, RUN_MAX)
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    pos = off + stride * np.arange(k, dtype=np.int64)
+    arr = np.frombuffer(buf, np.uint8)
+    field = arr[(pos + 8)[:, None] + np.arange(4)].copy().view(endian + "u4").ravel()
+    bad = np.flatnonzero(field != incl)
+    return pos[: bad[0]] if bad.size else pos
 
 
 def _idb(buf: bytes, body: int, end: int, endian: str) -> tuple[int, int, int, int]:

@@ -51,6 +51,8 @@ class MediaColumns:
     ``inner`` offset: 0 for plain UDP, 4 inside TURN ChannelData, the DATA
     attribute inside Send/Data indications. ``msg_*`` hold the payload bytes
     of SIP, STUN and RTCP datagrams (for RTCP in TURN, the inner packet).
+    ``head_hash`` tells fresh (encrypted) payloads from repeated ones such
+    as keep-alives and connectivity probes.
     """
 
     frame: np.ndarray  # int64
@@ -68,6 +70,7 @@ class MediaColumns:
     ts: np.ndarray  # uint32
     ssrc: np.ndarray  # uint32
     rtp_valid: np.ndarray  # bool
+    head_hash: np.ndarray  # uint64, of the first HEAD_WIDTH payload bytes
     flow_keys: np.ndarray  # uint8 (m, 36)
     peer_keys: np.ndarray  # uint8 (k, 18)
     msg_row: np.ndarray  # int64
@@ -133,6 +136,7 @@ class MediaColumns:
             ts=cat("ts"),
             ssrc=cat("ssrc"),
             rtp_valid=cat("rtp_valid"),
+            head_hash=cat("head_hash"),
             flow_keys=flow_keys,
             peer_keys=peer_keys,
             msg_row=np.concatenate([p.msg_row + b for p, b in zip(parts, row_base, strict=True)]),
@@ -176,6 +180,18 @@ def _table(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return keys[first[order]], rank[inverse.ravel()].astype(np.int32)
+
+
+#: Odd 64-bit multipliers (splitmix64 outputs) for a cheap row hash.
+_HASH_MULT = np.array(
+    [(0x9E3779B97F4A7C15 * (2 * i + 1)) & 0xFFFFFFFFFFFFFFFF for i in range(HEAD_WIDTH)], dtype=np.uint64
+)
+
+
+def _hash_rows(head: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of bytes (multiply-add, wrapping)."""
+    x = head.astype(np.uint64) + np.uint64(1)
+    return (x * _HASH_MULT[None, : head.shape[1]]).sum(axis=1, dtype=np.uint64)
 
 
 def _port_bytes(port: np.ndarray) -> np.ndarray:
@@ -284,6 +300,7 @@ def extract(datagrams: Datagrams) -> MediaColumns:
         ts=hdr.ts,
         ssrc=hdr.ssrc,
         rtp_valid=hdr.valid,
+        head_hash=_hash_rows(head),
         flow_keys=flow_keys,
         peer_keys=peer_keys,
         msg_row=rows.astype(np.int64),

@@ -105,7 +105,6 @@ def classify(head: np.ndarray, length: np.ndarray) -> np.ndarray:
     is_stun = (
         _between(b0, STUN_FIRST)
         & (cookie == STUN_MAGIC_COOKIE)
-        & (stun_len % 4 == 0)  # RFC 5389 §6: attributes are 32-bit aligned
         & (stun_len + STUN_HEADER_LEN <= length)
     )
     out[is_stun] = STUN

@@ -463,7 +463,8 @@ def _number(streams: tuple[MediaStream, ...]) -> tuple[MediaStream, ...]:
 
 
 def _calls(streams: tuple[MediaStream, ...], sip: SipSummary) -> tuple[Call, ...]:
-    """Pair streams into calls: same endpoints either way, same SIP Call-ID, or same SSRC."""
+    """Pair streams into calls: same endpoints either way, same SIP Call-ID, same
+    SSRC, or (opaque media) one socket address:port in common."""
     parent = list(range(len(streams)))
 
     def find(i: int) -> int:
@@ -476,8 +477,15 @@ def _calls(streams: tuple[MediaStream, ...], sip: SipSummary) -> tuple[Call, ...
         parent[find(i)] = find(j)
 
     seen: dict[object, int] = {}
+    local = {(s.src, s.src_port) for s in streams if s.kind == "opaque"} & {
+        (s.dst, s.dst_port) for s in streams if s.kind == "opaque"
+    }
     for i, s in enumerate(streams):
-        keys = [frozenset([(s.src, s.src_port), (s.dst, s.dst_port)])]
+        keys: list[object] = [frozenset([(s.src, s.src_port), (s.dst, s.dst_port)])]
+        if s.kind == "opaque":
+            # a messenger's socket sends and receives one call, while its
+            # relay may answer from another address: join on the shared end
+            keys += [("socket", *ep) for ep in ((s.src, s.src_port), (s.dst, s.dst_port)) if ep in local]
         if s.call_id:
             keys.append(("call-id", s.call_id))
         if s.ssrc is not None:

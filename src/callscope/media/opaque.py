@@ -4,7 +4,8 @@ Messenger calls (Telegram, WhatsApp, Zoom P2P, ...) often wrap their media in
 their own encrypted framing. With no sequence number or timestamp in the
 clear, such a flow is recognised by how voice is sent: one small packet per
 codec frame (10-60 ms, so 10-100 packets per second), sizes well under the
-MTU, for seconds on end. Flows of other protocols that a capture commonly
+MTU, for seconds on end, every payload different (ciphertext), unlike the
+repeated payloads of keep-alives and connectivity probes. Flows of other protocols that a capture commonly
 holds (name resolution, discovery, time, management) are never media.
 """
 
@@ -22,6 +23,7 @@ MIN_PACKET_INTERVAL_S = 0.010  # 100 pps, the fastest voice cadence (10 ms frame
 MAX_PACKET_INTERVAL_S = 0.100  # 10 pps, the slowest (e.g. bundled 60-100 ms frames)
 STEADY_BAND = (0.5, 2.0)  # an interval "on cadence" lies within this factor of the median
 MIN_STEADY_FRACTION = 0.5  # half the intervals on cadence
+MIN_DISTINCT_FRACTION = 0.5  # encrypted frames differ; keep-alives and probes repeat
 
 #: Well-known ports of protocols that are never a call's media: DNS (53),
 #: DHCP (67, 68), NTP (123), NetBIOS (137, 138), SNMP (161, 162), syslog
@@ -65,7 +67,8 @@ def find_opaque(cols: MediaColumns, flows, exclude_conversations: set[int]) -> l
         if flows.sport[flow] in NEVER_MEDIA_PORTS or flows.dport[flow] in NEVER_MEDIA_PORTS:
             continue
         r = rows[f == flow]
-        if _voice_cadence(cols.time_ns[r], cols.size[r]):
+        distinct = np.unique(cols.head_hash[r]).size / r.size
+        if distinct >= MIN_DISTINCT_FRACTION and _voice_cadence(cols.time_ns[r], cols.size[r]):
             out.append((int(flow), r))
     return out
 

@@ -1,17 +1,17 @@
 """RTCP (RFC 3550 §6): sender and receiver reports, SDES, BYE, and XR VoIP metrics (RFC 3611 §4.7).
 
 RTCP is a few packets every few seconds per stream, so each compound packet
-is decoded in Python. A compound packet is accepted only when its packets'
-length fields tile the datagram exactly (RFC 3550 §6.1 and §A.2); a valid
-first header followed by bytes that do not tile is SRTCP (RFC 3711 §3.4:
-encrypted after the first 8 bytes, then the E-flag/index word and the
-authentication tag), of which only the sender SSRC is read.
+is decoded in Python. A compound packet is walked by its packets'
+length fields (RFC 3550 §6.1 and §A.2); when 4 or more bytes remain that do
+not form RTCP packets, it is SRTCP (RFC 3711 §3.4: encrypted after the first
+8 bytes, then the E-flag/index word and the authentication tag), of which
+only the sender SSRC is read.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 PT_SR = 200  # RFC 3550 §12.1
 PT_RR = 201
@@ -25,6 +25,10 @@ XR_VOIP_METRICS_WORDS = 8  # RFC 3611 §4.7: block length field
 REPORT_BLOCK_LEN = 24  # RFC 3550 §6.4.1
 UNAVAILABLE = 127  # RFC 3611 §4.7.5/§4.7.6: "unavailable" for levels, R, MOS
 NTP_FRACTION = 65536.0  # LSR/DLSR units: 1/65536 s (RFC 3550 §6.4.1)
+#: SRTCP appends the E-flag/index word (4 bytes) and an authentication tag
+#: (4 or 10 bytes for the RFC 3711 §5.2 default transforms) after the packets;
+#: fewer stray bytes than the index word are tolerated as sender slack.
+MIN_SRTCP_TRAILER = 4  # RFC 3711 §3.4
 
 
 @dataclass(frozen=True)
@@ -238,14 +242,15 @@ class _Parsed:
     byes: tuple[Bye, ...] = ()
 
 
-def _tiles(buf: bytes) -> bool:
-    """The RTCP length fields cover the datagram exactly (RFC 3550 §6.1)."""
+def _tiled_end(buf: bytes) -> int:
+    """End of the last whole RTCP packet when walking the length fields (RFC 3550 §6.1)."""
     off = 0
-    while off + 4 <= len(buf):
-        if buf[off] >> 6 != 2:
-            return False
-        off += 4 * (struct.unpack_from("!H", buf, off + 2)[0] + 1)
-    return off == len(buf)
+    while off + 4 <= len(buf) and buf[off] >> 6 == 2:
+        end = off + 4 * (struct.unpack_from("!H", buf, off + 2)[0] + 1)
+        if end > len(buf):
+            break
+        off = end
+    return off
 
 
 def parse_compound(buf: bytes, where: RtcpDatagram) -> _Parsed | None:
@@ -261,18 +266,18 @@ def parse_compound(buf: bytes, where: RtcpDatagram) -> _Parsed | None:
     if len(buf) < 8 or buf[0] >> 6 != 2 or not 192 <= buf[1] <= 223:
         return None
     (sender,) = struct.unpack_from("!I", buf, 4)
-    if not _tiles(buf):
-        first_len = 4 * (struct.unpack_from("!H", buf, 2)[0] + 1)
-        if buf[1] in (PT_SR, PT_RR) and first_len <= len(buf):
-            return _Parsed(encrypted=True, sender_ssrc=sender)
+    stop = _tiled_end(buf)
+    if stop == 0:
         return None
+    if len(buf) - stop >= MIN_SRTCP_TRAILER:
+        return _Parsed(encrypted=True, sender_ssrc=sender)
     srs: list[SenderReport] = []
     blocks: list[ReportBlock] = []
     xr: list[VoipMetrics] = []
     cnames: list[tuple[int, str]] = []
     byes: list[Bye] = []
     off = 0
-    while off < len(buf):
+    while off < stop:
         count = buf[off] & 0x1F
         pt = buf[off + 1]
         end = off + 4 * (struct.unpack_from("!H", buf, off + 2)[0] + 1)
@@ -328,21 +333,24 @@ def _sdes_cnames(buf: bytes, off: int, end: int, count: int) -> list[tuple[int, 
 def summarise(parsed: list[_Parsed | None]) -> RtcpSummary:
     """Join decoded datagrams and fill in each report block's round-trip time.
 
-    RTT per RFC 3550 §6.4.1: for a block with LSR != 0, find the SR of the
-    reported source whose NTP middle 32 bits equal LSR; RTT = (time of this
-    report - time of that SR) - DLSR / 65536.
+    RTT per RFC 3550 §6.4.1: for a block with LSR != 0, find the earlier SR
+    of the reported source whose NTP middle 32 bits equal LSR; RTT = (time of
+    this report - time of that SR) - DLSR / 65536. A block a sender writes
+    about itself has no round trip.
     """
     good = [p for p in parsed if p is not None]
     srs = [s for p in good for s in p.sender_reports]
-    sr_time = {(s.ssrc, s.ntp_middle): s.time for s in srs}
+    sr_at: dict[tuple[int, int], SenderReport] = {}
+    for s in srs:
+        sr_at.setdefault((s.ssrc, s.ntp_middle), s)
     blocks = []
     for p in good:
         for b in p.report_blocks:
-            t_sr = sr_time.get((b.source_ssrc, b.lsr)) if b.lsr else None
+            sr = sr_at.get((b.source_ssrc, b.lsr)) if b.lsr else None
             rtt = None
-            if t_sr is not None:
-                rtt = b.time - t_sr - b.dlsr / NTP_FRACTION
-            blocks.append(ReportBlock(**{**b.__dict__, "rtt_s": rtt}))
+            if sr is not None and sr.frame < b.frame and b.source_ssrc != b.reporter_ssrc:
+                rtt = b.time - sr.time - b.dlsr / NTP_FRACTION
+            blocks.append(replace(b, rtt_s=rtt))
     cnames = sorted({c for p in good for c in p.cnames})
     return RtcpSummary(
         packets=len(good),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 #: Compact header forms, RFC 3261 §7.3.3.
 _COMPACT = {"i": "call-id", "f": "from", "t": "to", "c": "content-type", "l": "content-length"}
 _RTPMAP = re.compile(r"^(\d+)\s+([^/\s]+)/(\d+)")
-_URI = re.compile(r"<([^>]*)>|(\S+)")
+_URI = re.compile(r"<([^>]*)>")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class SipCall:
     session_name: str | None
     first_frame: int
     methods: tuple[str, ...]  # requests seen, in order, without repeats
-    final_status: int | None  # last final (>= 200) response to the INVITE, if any
+    final_status: int | None  # the last final (>= 200) response seen, if any
     media: tuple[SdpMedia, ...]
 
 
@@ -84,12 +84,13 @@ class SipSummary:
 
 
 def _uri(value: str | None) -> str | None:
-    if value is None:
+    """The URI of a From/To value (RFC 3261 §20.20): inside <...> when present."""
+    if not value:
         return None
     m = _URI.search(value)
-    if not m:
-        return None
-    return (m.group(1) or m.group(2)).split(";")[0]
+    if m:
+        return m.group(1)
+    return value.split(";")[0].strip() or None
 
 
 def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:

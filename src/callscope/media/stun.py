@@ -113,7 +113,9 @@ def parse_stun(buf: bytes) -> StunMessage | None:
     if len(buf) < STUN_HEADER_LEN:
         return None
     msg_type, length, cookie = struct.unpack_from("!HHI", buf, 0)
-    if msg_type & 0xC000 or cookie != STUN_MAGIC_COOKIE or length % 4:
+    # RFC 5389 §6 wants a length that is a multiple of 4; WhatsApp's TURN
+    # messages are not padded, so only the two zero bits and the cookie decide.
+    if msg_type & 0xC000 or cookie != STUN_MAGIC_COOKIE:
         return None
     method, cls = _split_type(msg_type)
     transaction = buf[8:20]

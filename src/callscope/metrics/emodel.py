@@ -58,25 +58,25 @@ CODECS: dict[str, CodecImpairment] = {
         20.0,
         4.3,
         "Ie from G.113 App. I Table I.1; no Bpl tabulated, G.711 no-PLC value assumed",
-    ),  # fmt: skip
+    ),
     "OPUS": CodecImpairment(
         "Opus",
         0.0,
         25.1,
         "not in G.113 App. I; rated on the narrowband scale like G.711 with PLC (assumption)",
-    ),  # fmt: skip
+    ),
     "UNKNOWN": CodecImpairment(
         "unknown codec",
         0.0,
         25.1,
         "codec not identified; rated like G.711 with PLC (assumption)",
-    ),  # fmt: skip
+    ),
     "AMR-WB": CodecImpairment(
         "AMR-WB",
         0.0,
         25.1,
         "wideband (G.107.1 scale) value not used; rated like G.711 with PLC (assumption)",
-    ),  # fmt: skip
+    ),
 }
 
 _NAME_ALIASES = {

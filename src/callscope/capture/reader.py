@@ -155,10 +155,7 @@ class CaptureReader:
         fh, compressed = _open(self.path)
         self.info.compressed = compressed
         with fh:
-            try:
-                head = fh.read(4)
-            except (OSError, EOFError, zlib.error) as e:
-                raise CorruptCaptureError(f"cannot decompress ({e})", str(self.path)) from None
+            head = self._read(fh, 4)
             if not head:
                 raise EmptyCaptureError("empty file (0 bytes): not a capture", str(self.path))
             magic_le = struct.unpack("<I", head.ljust(4, b"\0"))[0]
@@ -178,20 +175,35 @@ class CaptureReader:
         eof = False
         while True:
             if not eof:
-                try:
-                    more = fh.read(self.chunk_bytes)
-                except EOFError:  # gzip stream cut short
-                    more, eof = b"", True
-                    self._warn_truncated(None, "compressed stream ends early")
-                except (OSError, zlib.error) as e:
-                    raise CorruptCaptureError(f"cannot decompress ({e})", str(self.path)) from None
-                if not more:
-                    eof = True
+                more = self._read(fh, self.chunk_bytes)
+                eof = len(more) < self.chunk_bytes
                 buf += more
             consumed = yield buf, eof
             buf = buf[consumed:]
             if eof:
                 return
+
+    def _read(self, fh, n: int) -> bytes:
+        """Up to ``n`` bytes; fewer only at the end of the file.
+
+        A gzip stream cut short raises EOFError from ``read``, discarding what
+        that call had already decompressed; reading piecewise with ``read1``
+        keeps every byte before the cut.
+        """
+        parts, got = [], 0
+        while got < n:
+            try:
+                piece = fh.read1(n - got)
+            except EOFError:
+                self._warn_truncated(None, "compressed stream ends early")
+                break
+            except (OSError, zlib.error) as e:
+                raise CorruptCaptureError(f"cannot decompress ({e})", str(self.path)) from None
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        return b"".join(parts)
 
     def _warn_truncated(self, offset: int | None, what: str) -> None:
         if self.info.truncated:
@@ -257,7 +269,7 @@ class CaptureReader:
     # -- classic pcap -----------------------------------------------------
 
     def _pcap(self, fh, head: bytes) -> Iterator[Datagrams]:
-        rest = fh.read(PCAP_HEADER - 4)
+        rest = self._read(fh, PCAP_HEADER - 4)
         header = head + rest
         if len(header) < PCAP_HEADER:
             raise CorruptCaptureError(

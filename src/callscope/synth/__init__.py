@@ -1,0 +1,23 @@
+"""Labelled simulated captures: a voice call through a modelled impairment.
+
+>>> from callscope.synth import simulate, write_capture
+>>> call = simulate("policing", seed=3, duration=20)
+>>> write_capture(call, "out/policed.pcap")  # also writes out/policed.truth.json
+PosixPath('out/policed.truth.json')
+"""
+
+from callscope.synth.call import Kind, SimulatedCall, StreamInfo, simulate
+from callscope.synth.output import truth_document, truth_path, write_capture
+from callscope.synth.scenarios import SCENARIOS, DropReason
+
+__all__ = [
+    "SCENARIOS",
+    "DropReason",
+    "Kind",
+    "SimulatedCall",
+    "StreamInfo",
+    "simulate",
+    "truth_document",
+    "truth_path",
+    "write_capture",
+]

@@ -19,6 +19,7 @@ from callscope.errors import CallscopeError
 #: command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
     "analyze": "callscope.cli.analyze:analyze",
+    "batch": "callscope.cli.batch:batch",
     "evaluate": "callscope.cli.evaluate:evaluate",
     "info": "callscope.cli.info:info",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from callscope.cli.batch import gate_options, gates_from_options
 from callscope.cli.common import echo_json, one_line_warnings
 
 
@@ -19,9 +20,16 @@ from callscope.cli.common import echo_json, one_line_warnings
               help="Known one-way delay for the E-model delay term.")
 @click.option("--decoder", type=click.Choice(["builtin", "wireshark"]), default="builtin", show_default=True,
               help="Which decoder builds the datagram table.")
+@gate_options
 def analyze(capture: str, fmt: str, window_s: float, decode_as: tuple[int, ...],
-            one_way_delay_ms: float | None, decoder: str) -> None:
-    """Find every media stream in CAPTURE, measure it and say what degraded it."""
+            one_way_delay_ms: float | None, decoder: str, min_mos: float | None,
+            max_loss: float | None, max_jitter_ms: float | None, fail_on: frozenset[str]) -> None:
+    """Find every media stream in CAPTURE, measure it and say what degraded it.
+
+    With gates (--fail-under-mos, --max-loss, --max-jitter-ms, --fail-on) the
+    exit code is 1 when the capture crosses one; each crossed gate is one
+    line on stderr.
+    """
     from callscope.analysis import analyze as run
     from callscope.report import text
 
@@ -38,3 +46,13 @@ def analyze(capture: str, fmt: str, window_s: float, decode_as: tuple[int, ...],
         click.echo(text.csv_report(report), nl=False)
     else:
         click.echo(text.text_report(report), nl=False)
+    gates = gates_from_options(min_mos, max_loss, max_jitter_ms, fail_on)
+    if gates.active:
+        from callscope.gates import CaptureScore, check
+        from callscope.report.jsonout import report_dict
+
+        crossed = [g for g in check(CaptureScore.from_document(report_dict(report)), gates) if not g.passed]
+        for g in crossed:
+            click.echo(f"callscope: gate {g.gate} failed: {g.message}", err=True)
+        if crossed:
+            raise click.exceptions.Exit(1)

@@ -1,0 +1,506 @@
+"""Score many captures: find them, analyse them in parallel, judge them against gates.
+
+The work unit is :func:`score_capture`: one capture in, one small
+:class:`CaptureResult` out (never an exception: an unreadable capture becomes
+a result with ``error`` set). :func:`run` feeds every capture to it on a local
+process pool (``concurrent.futures.ProcessPoolExecutor``) or on an existing
+Dask cluster (``distributed.Client.map`` / ``as_completed``) and yields the
+results as they complete, so the caller can write them out one by one and
+stop cleanly when interrupted. :class:`ResultCache` skips captures whose
+content was already scored by the same callscope version with the same
+analysis options.
+
+>>> from callscope import batch
+>>> paths = batch.find_captures(["captures/"])                      # doctest: +SKIP
+>>> for result in batch.run(paths, jobs=2):                         # doctest: +SKIP
+...     outcome = batch.judge(result, Gates(min_mos=3.8))
+...     print(outcome.result.path, outcome.status)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import signal
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from callscope import __version__
+from callscope.capture.reader import GZIP_MAGIC, PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAPNG_SHB
+from callscope.errors import CallscopeError
+from callscope.gates import CaptureScore, FindingScore, GateResult, Gates, check
+
+#: File names taken as captures when a directory is searched, whatever their magic.
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".gz", ".cap")
+#: File names never taken as captures: ground-truth sidecars and tool output.
+SKIP_SUFFIXES = (".truth.json", ".txt")
+#: What a capture starts with (draft-ietf-opsawg-pcap §4, draft-ietf-opsawg-pcapng
+#: §4.1 Section Header Block type, RFC 1952 §2.3.1 gzip ID1 ID2).
+_MAGICS = tuple(
+    [m.to_bytes(4, order) for m in (PCAP_MAGIC_US, PCAP_MAGIC_NS) for order in ("little", "big")]
+    + [PCAPNG_SHB.to_bytes(4, "little")]
+)
+
+STATUS_PASS = "pass"
+STATUS_FAIL = "fail"
+STATUS_ERROR = "error"
+
+
+class NoCapturesError(CallscopeError):
+    """A path given to ``batch`` names nothing, or nothing under it is a capture."""
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """The :func:`callscope.analyze` options a batch passes to every capture.
+
+    They are part of the cache key: a result computed with other options is
+    not reused.
+    """
+
+    window_s: float = 1.0
+    decode_as: tuple[int, ...] = ()
+    one_way_delay_ms: float | None = None
+    decoder: str = "builtin"
+
+    def token(self) -> str:
+        """A stable text form, for the cache key."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """What analysing one capture gave: its scores, or the error that stopped it.
+
+    Attributes
+    ----------
+    path : str
+        The capture, as it was found (relative paths stay relative).
+    score : CaptureScore or None
+        None when the capture could not be analysed.
+    error, error_type : str or None
+        The error message (one line, naming the file) and its exception class.
+    duration_s : float
+        Wall time of the analysis (of the original one, for a cached result).
+    sha256 : str or None
+        Hex digest of the file's content, when a cache was used.
+    cached : bool
+        Whether the result came from the cache rather than a fresh analysis.
+    """
+
+    path: str
+    score: CaptureScore | None
+    error: str | None = None
+    error_type: str | None = None
+    duration_s: float = 0.0
+    sha256: str | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One capture's result judged against the gates."""
+
+    result: CaptureResult
+    gates: tuple[GateResult, ...]
+
+    @property
+    def status(self) -> str:
+        """``"error"`` (not analysed), ``"fail"`` (a gate crossed) or ``"pass"``."""
+        if self.result.score is None:
+            return STATUS_ERROR
+        return STATUS_FAIL if any(not g.passed for g in self.gates) else STATUS_PASS
+
+    @property
+    def failures(self) -> tuple[GateResult, ...]:
+        """The gates this capture crossed."""
+        return tuple(g for g in self.gates if not g.passed)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Counts over a batch, for the summary line and the exit code."""
+
+    captures: int
+    passed: int
+    failed: int
+    errors: int
+    cached: int
+    wall_s: float
+    planned: int
+
+    @property
+    def analysed(self) -> int:
+        """Captures analysed in this run (not taken from the cache)."""
+        return self.captures - self.cached
+
+    @property
+    def complete(self) -> bool:
+        """Whether every planned capture has a result (False after an interrupt)."""
+        return self.captures == self.planned
+
+    def exit_code(self, allow_errors: bool = False) -> int:
+        """0 when every capture passed, 1 when a gate was crossed or a capture was unreadable."""
+        if self.failed or (self.errors and not allow_errors):
+            return 1
+        return 0
+
+
+def totals(outcomes: Sequence[Outcome], *, wall_s: float, planned: int) -> Totals:
+    """Count passes, failures, errors and cache hits over ``outcomes``."""
+    statuses = [o.status for o in outcomes]
+    return Totals(
+        captures=len(outcomes),
+        passed=statuses.count(STATUS_PASS),
+        failed=statuses.count(STATUS_FAIL),
+        errors=statuses.count(STATUS_ERROR),
+        cached=sum(o.result.cached for o in outcomes),
+        wall_s=wall_s,
+        planned=planned,
+    )
+
+
+def judge(result: CaptureResult, gates: Gates) -> Outcome:
+    """Check ``gates`` against one result (an error result is judged by no gate)."""
+    if result.score is None:
+        return Outcome(result, ())
+    return Outcome(result, check(result.score, gates))
+
+
+def is_capture_name(path: Path) -> bool:
+    """Whether a file name says capture (``.pcap``, ``.pcapng``, ``.gz``, ``.cap``)."""
+    return path.name.lower().endswith(CAPTURE_SUFFIXES)
+
+
+def has_capture_magic(path: Path) -> bool:
+    """Whether a file starts with a pcap, pcapng or gzip magic number."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head in _MAGICS or head[:2] == GZIP_MAGIC
+
+
+def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every capture named by ``paths``: files, directories (recursively) and globs.
+
+    A file named explicitly is always taken (if it is not a capture, analysing
+    it reports the error). Under a directory or through a glob, a file is
+    taken when its name ends in one of :data:`CAPTURE_SUFFIXES` or its first
+    bytes are a capture magic number, and never when it ends in one of
+    :data:`SKIP_SUFFIXES`. Each file appears once, in the order found
+    (directories sorted).
+
+    Raises
+    ------
+    NoCapturesError
+        A path or glob matches nothing, or no capture was found at all.
+    """
+    found: dict[Path, None] = {}
+    for given in paths:
+        text = os.fspath(given)
+        path = Path(text)
+        if path.is_file():
+            found.setdefault(path, None)
+        elif path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if _looks_like_capture(child):
+                    found.setdefault(child, None)
+        elif glob.has_magic(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                raise NoCapturesError(f"{text}: the pattern matches no file")
+            for match in map(Path, matches):
+                if match.is_dir():
+                    found.update(dict.fromkeys(find_captures([match])))
+                elif _looks_like_capture(match):
+                    found.setdefault(match, None)
+        else:
+            raise NoCapturesError(f"{text}: no such file or directory")
+    if not found:
+        shown = " ".join(os.fspath(p) for p in paths)
+        raise NoCapturesError(
+            f"no capture found in {shown} (looked for {', '.join(CAPTURE_SUFFIXES)} "
+            "files and pcap/pcapng/gzip magic numbers)")
+    unique: dict[Path, Path] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
+
+
+def _looks_like_capture(path: Path) -> bool:
+    name = path.name.lower()
+    if name.endswith(SKIP_SUFFIXES):
+        return False
+    return is_capture_name(path) or has_capture_magic(path)
+
+
+def score_capture(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> CaptureResult:
+    """Analyse one capture and reduce it to its scores; never raises for a bad capture.
+
+    This is what runs on a worker (a local process or a Dask worker). The
+    full :func:`callscope.analyze` report stays on the worker; only the
+    scores travel back.
+
+    Parameters
+    ----------
+    path : str
+        The capture (absolute when it runs on another machine's worker).
+    options : AnalyzeOptions
+        Passed to :func:`callscope.analyze`.
+
+    Returns
+    -------
+    CaptureResult
+        With ``error`` set when the capture could not be analysed (any
+        exception, not only :class:`~callscope.errors.CaptureError`: one
+        capture that trips a bug must not stop a batch of thousands).
+    """
+    from callscope.analysis import analyze
+    from callscope.report.jsonout import report_dict
+
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            report = analyze(path, window_s=options.window_s, decode_as=options.decode_as,
+                             one_way_delay_ms=options.one_way_delay_ms, decoder=options.decoder)
+            score = CaptureScore.from_document(report_dict(report))
+        except Exception as e:  # noqa: BLE001 - reported as this capture's error row
+            message = str(e) if isinstance(e, CallscopeError) else f"{path}: {type(e).__name__}: {e}"
+            return CaptureResult(path, None, error=message.splitlines()[0] if message else type(e).__name__,
+                                 error_type=type(e).__name__,
+                                 duration_s=time.perf_counter() - start)
+    seen = dict.fromkeys(score.warnings)
+    seen.update(dict.fromkeys(str(w.message) for w in caught))
+    score = dataclasses.replace(score, warnings=tuple(seen))
+    return CaptureResult(path, score, duration_s=time.perf_counter() - start)
+
+
+class ResultCache:
+    """Results on disk, keyed by capture content, callscope version and options.
+
+    Each result is one JSON file ``DIR/ab/abcdef....json`` named after
+    sha256(content digest, version, options). A capture that is renamed or
+    moved is still found; one whose bytes change is analysed again, and so is
+    every capture after callscope is upgraded. Results of captures that failed
+    for a reason other than their content (a bug, a worker lost) are not kept.
+    """
+
+    def __init__(self, directory: str | os.PathLike, options: AnalyzeOptions = AnalyzeOptions()):
+        self.directory = Path(directory)
+        self.options = options
+
+    def _file(self, digest: str) -> Path:
+        key = hashlib.sha256(f"{digest}\0{__version__}\0{self.options.token()}".encode()).hexdigest()
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, digest: str, path: str) -> CaptureResult | None:
+        """The stored result for content ``digest``, reported under ``path``; None if absent."""
+        try:
+            stored = json.loads(self._file(digest).read_text(encoding="utf-8"))
+            return _result_from_json(stored, path=path, sha256=digest)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, result: CaptureResult) -> None:
+        """Store ``result`` (it must carry its ``sha256``), atomically."""
+        if result.sha256 is None or (result.score is None and result.error_type not in _CONTENT_ERRORS):
+            return
+        target = self._file(result.sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(result), allow_nan=False), encoding="utf-8")
+        os.replace(tmp, target)
+
+
+#: Errors that depend only on a file's bytes, so may be cached with its digest.
+_CONTENT_ERRORS = frozenset({
+    "CaptureError", "NotACaptureError", "EmptyCaptureError", "UnsupportedLinkTypeError",
+    "CorruptCaptureError",
+})
+
+
+def _result_from_json(d: dict, *, path: str, sha256: str) -> CaptureResult:
+    score = d["score"]
+    if score is not None:
+        score = CaptureScore(**{
+            **score,
+            "findings": tuple(FindingScore(**{**f, "evidence": tuple(f["evidence"])})
+                              for f in score["findings"]),
+            "warnings": tuple(score["warnings"]),
+        })
+    return CaptureResult(path=path, score=score, error=d["error"], error_type=d["error_type"],
+                         duration_s=d["duration_s"], sha256=sha256, cached=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's content."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def default_jobs() -> int:
+    """The number of CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def run(
+    paths: Sequence[Path],
+    options: AnalyzeOptions = AnalyzeOptions(),
+    *,
+    jobs: int | None = None,
+    dask_address: str | None = None,
+    cache: ResultCache | None = None,
+) -> Iterator[CaptureResult]:
+    """Score every capture in ``paths``, yielding each result as soon as it is ready.
+
+    Cached results come first, then fresh ones in completion order (not input
+    order). Closing the generator early (or a KeyboardInterrupt while it
+    waits) cancels what has not started and terminates the workers.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        Captures, e.g. from :func:`find_captures`.
+    options : AnalyzeOptions
+        Passed to :func:`callscope.analyze` for every capture.
+    jobs : int, optional
+        Local worker processes (default: every CPU). ``1`` analyses in this
+        process, one capture after the other.
+    dask_address : str, optional
+        Run on the Dask scheduler at this address (``tcp://host:8786``)
+        instead of locally. Workers must be able to import callscope and
+        read the captures at the same absolute paths (a shared filesystem).
+    cache : ResultCache, optional
+        Reuse and store results by content.
+
+    Raises
+    ------
+    CallscopeError
+        The Dask scheduler cannot be reached or dask.distributed is missing.
+    """
+    todo: list[tuple[Path, str | None]] = []
+    for path in paths:
+        digest = None
+        if cache is not None:
+            try:
+                digest = file_sha256(path)
+            except OSError as e:
+                yield CaptureResult(str(path), None, error=f"{path}: {e.strerror or e}",
+                                    error_type=type(e).__name__)
+                continue
+            hit = cache.get(digest, str(path))
+            if hit is not None:
+                yield hit
+                continue
+        todo.append((path, digest))
+    if not todo:
+        return
+    if dask_address is not None:
+        fresh = _run_dask(todo, options, dask_address)
+    elif (jobs or default_jobs()) == 1 or len(todo) == 1:
+        fresh = _run_here(todo, options)
+    else:
+        fresh = _run_pool(todo, options, jobs or default_jobs())
+    try:
+        for (path, digest), result in fresh:
+            result = dataclasses.replace(result, path=str(path), sha256=digest)
+            if cache is not None:
+                cache.put(result)
+            yield result
+    finally:
+        fresh.close()
+
+
+Work = tuple[Path, str | None]
+
+
+def _run_here(todo: list[Work], options: AnalyzeOptions) -> Iterator[tuple[Work, CaptureResult]]:
+    for item in todo:
+        yield item, score_capture(str(item[0].resolve()), options)
+
+
+def _ignore_sigint() -> None:
+    # The parent handles Ctrl-C (writes what finished, then stops the pool);
+    # a worker interrupted mid-capture would only break the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_pool(todo: list[Work], options: AnalyzeOptions, jobs: int) -> Iterator[tuple[Work, CaptureResult]]:
+    import callscope.analysis  # noqa: F401 - loaded once here, inherited by forked workers
+
+    executor = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), initializer=_ignore_sigint)
+    finished = False
+    try:
+        futures: dict[Future, Work] = {
+            executor.submit(score_capture, str(item[0].resolve()), options): item for item in todo
+        }
+        for future in as_completed(futures):
+            item = futures[future]
+            yield item, _future_result(future, item[0])
+        finished = True
+    finally:
+        if finished:
+            executor.shutdown()
+        else:
+            _terminate(executor)
+
+
+def _future_result(future, path: Path) -> CaptureResult:
+    """The result of a finished future; a worker that died becomes an error row."""
+    try:
+        return future.result()
+    except Exception as e:  # noqa: BLE001 - the worker died; report, carry on
+        return CaptureResult(str(path), None, error=f"{path}: worker failed: {type(e).__name__}: {e}",
+                             error_type=type(e).__name__)
+
+
+def _terminate(executor: ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel queued work and kill the workers mid-capture."""
+    executor.shutdown(wait=False, cancel_futures=True)
+    terminate_workers = getattr(executor, "terminate_workers", None)  # Python >= 3.14
+    if terminate_workers is not None:
+        terminate_workers()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
+
+
+def _run_dask(todo: list[Work], options: AnalyzeOptions, address: str) -> Iterator[tuple[Work, CaptureResult]]:
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError as e:
+        raise CallscopeError(
+            "--dask needs dask.distributed: pip install 'callscope[dask]'") from e
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as e:
+        raise CallscopeError(f"cannot reach the Dask scheduler at {address}: {e}") from e
+    futures = []
+    finished = False
+    try:
+        futures = client.map(score_capture, [str(p.resolve()) for p, _ in todo],
+                             options=options, pure=False)
+        items = {f.key: item for f, item in zip(futures, todo, strict=True)}
+        for future in dask_completed(futures):
+            item = items[future.key]
+            yield item, _future_result(future, item[0])
+            future.release()
+        finished = True
+    finally:
+        if not finished and futures:
+            client.cancel(futures)
+        client.close()

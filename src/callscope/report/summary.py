@@ -1,0 +1,174 @@
+"""What ``callscope batch`` writes per capture: JSONL records, CSV rows, tables.
+
+One record per capture (:func:`record`), with the same fields in every
+format:
+
+- ``path``, ``status`` (``pass`` / ``fail`` / ``error``);
+- ``verdict``, ``verdict_confidence``, ``verdict_summary``;
+- ``findings``: pattern, confidence, stream, summary and evidence of each;
+- ``worst_mos`` (and ``worst_mos_stream``), ``max_loss_fraction``,
+  ``max_jitter_ms``: over the streams with enough packets to score
+  (:data:`callscope.gates.MIN_SCORED_PACKETS`); ``streams`` and
+  ``scored_streams``;
+- ``gates``: each configured gate's name, whether it passed, and the message;
+- ``error`` and ``error_type`` for a capture that could not be analysed;
+- ``duration_s`` (analysis wall time), ``cached``, ``sha256`` (with a cache),
+  ``warnings`` from the reader.
+
+The Markdown summary (:func:`markdown_summary`) is meant for a CI job
+summary (``$GITHUB_STEP_SUMMARY``); :func:`text_table` is the compact table
+``callscope batch`` prints on stdout.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from callscope.report.jsonout import jsonable
+
+if TYPE_CHECKING:
+    from callscope.batch import Outcome, Totals
+    from callscope.gates import Gates
+
+#: Columns of ``--csv``, in order (findings and gates flattened to text).
+CSV_COLUMNS = (
+    "path", "status", "verdict", "verdict_confidence", "worst_mos", "worst_mos_stream",
+    "max_loss_fraction", "max_jitter_ms", "streams", "scored_streams", "findings",
+    "failed_gates", "error", "duration_s", "cached",
+)
+
+_STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}
+
+
+def record(outcome: Outcome) -> dict:
+    """One capture's JSONL record (plain JSON values; see the module docstring)."""
+    r = outcome.result
+    s = r.score
+    return {
+        "path": r.path,
+        "status": outcome.status,
+        "verdict": s.verdict if s else None,
+        "verdict_confidence": jsonable(s.verdict_confidence) if s else None,
+        "verdict_summary": s.verdict_summary if s else None,
+        "findings": [jsonable(f) for f in s.findings] if s else [],
+        "worst_mos": jsonable(s.worst_mos) if s else None,
+        "worst_mos_stream": s.worst_mos_stream if s else None,
+        "max_loss_fraction": jsonable(s.max_loss_fraction) if s else None,
+        "max_jitter_ms": jsonable(s.max_jitter_ms) if s else None,
+        "streams": s.streams if s else None,
+        "scored_streams": s.scored_streams if s else None,
+        "gates": [jsonable(g) for g in outcome.gates],
+        "error": r.error,
+        "error_type": r.error_type,
+        "duration_s": round(r.duration_s, 6),
+        "cached": r.cached,
+        "sha256": r.sha256,
+        "warnings": list(s.warnings) if s else [],
+    }
+
+
+def csv_text(outcomes: Sequence[Outcome]) -> str:
+    """The ``--csv`` file: a header of :data:`CSV_COLUMNS` and one row per capture."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for o in outcomes:
+        rec = record(o)
+        rec["findings"] = "; ".join(f"{f.pattern} {_num(f.confidence, '.2f')}"
+                                    for f in (o.result.score.findings if o.result.score else ()))
+        rec["failed_gates"] = "; ".join(g.message.replace("\n", " | ") for g in o.failures)
+        writer.writerow(["" if rec[c] is None else rec[c] for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def text_table(outcomes: Sequence[Outcome], totals: Totals) -> str:
+    """The compact table ``callscope batch`` prints: one line per capture, then the counts."""
+    header = ("capture", "verdict", "conf", "MOS", "loss", "jitter_ms", "streams", "result")
+    rows = [header]
+    for o in outcomes:
+        s = o.result.score
+        rows.append((
+            o.result.path,
+            s.verdict if s else "-",
+            _num(s.verdict_confidence, ".2f") if s else "-",
+            _num(s.worst_mos, ".2f") if s else "-",
+            _num(s.max_loss_fraction, ".1%") if s else "-",
+            _num(s.max_jitter_ms, ".1f") if s else "-",
+            str(s.streams) if s else "-",
+            o.status.upper() if o.status != "pass" else "pass",
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for o in outcomes:
+        for g in o.failures:
+            lines.append(f"FAIL {o.result.path}: {g.gate}: {_first_line(g.message)}")
+        if o.result.error:
+            lines.append(f"ERROR {o.result.error}")
+    lines.append(counts_line(totals))
+    return "\n".join(lines) + "\n"
+
+
+def counts_line(totals: Totals) -> str:
+    """``12 captures: 10 passed, 1 failed, 1 error (3 from cache, 9 analysed) in 4.2 s``."""
+    text = (f"{totals.captures} capture{'s' if totals.captures != 1 else ''}: "
+            f"{totals.passed} passed, {totals.failed} failed, "
+            f"{totals.errors} error{'s' if totals.errors != 1 else ''} "
+            f"({totals.cached} from cache, {totals.analysed} analysed) in {totals.wall_s:.1f} s")
+    if not totals.complete:
+        text += f"; interrupted, {totals.planned - totals.captures} not scored"
+    return text
+
+
+def markdown_summary(outcomes: Sequence[Outcome], totals: Totals, gates: Gates) -> str:
+    """A Markdown job summary: the counts, the gates, a table, then each failure's evidence."""
+    lines = [
+        "## callscope batch",
+        "",
+        f"**{counts_line(totals)}**",
+        "",
+        f"Gates: `{gates.describe()}`",
+        "",
+        "| capture | result | verdict | confidence | worst MOS | max loss | max jitter (ms) | streams |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for o in outcomes:
+        s = o.result.score
+        cells = [
+            f"`{_cell(o.result.path)}`",
+            _STATUS_MARK[o.status],
+            s.verdict if s else "—",
+            _num(s.verdict_confidence, ".2f") if s else "—",
+            _num(s.worst_mos, ".2f") if s else "—",
+            _num(s.max_loss_fraction, ".1%") if s else "—",
+            _num(s.max_jitter_ms, ".1f") if s else "—",
+            str(s.streams) if s else "—",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    problems = [o for o in outcomes if o.status != "pass"]
+    if problems:
+        lines += ["", "### Failures and errors", ""]
+        for o in problems:
+            if o.result.error:
+                lines.append(f"- `{_cell(o.result.path)}`: error: {_cell(o.result.error)}")
+            for g in o.failures:
+                detail = "; ".join(_cell(line) for line in g.message.splitlines())
+                lines.append(f"- `{_cell(o.result.path)}`: **{g.gate}**: {detail}")
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell or list item (pipes escaped, one line)."""
+    return text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def _first_line(text: str) -> str:
+    lines = text.splitlines()
+    more = f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""
+    return (lines[0] if lines else "") + more

@@ -10,8 +10,10 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from callscope import __version__
-from callscope.capture.reader import CaptureInfo, read_capture
+from callscope.capture.reader import CaptureInfo, CaptureReader
 
 
 @dataclass(frozen=True)
@@ -88,41 +90,52 @@ def analyze(
     >>> report.verdict                                                # doctest: +SKIP
     """
     from callscope.diagnose import diagnose
-    from callscope.media import discover
+    from callscope.media import MediaColumns, discover_columns, extract
     from callscope.metrics import measure
 
     if decoder == "wireshark":
         from callscope.capture.wireshark import read_capture_wireshark
 
         capture = read_capture_wireshark(path)
+        info, signalling = capture.info, capture.tcp_signalling
+        columns = extract(capture.datagrams)
     else:
-        capture = read_capture(path)
-    inventory = discover(
-        capture.datagrams,
-        capture_start_ns=capture.start_ns,
-        tcp_signalling=capture.tcp_signalling,
+        # Each chunk is reduced to compact header columns at once, so payload
+        # bytes never accumulate: memory grows with media packets, not file size.
+        reader = CaptureReader(path)
+        columns = MediaColumns.concat([extract(chunk) for chunk in reader])
+        info, signalling = reader.info, tuple(reader.tcp_signalling)
+    start_ns = int(info.first_time_ns or 0)
+    inventory = discover_columns(
+        columns,
+        capture_start_ns=start_ns,
+        tcp_signalling=signalling,
         decode_as=tuple(decode_as),
     )
-    rtt_by_ssrc = _rtt_by_ssrc(inventory)
+    rtt = _rtt_by_ssrc(inventory)
     metrics = {
         s.id: measure(
             s,
             window_s=window_s,
             one_way_delay_ms=one_way_delay_ms,
-            rtt_ms=rtt_by_ssrc.get(s.ssrc) if s.ssrc is not None else None,
+            rtt_ms=rtt.get(s.ssrc) if s.ssrc is not None else None,
         )
         for s in inventory.streams
     }
+    capture_end = ((info.last_time_ns or start_ns) - start_ns) / 1e9
     return Report(
         path=str(path),
-        info=capture.info,
+        info=info,
         inventory=inventory,
         metrics=metrics,
-        diagnosis=diagnose(inventory, metrics),
+        diagnosis=diagnose(inventory, metrics, capture_end=capture_end),
     )
 
 
 def _rtt_by_ssrc(inventory) -> dict[int, float]:
-    """Median RTCP round-trip time per media SSRC, where RTCP reported one (RFC 3550 §6.4.1)."""
-    fn = getattr(inventory, "rtt_by_ssrc", None)
-    return dict(fn()) if callable(fn) else {}
+    """Median RTCP round-trip time (ms) per reported media SSRC (RFC 3550 §6.4.1: A - LSR - DLSR)."""
+    by: dict[int, list[float]] = {}
+    for b in inventory.rtcp.report_blocks:
+        if b.rtt_s is not None and b.rtt_s >= 0:
+            by.setdefault(b.source_ssrc, []).append(b.rtt_s * 1000.0)
+    return {ssrc: float(np.median(v)) for ssrc, v in by.items()}

@@ -36,6 +36,8 @@ ZRTP_MAGIC_COOKIE = 0x5A525450  # RFC 6189 §5: "ZRTP" in bytes 4-7
 STUN_HEADER_LEN = 20  # RFC 5389 §6
 CHANNEL_DATA_HEADER_LEN = 4  # RFC 5766 §11.4
 DTLS_VERSION_MAJOR = 0xFE  # RFC 6347 §4.1: DTLS 1.0 = {254, 255}, 1.2 = {254, 253}
+DTLS_VERSION_MINORS = (0xFF, 0xFD, 0xFC)  # DTLS 1.0, 1.2, 1.3 (RFC 9147 §5.3)
+DTLS_RECORD_HEADER_LEN = 13  # RFC 6347 §4.1: type, version, epoch, sequence, length
 DTLS_CONTENT_TYPES = (20, 25)  # RFC 6347 §4.1 / RFC 9147: change_cipher_spec .. heartbeat/ack
 
 #: Start lines of SIP requests and responses (RFC 3261 §7.1, §7.2, methods of
@@ -109,7 +111,13 @@ def classify(head: np.ndarray, length: np.ndarray) -> np.ndarray:
     )
     out[is_stun] = STUN
     out[_between(b0, ZRTP_FIRST) & (cookie == ZRTP_MAGIC_COOKIE) & (length >= 12)] = ZRTP
-    is_dtls = _between(b0, DTLS_CONTENT_TYPES) & (b1 == DTLS_VERSION_MAJOR) & (length >= 13)
+    record_len = (h[:, 11] << 8) | h[:, 12]
+    is_dtls = (
+        _between(b0, DTLS_CONTENT_TYPES)
+        & (b1 == DTLS_VERSION_MAJOR)
+        & np.isin(head[:, 2], DTLS_VERSION_MINORS)
+        & (record_len + DTLS_RECORD_HEADER_LEN <= length)
+    )
     out[is_dtls] = DTLS
     chan_len = (h[:, 2] << 8) | h[:, 3]
     # RFC 5766 §11.5: over UDP the ChannelData message may omit its padding,

@@ -88,7 +88,9 @@ class StreamMetrics:
         ``ge_loss_good``, ``ge_loss_bad``; ``burst_ratio`` (G.107 BurstR).
     Playout (:mod:`callscope.metrics.jitterbuffer`)
         ``jb_late_fixed``, ``jb_late_adaptive`` (packets discarded as late),
-        ``effective_loss_fraction`` = (missing + adaptive late) / slots.
+        ``jb_delay_fixed_ms``, ``jb_delay_adaptive_ms`` (mean playout delay
+        above the fastest packet), ``effective_loss_fraction`` = (missing +
+        adaptive late) / slots.
     Quality (:mod:`callscope.metrics.emodel`)
         ``r_factor``, ``mos`` and the inputs in ``emodel``.
     Volume
@@ -129,6 +131,8 @@ class StreamMetrics:
     burst_ratio: float
     jb_late_fixed: int | None
     jb_late_adaptive: int | None
+    jb_delay_fixed_ms: float | None
+    jb_delay_adaptive_ms: float | None
     effective_loss_fraction: float
     r_factor: float
     mos: float
@@ -163,8 +167,9 @@ def measure(
         instead of the one derived from the stream's codec / payload type.
     one_way_delay_ms : float, optional
         Known mean one-way network delay; else ``rtt_ms / 2`` when an RTT is
-        known (e.g. from RTCP, RFC 3550 §6.4.1); else the E-model gets no
-        delay term.
+        known (e.g. from RTCP, RFC 3550 §6.4.1). The E-model's Ta is that plus
+        the adaptive buffer's mean playout delay; with neither known it gets
+        no delay term (Ta None in ``emodel``).
     rtt_ms : float, optional
         Round-trip time.
 
@@ -267,6 +272,8 @@ def measure(
         burst_ratio=structure.burst_ratio,
         jb_late_fixed=jb.late_fixed_count if jb is not None else None,
         jb_late_adaptive=jb.late_adaptive_count if jb is not None else None,
+        jb_delay_fixed_ms=jb.fixed_delay_ms if jb is not None else None,
+        jb_delay_adaptive_ms=jb.adaptive_delay_ms if jb is not None else None,
         effective_loss_fraction=effective_loss,
         r_factor=float(r),
         mos=float(emodel.mos_from_r(r)),

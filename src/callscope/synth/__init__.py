@@ -6,7 +6,7 @@
 PosixPath('out/policed.truth.json')
 """
 
-from callscope.synth.call import Kind, SimulatedCall, StreamInfo, simulate
+from callscope.synth.call import Kind, SimulatedCall, StreamInfo, simulate, simulate_many_streams
 from callscope.synth.output import truth_document, truth_path, write_capture
 from callscope.synth.scenarios import SCENARIOS, DropReason
 
@@ -17,6 +17,7 @@ __all__ = [
     "SimulatedCall",
     "StreamInfo",
     "simulate",
+    "simulate_many_streams",
     "truth_document",
     "truth_path",
     "write_capture",

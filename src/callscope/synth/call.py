@@ -411,11 +411,13 @@ def _capture_time(send: np.ndarray, arrival: np.ndarray, direction: np.ndarray, 
 
 def _ip_ids(rng: np.random.Generator, src: np.ndarray) -> np.ndarray:
     """RFC 791 §3.1 Identification: a per-host counter, in send order, from a random start."""
-    ids = np.zeros(src.size, np.uint16)
-    for host in np.unique(src):
-        rows = np.flatnonzero(src == host)
-        ids[rows] = (int(rng.integers(0, 1 << 16)) + np.arange(rows.size)) & 0xFFFF
-    return ids
+    hosts, inverse = np.unique(src, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    first = np.searchsorted(inverse[order], np.arange(hosts.size))
+    rank = np.empty(src.size, np.int64)
+    rank[order] = np.arange(src.size) - first[inverse[order]]
+    offset = rng.integers(0, 1 << 16, hosts.size)
+    return ((offset[inverse] + rank) & 0xFFFF).astype(np.uint16)
 
 
 def _assemble(
@@ -642,3 +644,90 @@ def _rtcp(
             sent=len(part), delivered=int(np.count_nonzero(~np.isnan(fate[d][0]))),
         ))
     return parts, streams
+
+
+def simulate_many_streams(
+    n_streams: int,
+    packets_per_stream: int,
+    *,
+    seed: int = 0,
+    scenario: str = "clean",
+    codec: str = "pcmu",
+    opaque: bool = False,
+    ptime_ms: int = DEFAULT_PTIME_MS,
+    **params: object,
+) -> SimulatedCall:
+    """Many concurrent one-way media streams, each through its own copy of ``scenario``.
+
+    For big captures (benchmarks, batch tests): stream ``i`` runs from host
+    ``10.1.x.y`` to host ``10.2.x.y`` on its own ports, starting within the
+    first second; there is no signalling and no RTCP, and the capture is taken
+    at the receivers. Every stream plays the B->A role of a call (the direction
+    one-directional scenarios impair by default), with the scenario's
+    parameters drawn once for all streams.
+
+    Parameters
+    ----------
+    n_streams : int
+        Concurrent streams (at most 62500).
+    packets_per_stream : int
+        Packets each stream sends.
+    seed, scenario, codec, opaque, ptime_ms, **params
+        As for :func:`simulate`.
+    """
+    if not 1 <= n_streams <= 250 * 250:
+        raise CallscopeError(f"n_streams must be in 1..62500, not {n_streams}")
+    kind_of = scenario_named(scenario)
+    if not kind_of.has_media:
+        raise CallscopeError(f"scenario {scenario!r} has no media to multiply")
+    cdc = codec_named(codec)
+    setup_rng, scen_rng, tx_rng, impair_rng, net_rng, bytes_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
+    )
+    duration = 1.0 + packets_per_stream * ptime_ms / 1e3
+    header = OPAQUE_OVERHEAD_BYTES if opaque else wire.RTP_HEADER_LEN
+    mean20 = float(setup_rng.uniform(*cdc.vbr_mean_bytes)) if cdc.variable_rate else cdc.bytes_per_ms * 20
+    ctx = CallContext(
+        duration=duration, media_start=0.0, packet_rate=1000.0 / ptime_ms,
+        mean_size=mean20 * ptime_ms / DEFAULT_PTIME_MS + header, codec=cdc, opaque=opaque,
+    )
+    truth = with_overrides(kind_of.draw(scen_rng, ctx), dict(params))
+    shift = truth.downshift()
+    starts = setup_rng.uniform(0.0, 1.0, n_streams)
+    ports = 2 * setup_rng.integers(RTP_PORT_RANGE[0] // 2, RTP_PORT_RANGE[1] // 2, (n_streams, 2))
+    ssrc = setup_rng.integers(0, 1 << 32, n_streams, dtype=np.uint64).tolist()
+    seq0 = setup_rng.integers(0, 1 << 16, n_streams).tolist()
+    ts0 = setup_rng.integers(0, 1 << 32, n_streams, dtype=np.uint64).tolist()
+    base_delay = setup_rng.uniform(0.010, 0.060, n_streams)
+    empty = Offered(np.zeros(0), np.zeros(0, np.int32))
+    parts, streams, windows, facts = [], [], (), {}
+    for i in range(n_streams):
+        sched = media_schedule(
+            tx_rng, cdc, float(starts[i]), float(starts[i]) + packets_per_stream * ptime_ms / 1e3 - 1e-6,
+            ptime_ms, mean20, 0.3e-3, 0.1,
+            change_at=None if shift is None else shift.time_s,
+            ptime_after_ms=None if shift is None else shift.ptime_ms,
+            size_factor_after=1.0 if shift is None else shift.size_factor,
+        )
+        offered = Offered(sched.time, (sched.payload + header).astype(np.int32))
+        effect = truth.impair(impair_rng, ctx, (empty, offered))
+        windows, facts = effect.windows, effect.facts
+        arrival = _path(net_rng, effect.outcomes[B_TO_A], float(base_delay[i]), 0.5e-3)
+        ips = (ipv4_to_int(f"10.2.{i // 250}.{i % 250 + 1}"), ipv4_to_int(f"10.1.{i // 250}.{i % 250 + 1}"))
+        pair = (int(ports[i, 1]), int(ports[i, 0]))
+        part = _media_part(bytes_rng, B_TO_A, sched, arrival, effect.outcomes[B_TO_A], cdc, opaque,
+                           ssrc[i], seq0[i], ts0[i], ips, pair)
+        part.stream = i
+        parts.append(part)
+        streams.append(StreamInfo(
+            index=i, kind="opaque" if opaque else "rtp", direction=DIRECTIONS[B_TO_A],
+            src=int_to_ipv4(ips[1]), src_port=pair[1], dst=int_to_ipv4(ips[0]), dst_port=pair[0],
+            ssrc=None if opaque else int(ssrc[i]), payload_type=None if opaque else cdc.payload_type,
+            clock_rate=None if opaque else cdc.clock_rate, impaired=B_TO_A in truth.impaired_directions(),
+            sent=len(sched), delivered=int(np.count_nonzero(~np.isnan(arrival))),
+        ))
+    cols = _assemble(parts, net_rng, "receivers")
+    return SimulatedCall(
+        scenario=truth, facts=facts, windows=windows, seed=seed, duration=duration, codec=cdc,
+        opaque=opaque, vantage="receivers", media_start=0.0, streams=tuple(streams), **cols,
+    )

@@ -12,6 +12,7 @@ which is the honest way to model them.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -205,22 +206,27 @@ def aimd_bottleneck(
     time: np.ndarray,
     size: np.ndarray,
     capacity: float,
-    buffer: float,
+    buffer_packets: int,
     cross_start: float,
     increase: float,
     rtt: float,
+    restart_every: float = math.inf,
     cross_packet: int = 1500,
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """A drop-tail bottleneck shared with one AIMD (TCP-like) bulk flow.
+    """A drop-tail bottleneck shared with a TCP-like bulk flow.
 
     From ``cross_start`` a cross-traffic flow sends ``cross_packet``-byte
-    packets at a rate x that grows by ``increase`` bytes/s every second
-    (additive increase) and halves one ``rtt`` after it loses a packet, at most
-    once per ``rtt`` (multiplicative decrease). It starts at half the
-    capacity. Voice and cross packets share one FIFO of ``buffer`` bytes served
-    at ``capacity``: the queue fills as x overtakes the capacity, delaying every
-    packet, then overflows and drops from the tail, voice packets included —
-    the classic sawtooth of congestion.
+    packets at a rate x. It begins in slow start (x doubles every ``rtt``,
+    from a tenth of the capacity) until its first loss; then x grows by
+    ``increase`` bytes/s every second (additive increase). One ``rtt`` after a
+    loss, at most once per ``rtt``, x becomes half what it was at the loss
+    (multiplicative decrease). Every
+    ``restart_every`` seconds a new transfer replaces it, in slow start again.
+    Voice and cross packets share one FIFO holding at most ``buffer_packets``
+    packets (as router interface queues count), served at ``capacity``: the
+    queue fills as x overtakes the capacity, delaying every packet, then
+    overflows and drops from the tail whatever arrives, voice included — the
+    sawtooth of congestion.
 
     Parameters
     ----------
@@ -230,14 +236,16 @@ def aimd_bottleneck(
         Voice packet sizes, bytes.
     capacity : float
         Link rate, bytes per second.
-    buffer : float
-        Buffer, bytes.
+    buffer_packets : int
+        Queue limit, packets.
     cross_start : float
         When the bulk flow starts.
     increase : float
         Additive increase of the bulk flow's rate, bytes/s per second.
     rtt : float
         The bulk flow's round-trip time: how late it reacts to a loss.
+    restart_every : float
+        Seconds between new transfers (each starts in slow start).
     cross_packet : int
         Bulk flow packet size, bytes.
 
@@ -252,7 +260,7 @@ def aimd_bottleneck(
 
     References
     ----------
-    RFC 5681 §3.1 (congestion avoidance: additive increase, halving on loss);
+    RFC 5681 §3.1 (slow start; congestion avoidance: additive increase, halving on loss);
     RFC 7567 §2 (drop-tail queues and the delay they build).
     """
     n = len(time)
@@ -261,9 +269,12 @@ def aimd_bottleneck(
     s_list = np.asarray(size).tolist()
     backlog = 0.0
     last = -math.inf
-    x = 0.5 * capacity
+    in_queue: deque[float] = deque()  # departure times of the packets queued
+    x = 0.1 * capacity
+    slow_start = True
+    next_restart = cross_start + restart_every
     next_cross = cross_start
-    halve_at = math.inf
+    halve_at = x_at_loss = math.inf
     last_halving = -math.inf
     cross_sent = cross_dropped = 0
     i = 0
@@ -272,22 +283,29 @@ def aimd_bottleneck(
         t = next_cross if is_cross else t_list[i]
         s = cross_packet if is_cross else s_list[i]
         if t >= halve_at:
-            x *= 0.5
+            x = 0.5 * x_at_loss
+            slow_start = False
             last_halving = halve_at
             halve_at = math.inf
+        if t >= next_restart:
+            x, slow_start, halve_at = 0.1 * capacity, True, math.inf
+            next_restart += restart_every
         backlog = max(0.0, backlog - (t - last) * capacity) if last > -math.inf else 0.0
         last = t
-        dropped = backlog + s > buffer
+        while in_queue and in_queue[0] <= t:
+            in_queue.popleft()
+        dropped = len(in_queue) >= buffer_packets
         if not dropped:
             backlog += s
+            in_queue.append(t + backlog / capacity)
         if is_cross:
             cross_sent += 1
             if dropped:
                 cross_dropped += 1
                 if halve_at == math.inf and t >= last_halving + rtt:
-                    halve_at = t + rtt
+                    halve_at, x_at_loss = t + rtt, x
             gap = cross_packet / x
-            x += increase * gap
+            x = x * 2.0 ** (gap / rtt) if slow_start else x + increase * gap
             next_cross = t + gap
         else:
             if not dropped:

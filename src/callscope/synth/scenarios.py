@@ -25,6 +25,7 @@ from callscope.synth.codecs import Codec
 A_TO_B, B_TO_A = 0, 1
 DIRECTIONS = ("a->b", "b->a")
 BOTH = "both"
+CROSS_PACKET_BYTES = 1500  # a full Ethernet MTU: bulk TCP transfers fill it
 
 
 class DropReason(IntEnum):
@@ -228,14 +229,19 @@ class BurstyLoss(Scenario):
 
 @dataclass(frozen=True)
 class Congestion(Scenario):
-    """A bottleneck FIFO shared with a TCP-like bulk flow: delay rises, then tail drops."""
+    """A bottleneck FIFO shared with TCP-like bulk transfers: delay rises, then tail drops.
+
+    From ``start_s`` a transfer of the cross traffic begins every
+    ``transfer_s`` seconds (see :func:`mechanisms.aimd_bottleneck`).
+    """
 
     label: ClassVar[str] = "congestion"
     capacity_Bps: float = 125_000.0
-    buffer_bytes: float = 40_000.0
+    buffer_packets: int = 30
     start_s: float = 3.0
     ramp_s: float = 4.0
     rtt_s: float = 0.1
+    transfer_s: float = 8.0
     direction: str = _direction_field()
 
     @classmethod
@@ -244,10 +250,11 @@ class Congestion(Scenario):
         buffer_s = float(rng.uniform(0.15, 0.5))
         return cls(
             capacity_Bps=round(capacity, 1),
-            buffer_bytes=round(capacity * buffer_s),
+            buffer_packets=max(4, round(capacity * buffer_s / CROSS_PACKET_BYTES)),
             start_s=round(float(rng.uniform(1.0, min(8.0, 0.3 * ctx.duration))), 3),
             ramp_s=round(float(rng.uniform(2.0, 6.0)), 3),
             rtt_s=round(float(rng.uniform(0.05, 0.2)), 3),
+            transfer_s=round(float(rng.uniform(6.0, 15.0)), 3),
             direction=str(rng.choice(["b->a", "b->a", BOTH])),
         )
 
@@ -255,11 +262,11 @@ class Congestion(Scenario):
         counts = []
 
         def one(o: Offered) -> Outcome:
-            # The bulk flow climbs from half the capacity to the capacity in ramp_s.
+            # After halving, the bulk flow climbs back to the capacity in ramp_s.
             increase = 0.5 * self.capacity_Bps / self.ramp_s
             depart, _, sent, dropped = mechanisms.aimd_bottleneck(
-                o.time, o.size, self.capacity_Bps, self.buffer_bytes,
-                ctx.media_start + self.start_s, increase, self.rtt_s,
+                o.time, o.size, self.capacity_Bps, self.buffer_packets,
+                ctx.media_start + self.start_s, increase, self.rtt_s, self.transfer_s,
             )
             counts.append((sent, dropped))
             lost = np.isnan(depart)
@@ -267,7 +274,7 @@ class Congestion(Scenario):
 
         outcomes = self._per_direction(offered, one)
         facts = {
-            "max_queue_delay_s": self.buffer_bytes / self.capacity_Bps,
+            "max_queue_delay_s": self.buffer_packets * CROSS_PACKET_BYTES / self.capacity_Bps,
             "cross_packets": float(sum(c[0] for c in counts)),
             "cross_dropped": float(sum(c[1] for c in counts)),
         }

@@ -140,3 +140,19 @@ def test_fixture_streams_match_wireshark_to_the_printed_digit(name):
 @pytest.mark.parametrize("path", shared_capture_files(), ids=lambda p: p.name)
 def test_shared_capture_streams_match_wireshark(path, shared_captures):
     _check_capture(path)
+
+
+def test_timestamp_wrap_keeps_packets_in_time_sequence():
+    ts = np.array([2**32 - 320, 2**32 - 160, 0, 160], np.uint32)
+    s = _stream([1, 2, 3, 4], ts, [0, 20, 40, 60])
+    r = ws.analyse(**s)
+    assert r.in_time.all() and r.regular[1:].all()
+    assert r.max_jitter_ms == pytest.approx(0.0, abs=1e-9)
+
+
+def test_packet_before_the_first_timestamp_is_out_of_time_and_skipped():
+    # the third packet carries a timestamp older than the first: WRONG_TIMESTAMP
+    s = _stream([2, 3, 1, 4], [160, 320, 0, 480], [0, 20, 25, 40])
+    r = ws.analyse(**s)
+    assert r.in_time.tolist() == [True, True, False, True]
+    assert r.max_delta_ms == pytest.approx(20.0)  # 4th measured from the 2nd, not the 3rd

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "batch": "callscope.cli.batch:batch",
     "evaluate": "callscope.cli.evaluate:evaluate",
     "info": "callscope.cli.info:info",
+    "synth": "callscope.cli.synth:synth",
 }
 
 EXIT_OK = 0

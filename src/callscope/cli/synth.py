@@ -1,0 +1,90 @@
+"""``callscope synth``: write a labelled simulated capture (or a whole corpus)."""
+
+from __future__ import annotations
+
+import click
+
+from callscope.errors import CallscopeError
+from callscope.synth.call import VANTAGES, simulate, simulate_many_streams
+from callscope.synth.codecs import CODECS, DEFAULT_PTIME_MS
+from callscope.synth.corpus import generate_corpus
+from callscope.synth.output import write_capture
+from callscope.synth.scenarios import SCENARIOS
+
+CORPUS = "corpus"
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CallscopeError(f"--param wants key=value, not {pair!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+@click.command(
+    epilog=(
+        "Scenarios: " + ", ".join(SCENARIOS) + ". "
+        "Use SCENARIO 'corpus' with -o DIR and --per-pattern N to write N captures of every "
+        "pattern (PATTERN-NNN.pcap + .truth.json, and corpus.json) for `callscope evaluate`. "
+        "Examples: callscope synth policing -o p.pcap --param rate_Bps=4000; "
+        "callscope synth corpus -o corpus/ --per-pattern 5."
+    )
+)
+@click.argument("scenario", type=click.Choice([*SCENARIOS, CORPUS]), metavar="SCENARIO")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=True),
+              help="Capture to write (.pcap; its NAME.truth.json goes beside it), or the corpus directory.")
+@click.option("--seed", default=0, show_default=True, help="Seed: same seed, same capture.")
+@click.option("--duration", default=30.0, show_default=True, help="Call length, seconds.")
+@click.option("--codec", type=click.Choice(sorted(CODECS)), default="pcmu", show_default=True)
+@click.option("--opaque", is_flag=True, help="Encrypted header-less media (no RTP, SIP or RTCP).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Set a scenario parameter instead of drawing it (repeatable).")
+@click.option("--vantage", type=click.Choice(VANTAGES), default="a", show_default=True,
+              help="Where the capture is taken: endpoint a, endpoint b, or each packet at its receiver.")
+@click.option("--ptime", default=DEFAULT_PTIME_MS, show_default=True, help="Packetization interval, ms.")
+@click.option("--streams", type=int, default=None,
+              help="Instead of one call: this many concurrent one-way streams (for big captures).")
+@click.option("--ns", "nanosecond", is_flag=True, help="Nanosecond timestamps in the pcap.")
+@click.option("--per-pattern", type=int, default=3, show_default=True,
+              help="With SCENARIO 'corpus': captures per pattern.")
+def synth(
+    scenario: str,
+    output: str,
+    seed: int,
+    duration: float,
+    codec: str,
+    opaque: bool,
+    params: tuple[str, ...],
+    vantage: str,
+    ptime: int,
+    streams: int | None,
+    nanosecond: bool,
+    per_pattern: int,
+) -> None:
+    """Write a simulated call degraded by SCENARIO, with a ground-truth sidecar.
+
+    The impairment is modelled (a token bucket, a FIFO queue, a Gilbert-Elliott
+    chain, ...) with parameters drawn from the seed unless set with --param;
+    the sidecar OUTPUT-without-extension.truth.json records the label, every
+    true parameter, which direction was impaired and when.
+    """
+    if scenario == CORPUS:
+        paths = generate_corpus(output, per_pattern, seed=seed, duration=duration, opaque=opaque)
+        click.echo(f"wrote {len(paths)} captures of {len(SCENARIOS)} patterns to {output}")
+        return
+    kwargs = _parse_params(params)
+    if streams is not None:
+        packets = int(duration * 1000 / ptime)
+        call = simulate_many_streams(streams, packets, seed=seed, scenario=scenario, codec=codec,
+                                     opaque=opaque, ptime_ms=ptime, **kwargs)
+    else:
+        call = simulate(scenario, seed=seed, duration=duration, codec=codec, opaque=opaque,
+                        vantage=vantage, ptime_ms=ptime, **kwargs)
+    sidecar = write_capture(call, output, nanosecond=nanosecond)
+    captured = len(call.captured())
+    lost = int(call.lost.sum())
+    click.echo(f"wrote {output} ({captured} packets; {lost} of {len(call)} sent were lost) and {sidecar}")
+    click.echo(f"  {call.label}: {call.scenario}")

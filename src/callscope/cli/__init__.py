@@ -19,10 +19,14 @@ from callscope.errors import CallscopeError
 #: command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
     "analyze": "callscope.cli.analyze:analyze",
+    "compare": "callscope.cli.compare:compare",
+    "audio": "callscope.cli.audio:audio",
     "batch": "callscope.cli.batch:batch",
     "evaluate": "callscope.cli.evaluate:evaluate",
     "info": "callscope.cli.info:info",
     "synth": "callscope.cli.synth:synth",
+    "plot": "callscope.cli.plot:plot",
+    "report": "callscope.cli.report:report",
 }
 
 EXIT_OK = 0

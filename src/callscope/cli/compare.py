@@ -1,0 +1,38 @@
+"""``callscope compare SENT RECEIVED``: two-point analysis of one call."""
+
+from __future__ import annotations
+
+import click
+
+from callscope.cli.common import echo_json, one_line_warnings
+
+
+@click.command()
+@click.argument("sent", type=click.Path())
+@click.argument("received", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--map", "flow_map", multiple=True, metavar="SRC:PORT>DST:PORT=SRC:PORT>DST:PORT",
+              help="Pair a flow of SENT with a flow of RECEIVED by hand (repeatable).")
+def compare(sent: str, received: str, fmt: str, flow_map: tuple[str, ...]) -> None:
+    """Follow every media packet from SENT to RECEIVED: exact loss and one-way delay.
+
+    SENT and RECEIVED are captures of the same call taken at its two ends.
+    Packets are matched by their payload, so NAT and encrypted media are fine.
+    """
+    from callscope.report.compare import compare_dict, compare_text
+    from callscope.twopoint import compare as run
+    from callscope.twopoint import diagnose_direction
+
+    pairs = []
+    for m in flow_map:
+        left, sep, right = m.partition("=")
+        if not sep:
+            raise click.UsageError(f"--map {m!r}: expected SRC:PORT>DST:PORT=SRC:PORT>DST:PORT")
+        pairs.append((left, right))
+    with one_line_warnings():
+        result = run(sent, received, flow_map=pairs)
+    verdicts = [diagnose_direction(r, f"d{i + 1}") for i, r in enumerate(result.directions)]
+    if fmt == "json":
+        echo_json(compare_dict(result, verdicts))
+    else:
+        click.echo(compare_text(result, verdicts), nl=False)

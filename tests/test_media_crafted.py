@@ -273,3 +273,14 @@ def test_opaque_voice_found_but_not_dns_or_repeated_probes(tmp_path):
     (s,) = inv.streams
     assert (s.kind, s.src_port, s.dst_port, len(s.packets), s.encrypted) == ("opaque", 31000, 23000, 250, True)
     assert s.ssrc is None and s.packets.seq is None
+
+
+def test_zoom_sfu_encapsulated_rtp_is_found(tmp_path):
+    # SFU header (type 5, 8 bytes), media header (type 0x0f audio, 19 bytes), RTP
+    sfu = bytes([0x05]) + b"\x10" * 7
+    media = bytes([0x0F]) + b"\x00" * 18
+    pkts = [udp("10.5.0.1", 50000, "170.114.0.1", 8801, sfu + media + rtp_packet(i, 960 * i, 0x01000802, pt=113, payload=b"\x33" * 80),
+                T0 + 0.02 * i) for i in range(25)]
+    inv = inventory(tmp_path, pkts)
+    (s,) = inv.streams
+    assert (s.transport, s.ssrc, len(s.packets), s.clock_rate, s.encrypted) == ("zoom", 0x01000802, 25, 48000, True)

@@ -65,8 +65,20 @@ def test_telegram_is_opaque_voice_not_junk_rtp(shared_captures):
     assert {inv.stream(i).src_port for i in p2p.stream_ids} >= {31480, 23174}
 
 
-def test_no_media_invented_in_zoom_probes_or_background_traffic(shared_captures):
-    assert inventory("nDPI__zoom_p2p.pcapng").streams == ()
+def test_zoom_p2p_rtp_is_opened_and_probes_are_not_media(shared_captures):
+    zoom = inventory("nDPI__zoom_p2p.pcapng")
+    got = sorted((s.src_port, s.ssrc, len(s.packets), s.payload_type, s.transport) for s in zoom.streams)
+    assert got == [
+        (39065, 0x01000401, 107, 98, "zoom"),
+        (46757, 0x01000801, 96, 98, "zoom"),
+        (46757, 0x01000802, 44, 113, "zoom"),
+    ]
+    audio = next(s for s in zoom.streams if s.payload_type == 113)
+    assert (audio.clock_rate, audio.clock_source, audio.encrypted) == (48000, "inferred", True)
+    assert len(zoom.calls) == 1  # the connectivity probes to 10.78.14.178 are not media
+
+
+def test_no_media_invented_in_background_traffic(shared_captures):
     heplify = inventory("heplify__rtp_rtcp_sip_ipv4_udp.pcap")
     assert {s.kind for s in heplify.streams} == {"rtp"}  # SNMP, MGCP, H.225 stay out
 

@@ -24,7 +24,17 @@ TRANSPORT_UDP = 0
 TRANSPORT_TURN_CHANNEL = 1
 TRANSPORT_TURN_SEND = 2
 TRANSPORT_TURN_DATA = 3
-TRANSPORT_NAMES = ("udp", "turn-channel", "turn-send", "turn-data")
+TRANSPORT_ZOOM = 4
+TRANSPORT_NAMES = ("udp", "turn-channel", "turn-send", "turn-data", "zoom")
+
+# Zoom's media encapsulation (Michel et al., "Enabling Passive Measurement of
+# Zoom Performance in Production Networks", IMC 2022, §3): a type byte and a
+# fixed header before plain RTP; via Zoom's servers an 8-byte SFU header
+# (type 5) comes first. Candidates only: the stream heuristic still has to
+# confirm the RTP inside.
+ZOOM_SFU_TYPE = 0x05
+ZOOM_SFU_HEADER_LEN = 8
+ZOOM_MEDIA_RTP_OFFSET = {0x0F: 19, 0x10: 24}  # audio, video
 
 #: Kinds of kept control messages.
 MSG_SIP = demux.SIP
@@ -209,7 +219,8 @@ def extract(datagrams: Datagrams) -> MediaColumns:
 
     Every datagram is classified by its first bytes (RFC 7983 §7); TURN
     ChannelData (RFC 5766 §11.4) and Send/Data indications (RFC 5766 §10)
-    are opened so that RTP/RTCP inside them is read like plain RTP. Only the
+    and Zoom's media encapsulation are opened so that RTP/RTCP inside them
+    is read like plain RTP. Only the
     payload bytes of SIP, STUN (other than media-carrying indications) and
     RTCP datagrams are kept.
 
@@ -238,6 +249,15 @@ def extract(datagrams: Datagrams) -> MediaColumns:
     transport[is_chan] = TRANSPORT_TURN_CHANNEL
     channel[is_chan] = (head[is_chan, 0].astype(np.uint16) << 8) | head[is_chan, 1]
 
+    unassigned = outer == demux.OTHER
+    for kind, offset in ZOOM_MEDIA_RTP_OFFSET.items():
+        for base, type_at in ((0, 0), (ZOOM_SFU_HEADER_LEN, ZOOM_SFU_HEADER_LEN)):
+            hit = unassigned & (head[:, type_at] == kind) & (caplen > base + offset + rtp.RTP_HEADER_LEN)
+            if base:
+                hit &= head[:, 0] == ZOOM_SFU_TYPE
+            inner_off[hit] = base + offset
+            transport[hit] = TRANSPORT_ZOOM
+
     msg_type = (head[:, 0].astype(np.uint16) << 8) | head[:, 1]
     is_ind = (outer == demux.STUN) & ((msg_type == SEND_INDICATION) | (msg_type == DATA_INDICATION))
     peers: list[np.ndarray] = []
@@ -262,6 +282,15 @@ def extract(datagrams: Datagrams) -> MediaColumns:
         ihead[tunnelled] = demux.gather(d.data, start[tunnelled], inner_len[tunnelled], HEAD_WIDTH)
     inner = outer.copy()
     inner[tunnelled] = demux.classify(ihead[tunnelled], inner_len[tunnelled])
+    # a Zoom type byte followed by anything but RTP was a coincidence
+    not_zoom = (transport == TRANSPORT_ZOOM) & (inner != demux.RTP)
+    transport[not_zoom] = TRANSPORT_UDP
+    inner_off[not_zoom] = 0
+    inner[not_zoom] = outer[not_zoom]
+    ihead[not_zoom] = head[not_zoom]
+    tunnelled &= ~not_zoom
+    inner_len = np.maximum(caplen - inner_off, 0)
+    start = d.payload_start + inner_off
 
     cc = (ihead[:, 0] & 0x0F).astype(np.int64)
     ext_word = demux.gather(d.data, start + rtp.RTP_HEADER_LEN + 4 * cc, inner_len - 12 - 4 * cc, 4)

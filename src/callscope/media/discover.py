@@ -31,7 +31,9 @@ from callscope.media.columns import (
     MSG_STUN,
     TRANSPORT_NAMES,
     TRANSPORT_TURN_CHANNEL,
-    TRANSPORT_UDP,
+    TRANSPORT_TURN_DATA,
+    TRANSPORT_TURN_SEND,
+    TRANSPORT_ZOOM,
     MediaColumns,
     extract,
 )
@@ -62,6 +64,7 @@ CLOCK_SLACK_S = 1.0  # timestamp may run ahead of arrival by this much (sender-s
 MIN_CONFIRMING_PAIRS = 2  # consecutive consistent pairs that make a heuristic stream
 MAX_DROPOUT = 3000  # RFC 3550 §A.1: a larger sequence jump is a restart, not loss
 NS = 1_000_000_000
+TURN_TRANSPORTS = (TRANSPORT_TURN_CHANNEL, TRANSPORT_TURN_SEND, TRANSPORT_TURN_DATA)
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def _stun(cols: MediaColumns, flows: _Flows, start_ns: int):
         msg = parse_stun(cols.message(int(j)))
         if msg is not None:
             rows.append((int(cols.msg_row[j]), msg))
-    tunnel = np.flatnonzero(cols.transport != TRANSPORT_UDP)
+    tunnel = np.flatnonzero(np.isin(cols.transport, TURN_TRANSPORTS))
     flow_of = cols.flow
     # The client of a 5-tuple is whoever sends requests on it (RFC 5389 §7).
     client_flow: dict[int, int] = {}
@@ -192,7 +195,7 @@ def _stun(cols: MediaColumns, flows: _Flows, start_ns: int):
     for row in tunnel:
         f = int(flow_of[row])
         conv = int(flows.conversation[f])
-        outbound = cols.transport[row] in (TRANSPORT_TURN_CHANNEL, 2)
+        outbound = cols.transport[row] in (TRANSPORT_TURN_CHANNEL, TRANSPORT_TURN_SEND)
         client_flow.setdefault(conv, f if outbound else int(flows.reverse[f]) if flows.reverse[f] >= 0 else f)
 
     acc: dict[int, dict] = {}
@@ -428,10 +431,14 @@ def _rtp_streams(cols, flows, flow_sdp, flow_signalled, channel_peer, start_ns, 
         notes = []
         s = cols.seq[r].astype(np.int64)
         jumps = np.flatnonzero(np.abs(((s[1:] - s[:-1] + 32768) % 65536) - 32768) > MAX_DROPOUT)
-        for j in jumps:
+        if jumps.size:
+            j = int(jumps[0])
+            more = f" and {jumps.size - 1} more" if jumps.size > 1 else ""
             notes.append(f"sequence restart at frame {int(cols.frame[r[j + 1]])} "
-                         f"({int(s[j])} -> {int(s[j + 1])}), not loss")
-        encrypted = conv in secure_convs or (media is not None and media.secure)
+                         f"({int(s[j])} -> {int(s[j + 1])}){more}: not loss")
+        # Zoom encrypts every media payload (Michel et al., IMC 2022, §2)
+        encrypted = (conv in secure_convs or (media is not None and media.secure)
+                     or transport == TRANSPORT_ZOOM)
         out.append((f, MediaStream(
             id="", kind="rtp", src=src, src_port=sport, dst=dst, dst_port=dport,
             packets=PacketSeries(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from callscope.media import demux
-from callscope.media.columns import TRANSPORT_UDP, MediaColumns
+from callscope.media.columns import TRANSPORT_UDP, TRANSPORT_ZOOM, MediaColumns
 
 MIN_PACKETS = 50  # at least a couple of seconds of packets
 MIN_DURATION_S = 3.0  # "lasting several seconds"
@@ -56,7 +56,9 @@ def find_opaque(cols: MediaColumns, flows, exclude_conversations: set[int]) -> l
     n_flows = len(flows.keys)
     if n_flows == 0:
         return []
-    media_like = (cols.transport == TRANSPORT_UDP) & np.isin(cols.demux, _MEDIA_CLASSES)
+    # Zoom-looking rows stay candidates: a confirmed Zoom stream already
+    # excludes its conversation, an unconfirmed one was a coincidence.
+    media_like = np.isin(cols.transport, (TRANSPORT_UDP, TRANSPORT_ZOOM)) & np.isin(cols.demux, _MEDIA_CLASSES)
     rows = np.flatnonzero(media_like)
     f = cols.flow[rows]
     counts = np.bincount(f, minlength=n_flows)

@@ -20,10 +20,13 @@ from callscope.cli.common import echo_json, one_line_warnings
               help="Known one-way delay for the E-model delay term.")
 @click.option("--decoder", type=click.Choice(["builtin", "wireshark"]), default="builtin", show_default=True,
               help="Which decoder builds the datagram table.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write the plots of `callscope plot` (PNG) into this directory.")
 @gate_options
 def analyze(capture: str, fmt: str, window_s: float, decode_as: tuple[int, ...],
             one_way_delay_ms: float | None, decoder: str, min_mos: float | None,
-            max_loss: float | None, max_jitter_ms: float | None, fail_on: frozenset[str]) -> None:
+            max_loss: float | None, max_jitter_ms: float | None, fail_on: frozenset[str],
+            plot_dir: str | None) -> None:
     """Find every media stream in CAPTURE, measure it and say what degraded it.
 
     With gates (--fail-under-mos, --max-loss, --max-jitter-ms, --fail-on) the
@@ -46,6 +49,11 @@ def analyze(capture: str, fmt: str, window_s: float, decode_as: tuple[int, ...],
         click.echo(text.csv_report(report), nl=False)
     else:
         click.echo(text.text_report(report), nl=False)
+    if plot_dir is not None:
+        from callscope.report.plots import save_plots
+
+        for f in save_plots(report, plot_dir):
+            click.echo(f"callscope: wrote {f.path}", err=True)
     gates = gates_from_options(min_mos, max_loss, max_jitter_ms, fail_on)
     if gates.active:
         from callscope.gates import CaptureScore, check

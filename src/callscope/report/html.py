@@ -1,0 +1,265 @@
+"""One self-contained HTML file: verdict, findings, tables and plots of a Report.
+
+The file needs nothing else: plots are embedded as base64 PNG ``data:`` URIs,
+the CSS is inline, there is no script and a Content-Security-Policy forbids
+scripts and every network fetch, so it opens the same offline, from a mail
+attachment or a CI artefact. Everything that comes from the capture (file
+name, addresses, SIP URIs and Call-IDs, SDP session names, codec names,
+summaries) is written through :func:`html.escape`: a capture is untrusted
+input and must not be able to inject markup into the report.
+
+The tables are built from the ``callscope/1`` JSON document
+(:func:`callscope.report.jsonout.report_dict`), so they show exactly the
+numbers ``callscope analyze --format json`` reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from callscope.report.jsonout import report_dict
+
+#: No script, no fetch of anything: only inline styles and data: images.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
+       margin: 0 auto; max-width: 1240px; padding: 1.2em 1.6em 3em; }
+h1 { font-size: 1.55em; margin: 0 0 .2em; } h2 { margin-top: 1.8em; border-bottom: 2px solid #ddd; }
+h3 { margin: 1.4em 0 .4em; font-size: 1.08em; }
+.meta { color: #555; } .mono, td.mono { font-family: ui-monospace, Menlo, Consolas, monospace; }
+.verdict { border-radius: 8px; padding: .8em 1.1em; margin: 1em 0; border-left: 8px solid; }
+.verdict .pattern { font-size: 1.35em; font-weight: 700; }
+.clean { background: #eef8ee; border-color: #2ca02c; }
+.bad { background: #fdeeee; border-color: #d62728; }
+.warn { background: #fff6e6; border-color: #ff7f0e; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .92em; }
+th, td { overflow-wrap: anywhere; border: 1px solid #d8d8d8; padding: .28em .55em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.finding { border: 1px solid #ddd; border-radius: 8px; padding: .6em 1em; margin: .8em 0; }
+.finding .head { font-weight: 600; } .audible { font-style: italic; color: #444; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9em; }
+ul.notes { color: #555; }
+footer { margin-top: 3em; color: #888; font-size: .85em; }
+"""
+
+#: Stream table columns: (heading, key in the JSON stream object, format).
+STREAM_COLUMNS = (
+    ("id", "id", "{}"),
+    ("from", "src_ep", "{}"),
+    ("to", "dst_ep", "{}"),
+    ("SSRC", "ssrc_hex", "{}"),
+    ("codec", "codec", "{}"),
+    ("packets", "packets", "{}"),
+    ("lost", "missing", "{}"),
+    ("loss %", "loss_pct", "{:.2f}"),
+    ("late (adaptive)", "jb_late_adaptive", "{}"),
+    ("jitter mean ms", "jitter_mean_ms", "{:.2f}"),
+    ("jitter max ms", "jitter_max_ms", "{:.2f}"),
+    ("Δ max ms", "delta_max_ms", "{:.1f}"),
+    ("delay p95 ms", "delay_p95_ms", "{:.1f}"),
+    ("MOS", "mos", "{:.2f}"),
+    ("verdict", "verdict", "{}"),
+)
+NUMERIC_KEYS = frozenset({"packets", "missing", "loss_pct", "jb_late_adaptive", "jitter_mean_ms",
+                          "jitter_max_ms", "delta_max_ms", "delay_p95_ms", "mos"})
+MAX_SPANS_LISTED = 8
+PLOT_CAPTIONS = {
+    "timeline": "Timeline: per-packet Δ, jitter and delay; per-window loss, bitrate and MOS; findings shaded.",
+    "loss": "Loss run lengths with the Gilbert-Elliott fit and independent loss for comparison.",
+    "spectrogram": "Decoded audio as the listener heard it; concealed stretches marked on top.",
+    "distributions": "CDFs of Δ, jitter and delay, one line per direction.",
+}
+
+
+def e(value: object) -> str:
+    """Text from the capture or the analysis, escaped for HTML content and attributes."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _fmt(value: object, fmt: str) -> str:
+    if value is None or value == "":
+        return "–"
+    try:
+        return e(fmt.format(value))
+    except (TypeError, ValueError):
+        return e(value)
+
+
+def _table(headings: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[bool] = ()) -> str:
+    """An HTML table; cells must already be escaped."""
+    out = ["<table><thead><tr>", *(f"<th>{e(h)}</th>" for h in headings), "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>")
+        for i, cell in enumerate(row):
+            cls = ' class="num"' if i < len(numeric) and numeric[i] else ""
+            out.append(f"<td{cls}>{cell}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _verdict_class(pattern: str) -> str:
+    from callscope.diagnose.findings import THROTTLING
+
+    if pattern == "clean":
+        return "clean"
+    return "bad" if pattern in THROTTLING else "warn"
+
+
+def _png_data_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _stream_rows(doc: dict) -> list[list[str]]:
+    rows = []
+    for s in doc["streams"]:
+        r = dict(s)
+        r["src_ep"] = f"{s['src']}:{s['src_port']}"
+        r["dst_ep"] = f"{s['dst']}:{s['dst_port']}"
+        lf = s.get("loss_fraction")
+        r["loss_pct"] = 100 * lf if lf is not None else None
+        if s.get("loss_inferred"):
+            r["verdict"] = f"{s['verdict']} (loss inferred from cadence)"
+        rows.append([_fmt(r.get(key), fmt) for _, key, fmt in STREAM_COLUMNS])
+    return rows
+
+
+def _findings_html(doc: dict) -> str:
+    if not doc["findings"]:
+        return "<p>No degradation found: every stream is clean.</p>"
+    out = []
+    for f in sorted(doc["findings"], key=lambda f: -(f["confidence"] or 0)):
+        about = f"stream {f['stream_id']}" if f.get("stream_id") else f"call {f.get('call_id')}"
+        out.append(f'<div class="finding"><div class="head">{e(f["pattern"])} '
+                   f'<span class="meta">— confidence {_fmt(f["confidence"], "{:.2f}")}, {e(about)}</span></div>')
+        out.append(f"<p>{e(f['summary'])}</p>")
+        if f.get("audible"):
+            out.append(f'<p class="audible">What a listener hears: {e(f["audible"])}</p>')
+        if f.get("evidence"):
+            out.append(_table(("evidence", "value", "unit"),
+                              ([e(v["name"]), _fmt(v["value"], "{:.4g}"), e(v["unit"])] for v in f["evidence"]),
+                              (False, True, False)))
+        if f.get("params"):
+            out.append(_table(("estimated parameter", "value", "unit"),
+                              ([e(v["name"]), _fmt(v["value"], "{:.4g}"), e(v["unit"])] for v in f["params"]),
+                              (False, True, False)))
+        spans = f.get("spans") or []
+        if spans:
+            listed = ", ".join(f"{a:.2f}–{b:.2f} s" for a, b in spans[:MAX_SPANS_LISTED])
+            more = f" and {len(spans) - MAX_SPANS_LISTED} more" if len(spans) > MAX_SPANS_LISTED else ""
+            out.append(f'<p class="meta">Spans: {e(listed)}{e(more)}</p>')
+        out.append("</div>")
+    return "".join(out)
+
+
+def _calls_html(doc: dict) -> str:
+    calls = doc.get("calls") or []
+    if not calls:
+        return ""
+    rows = [[e(c["id"]), e(", ".join(c["stream_ids"])), f'<span class="mono">{e(c.get("call_id") or "–")}</span>',
+             e(c.get("from_uri") or "–"), e(c.get("to_uri") or "–"), e(c.get("session_name") or "–")]
+            for c in calls]
+    return "<h2>Calls</h2>" + _table(("call", "streams", "SIP Call-ID", "from", "to", "SDP session (s=)"), rows)
+
+
+def _sip_html(doc: dict) -> str:
+    sip = doc.get("sip") or {}
+    calls = sip.get("calls") or []
+    if not calls:
+        return ""
+    rows = []
+    for c in calls:
+        media = "<br>".join(
+            e(f"{m['media']} {m['address']}:{m['port']} {m['proto']} "
+              + " ".join(f"{pt}={name}/{rate}" for pt, name, rate in m.get("rtpmap") or []))
+            for m in c.get("media") or []
+        )
+        rows.append([f'<span class="mono">{e(c["call_id"])}</span>', e(c.get("from_uri") or "–"),
+                     e(c.get("to_uri") or "–"), e(" ".join(c.get("methods") or [])),
+                     _fmt(c.get("final_status"), "{}"), e(c.get("session_name") or "–"), media or "–"])
+    return (f"<h2>SIP signalling</h2><p class=\"meta\">{_fmt(sip.get('messages'), '{}')} SIP messages.</p>"
+            + _table(("Call-ID", "from", "to", "requests", "final status", "session (s=)", "SDP media"), rows))
+
+
+def _plots_html(report, stream_ids: Sequence[str] | None) -> str:
+    from callscope.report.plots import figures, stream_title
+
+    out = ["<h2>Plots</h2>"]
+    for kind, subject, fig in figures(report, stream_ids):
+        if kind == "distributions":
+            heading = "Distributions — " + subject.replace("+", ", ")
+        else:
+            heading = f"{kind.capitalize()} — {stream_title(report.inventory.stream(subject))}"
+        out.append(f"<figure><img src=\"{_png_data_uri(fig)}\" alt=\"{e(heading)}\">"
+                   f"<figcaption>{e(heading)}. {e(PLOT_CAPTIONS[kind])}</figcaption></figure>")
+    return "".join(out)
+
+
+def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool = True) -> str:
+    """The whole report as one HTML document (a string).
+
+    Parameters
+    ----------
+    report : Report
+        From :func:`callscope.analyze`.
+    stream_ids : sequence of str, optional
+        Plot only these streams (the tables always list all).
+    plots : bool
+        Embed the plots of :func:`callscope.report.plots.figures`.
+    """
+    doc = report_dict(report)
+    cap = doc["capture"]
+    verdict = doc["verdict"]
+    name = Path(cap["path"]).name
+    parts = [
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f'<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>callscope — {e(name)}</title><style>{CSS}</style></head><body>",
+        f"<h1>callscope report: <span class=\"mono\">{e(name)}</span></h1>",
+        f"<p class=\"meta\">{e(cap['format'])}{' (gzip)' if cap.get('compressed') else ''}, "
+        f"link types {e(', '.join(cap['link_types']) or '–')}, {_fmt(cap['packets'], '{}')} packets, "
+        f"{_fmt(cap['udp_datagrams'], '{}')} UDP datagrams, {_fmt(cap['duration_s'], '{:.1f}')} s. "
+        f"{len(doc['streams'])} media streams in {len(doc.get('calls') or [])} calls.</p>",
+        f'<div class="verdict {_verdict_class(verdict["pattern"])}">'
+        f'<div class="pattern">Verdict: {e(verdict["pattern"])}'
+        f'{" (confidence " + _fmt(verdict["confidence"], "{:.2f}") + ")" if verdict["confidence"] is not None else ""}'
+        f"</div><div>{e(verdict['summary'])}</div></div>",
+    ]
+    warnings = list(cap.get("warnings") or [])
+    if warnings:
+        parts.append("<ul class=\"notes\">" + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>")
+    parts.append("<h2>Findings</h2>" + _findings_html(doc))
+    parts.append(_calls_html(doc))
+    parts.append("<h2>Streams</h2>")
+    if doc["streams"]:
+        numeric = [key in NUMERIC_KEYS for _, key, _ in STREAM_COLUMNS]
+        parts.append(_table([h for h, _, _ in STREAM_COLUMNS], _stream_rows(doc), numeric))
+        notes = [f"{s['id']}: {n}" for s in doc["streams"] for n in s.get("notes") or []]
+        if notes:
+            parts.append("<ul class=\"notes\">" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
+    else:
+        parts.append("<p>No media stream found in the capture.</p>")
+    parts.append(_sip_html(doc))
+    if plots and doc["streams"]:
+        parts.append(_plots_html(report, stream_ids))
+    parts.append(f"<footer>callscope {e(doc['callscope_version'])}, schema {e(doc['schema'])}. "
+                 "Definitions: RFC 3550 (loss, jitter), RFC 3611 (bursts), ITU-T G.107 (MOS).</footer>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def write_html(report, path: str | os.PathLike, **kw) -> Path:
+    """Write :func:`render_html` to ``path`` (UTF-8) and return the path."""
+    out = Path(path)
+    out.write_text(render_html(report, **kw), encoding="utf-8")
+    return out

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import median_filter
-from scipy.signal import lfilter
+from scipy.signal import find_peaks, lfilter
 
 from callscope.diagnose.trace import Trace
 
@@ -152,4 +152,85 @@ def find_ramp(trace: Trace) -> Ramp | None:
         fit_r2=r2,
         base_delay_s=base,
         peak_delay_s=peak,
+    )
+
+
+#: A queue build-up must raise smoothed delay by this much above the trough
+#: before it (its topographic prominence) to count as an episode (s).
+EPISODE_PROMINENCE_S = 0.040
+#: Prominence is measured within this window around each peak (s): long
+#: enough for a queue to fill, short enough that a sawtooth's peaks do not
+#: share one trough.
+EPISODE_WINDOW_S = 4.0
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """Peaks of smoothed delay: queue build-ups (that drained again, or not).
+
+    Per episode (arrays): ``start`` (the trough before the rise), ``peak_time``
+    (seconds), ``height`` (the peak's prominence, s), ``rise`` (seconds from
+    the trough to the peak: a queue filling takes seconds, a stall is
+    instant) and ``rise_r2``, the coefficient of determination of a line
+    through the raw delays of the rise (a queue fills smoothly; noise does
+    not line up). ``drained`` is False for a peak whose delay never falls back
+    by half its prominence before the stream ends (a standing queue).
+    """
+
+    start: np.ndarray
+    peak_time: np.ndarray
+    height: np.ndarray
+    rise: np.ndarray
+    rise_r2: np.ndarray
+    drained: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.start.size)
+
+
+def _r2(x: np.ndarray, y: np.ndarray) -> float:
+    if x.size < 3 or np.ptp(x) == 0:
+        return 0.0
+    slope, icpt = np.polyfit(x, y, 1)
+    ss = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum((y - slope * x - icpt) ** 2)) / ss if ss > 0 else 0.0
+
+
+def delay_episodes(trace: Trace) -> Episodes:
+    """Peaks of smoothed delay with a prominence of :data:`EPISODE_PROMINENCE_S` or more.
+
+    Peaks and their left bases are found as in ``scipy.signal.find_peaks``
+    (topographic prominence).
+    """
+    rec = trace.received
+    empty = np.zeros(0)
+    none = Episodes(empty, empty, empty, empty, empty, np.zeros(0, bool))
+    if np.count_nonzero(rec) < 20:
+        return none
+    sd = smoothed_delay(trace)
+    t = trace.time[rec]
+    raw = trace.delay[rec]
+    # Append a floor so that a standing queue at the end is still a peak.
+    padded = np.concatenate([sd, [sd.min()]])
+    wlen = 2 * int(round(EPISODE_WINDOW_S / trace.ptime)) + 1
+    peaks, props = find_peaks(padded, prominence=EPISODE_PROMINENCE_S, wlen=wlen)
+    if peaks.size == 0:
+        return none
+    left = props["left_bases"]
+    out = {k: [] for k in ("start", "peak", "height", "rise", "r2", "drained")}
+    for k, lb, prom in zip(peaks.tolist(), left.tolist(), props["prominences"].tolist(), strict=True):
+        after = sd[k:]
+        # The rise proper: from the last time delay stood near the trough.
+        near = np.flatnonzero(sd[lb:k] <= sd[lb] + 0.2 * prom)
+        lb = lb + int(near[-1]) if near.size else lb
+        out["start"].append(t[lb])
+        out["peak"].append(t[k])
+        out["height"].append(prom)
+        out["rise"].append(t[k] - t[lb])
+        out["r2"].append(_r2(t[lb : k + 1], raw[lb : k + 1]))
+        out["drained"].append(bool(np.any(after < sd[k] - 0.5 * prom)))
+    return Episodes(
+        np.array(out["start"]), np.array(out["peak"]), np.array(out["height"]),
+        np.array(out["rise"]), np.array(out["r2"]), np.array(out["drained"], bool),
     )

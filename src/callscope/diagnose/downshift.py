@@ -41,8 +41,24 @@ def best_split(x: np.ndarray, min_side: int) -> tuple[int, float]:
     return int(k[i]), float(sse[i])
 
 
+def _step(x: np.ndarray) -> tuple[int, float, float]:
+    """Best single split of ``x``: index, after/before ratio, residual noise / level before."""
+    k, sse = best_split(x, MIN_SIDE)
+    if k == 0:
+        return 0, 1.0, float("inf")
+    before = float(x[:k].mean())
+    if before <= 0:
+        return 0, 1.0, float("inf")
+    return k, float(x[k:].mean()) / before, float(np.sqrt(sse / x.size)) / before
+
+
 def detect_downshift(trace: Trace) -> Finding | None:
-    """A codec-downshift finding or None."""
+    """A codec-downshift finding or None.
+
+    Three per-window series are tested for one step down to a new plateau:
+    packet rate (packets sent per second, lost ones included), median packet
+    size, and bitrate sent. The best-supported step wins.
+    """
     if trace.slots < 50:
         return None
     start, end = trace.start, trace.end
@@ -53,58 +69,61 @@ def detect_downshift(trace: Trace) -> Finding | None:
     rec = trace.received
     t = trace.time[rec]
     size = trace.size[rec]
-    got_bytes, _ = np.histogram(t, bins=edges, weights=size)
-    got_pkts, _ = np.histogram(t, bins=edges)
     sent_pkts, _ = np.histogram(trace.time, bins=edges)
-    # Bitrate as sent: received bytes scaled up by the window's delivery ratio.
-    ratio = np.divide(got_pkts, sent_pkts, out=np.ones(n_w), where=sent_pkts > 0)
-    bitrate = np.divide(got_bytes, ratio, out=np.zeros(n_w), where=ratio > 0) / WINDOW_S
-    k, sse = best_split(bitrate, MIN_SIDE)
-    if k == 0:
+    sent_bytes, _ = np.histogram(trace.time, bins=edges, weights=trace.size)
+    w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, n_w - 1)
+    order = np.argsort(w, kind="stable")
+    bounds = np.searchsorted(w[order], np.arange(n_w + 1))
+    med_size = np.array([
+        float(np.median(size[order][a:b])) if b > a else np.nan
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ])
+    med_size = np.where(np.isfinite(med_size), med_size, np.nanmedian(med_size))
+    series = {
+        "packet rate": sent_pkts / WINDOW_S,
+        "packet size": med_size,
+        "bitrate": sent_bytes / WINDOW_S,
+    }
+    best = None
+    for name, x in series.items():
+        k, ratio, noise = _step(x.astype(np.float64))
+        if k == 0 or ratio > MAX_RATIO:
+            continue
+        drop = 1.0 - ratio
+        c = ramp(drop, 1 - MAX_RATIO, 2 * (1 - MAX_RATIO)) * ramp(noise / drop, 0.5, 0.2)
+        if best is None or c > best[0]:
+            best = (c, name, k, ratio)
+    if best is None:
         return None
-    before, after = bitrate[:k], bitrate[k:]
-    b_mean, a_mean = float(before.mean()), float(after.mean())
-    if b_mean <= 0:
-        return None
-    drop = a_mean / b_mean
-    noise = float(np.sqrt(sse / n_w)) / b_mean
+    c_step, what, k, ratio = best
     t_change = float(edges[k])
     after_slots = trace.time >= t_change
     loss_after = 1.0 - float(np.count_nonzero(rec[after_slots])) / max(1, np.count_nonzero(after_slots))
-    if drop > MAX_RATIO or loss_after > 3 * MAX_LOSS:
+    confidence = c_step * ramp(loss_after, 3 * MAX_LOSS, MAX_LOSS)
+    if confidence < 0.2:
         return None
     size_before = float(np.median(size[t < t_change]))
     size_after = float(np.median(size[t >= t_change]))
     pps_before = float(np.median(sent_pkts[:k])) / WINDOW_S
     pps_after = float(np.median(sent_pkts[k:])) / WINDOW_S
-    step = (b_mean - a_mean) / b_mean
-    confidence = (
-        ramp(step, 1 - MAX_RATIO, 2 * (1 - MAX_RATIO))
-        * ramp(noise / max(step, 1e-9), 0.5, 0.2)
-        * ramp(loss_after, 3 * MAX_LOSS, MAX_LOSS)
-    )
-    if confidence < 0.2:
-        return None
-    what = []
-    if size_after < 0.9 * size_before:
-        what.append(f"packets shrink from {size_before:.0f} to {size_after:.0f} bytes")
-    if pps_after < 0.9 * pps_before:
-        what.append(f"packet rate falls from {pps_before:.0f} to {pps_after:.0f} /s")
-    how = " and ".join(what) if what else "bitrate steps down"
+    b_before = float(np.mean(sent_bytes[:k])) / WINDOW_S
+    b_after = float(np.mean(sent_bytes[k:])) / WINDOW_S
     evidence = (
-        Evidence("bitrate_before", round(b_mean, 1), "B/s"),
-        Evidence("bitrate_after", round(a_mean, 1), "B/s"),
+        Evidence("changed", ("packet rate", "packet size", "bitrate").index(what)),
+        Evidence("ratio_after_before", round(ratio, 3)),
+        Evidence("bitrate_before", round(b_before, 1), "B/s"),
+        Evidence("bitrate_after", round(b_after, 1), "B/s"),
         Evidence("size_before", size_before, "B"),
         Evidence("size_after", size_after, "B"),
         Evidence("packet_rate_before", pps_before, "packets/s"),
         Evidence("packet_rate_after", pps_after, "packets/s"),
-        Evidence("residual_noise", round(noise, 3)),
         Evidence("loss_after", round(loss_after, 4)),
     )
     summary = (
-        f"at {t_change:.1f} s the {how}: bitrate {b_mean / 1000:.2f} -> {a_mean / 1000:.2f} kB/s "
-        f"({100 * drop:.0f} %) and stays there, with {100 * loss_after:.1f} % loss after: "
-        f"the codec adapted down to a rate cap"
+        f"at {t_change:.1f} s the {what} steps down to {100 * ratio:.0f} % and stays there "
+        f"({pps_before:.0f} -> {pps_after:.0f} packets/s, {size_before:.0f} -> {size_after:.0f} bytes, "
+        f"{b_before / 1000:.2f} -> {b_after / 1000:.2f} kB/s) with {100 * loss_after:.1f} % loss after: "
+        f"the codec adapted down (longer frames or a lower bitrate), as to a rate cap"
     )
     return Finding(
         pattern="codec-downshift",
@@ -116,6 +135,6 @@ def detect_downshift(trace: Trace) -> Finding | None:
         spans=((round(t_change, 3), round(end, 3)),),
         params=(
             Evidence("change_s", round(t_change, 3), "s"),
-            Evidence("bitrate_ratio", round(drop, 4)),
+            Evidence("ratio", round(ratio, 4)),
         ),
     )

@@ -20,6 +20,7 @@ from callscope.diagnose.calls import (
     detect_one_way,
     detect_setup_blocked,
 )
+from callscope.diagnose.congestion import detect_congestion
 from callscope.diagnose.delay import find_ramp
 from callscope.diagnose.downshift import detect_downshift
 from callscope.diagnose.findings import Diagnosis, Finding
@@ -90,6 +91,7 @@ def stream_findings(trace: Trace, reordered: int = 0) -> list[Finding]:
         detect_outages(trace),
         detect_policing(trace),
         detect_shaping(trace, queue=queue),
+        detect_congestion(trace),
         detect_loss_pattern(trace),
         detect_jitter(trace, reordered),
         detect_downshift(trace),

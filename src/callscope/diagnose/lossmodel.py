@@ -1,4 +1,4 @@
-"""Ordinary loss: random, bursty, or congestion (a queue overflowing).
+"""Ordinary loss: random or bursty.
 
 - *random-loss*: independent losses; the Gilbert chain's burst ratio
   ``1/(p + r)`` is about 1 (ITU-T G.113 Appendix I) and the spacing of loss
@@ -7,8 +7,9 @@
 - *bursty-loss*: losses cluster (burst ratio > 1.5; RFC 3611 §4.7.2 burst
   density well above gap density) with no delay rise before them (radio
   fading, a dropper acting in bursts).
-- *congestion*: the losses come when one-way delay stands high (a FIFO
-  filling with cross traffic, then overflowing at its tail, RFC 7567 §2).
+
+Loss that comes while one-way delay stands high is congestion
+(:mod:`callscope.diagnose.congestion`), which takes precedence.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ MIN_EVENTS = 8
 
 
 def detect_loss_pattern(trace: Trace) -> Finding | None:
-    """random-loss, bursty-loss or congestion, or None when the loss is negligible."""
+    """random-loss or bursty-loss, or None when the loss is negligible."""
     rec = trace.received
     lost = trace.lost
     if lost == 0 or trace.loss_fraction < CLEAN_LOSS:
@@ -47,17 +48,15 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
     thin = runs.count < MIN_EVENTS
     c_data = ramp(runs.count, 1, MIN_EVENTS)
 
-    congested = rise.z >= 1.0 and rise.fraction >= 0.6 and spread >= 0.010
-    if congested:
-        pattern = "congestion"
-        confidence = ramp(rise.z, 0.8, 2.0) * ramp(rise.fraction, 0.5, 0.8) * ramp(spread, 0.008, 0.03)
-    elif burst_ratio >= BURSTY_RATIO or (thin and runs.length.max() >= 3):
+    if burst_ratio >= BURSTY_RATIO or (thin and runs.length.max() >= 3):
         pattern = "bursty-loss"
-        confidence = ramp(burst_ratio, 1.2, 2.0) if not thin else 0.5
+        # A few long runs are bursty beyond doubt, however few they are.
+        confidence = ramp(burst_ratio, 1.2, 2.0) if not thin else 0.6
     else:
         pattern = "random-loss"
         confidence = ramp(burst_ratio, 1.8, 1.3)
-    confidence *= 0.4 + 0.6 * c_data
+    if not thin or pattern == "random-loss":
+        confidence *= 0.4 + 0.6 * c_data
 
     ms = 1000.0
     evidence = (
@@ -84,13 +83,7 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
     )
     pct = 100 * trace.loss_fraction
     longest_ms = int(runs.length.max()) * trace.ptime * ms
-    if pattern == "congestion":
-        summary = (
-            f"{pct:.1f} % lost in {runs.count} events, {100 * rise.fraction:.0f} % of them while one-way "
-            f"delay stood high ({rise.rise_s * ms:.0f} ms above typical, spread {spread * ms:.0f} ms): "
-            f"a congested queue overflowing"
-        )
-    elif runs.count == 1:
+    if runs.count == 1:
         summary = (
             f"one burst of {lost} lost packets ({longest_ms:.0f} ms gap) in {trace.slots} "
             f"({pct:.1f} %): a single short dropout, too few loss events to characterise further"

@@ -414,8 +414,9 @@ class Shaping(Scenario):
 class Cutoff(Scenario):
     """Every packet of the flow dropped after ``after_s`` of service or ``after_bytes``.
 
-    ``after_bytes`` counts UDP payload bytes of both directions together (a
-    middlebox counting the flow); zero means the cut is by time.
+    ``after_bytes`` counts UDP payload bytes of the media (RTP or opaque)
+    packets of both directions together, as a middlebox counting the call's
+    flow would; zero means the cut is by time.
     """
 
     label: ClassVar[str] = "cutoff"
@@ -569,14 +570,14 @@ class Jitter(Scenario):
 class CodecDownshift(Scenario):
     """The sender adapts to a rate cap at ``time_s``: longer frames or smaller payloads.
 
-    ``ptime_ms`` is the packetization interval from then on (a packet-rate
+    ``new_ptime_ms`` is the packetization interval from then on (a packet-rate
     drop); ``size_factor`` scales a variable-rate codec's payloads (a
     bit-rate drop). No sustained loss.
     """
 
     label: ClassVar[str] = "codec-downshift"
     time_s: float = 10.0
-    ptime_ms: int = 40
+    new_ptime_ms: int = 40
     size_factor: float = 1.0
     direction: str = _direction_field()
 
@@ -587,12 +588,12 @@ class CodecDownshift(Scenario):
             ptime, factor = 20, float(rng.uniform(0.35, 0.6))
         else:
             ptime, factor = int(rng.choice([40, 60])), 1.0
-        return cls(time_s=round(time_s, 3), ptime_ms=ptime, size_factor=round(factor, 3),
+        return cls(time_s=round(time_s, 3), new_ptime_ms=ptime, size_factor=round(factor, 3),
                    direction="b->a")
 
     def downshift(self) -> Downshift:
         _check_direction(self.direction, DIRECTIONS)
-        return Downshift(DIRECTIONS.index(self.direction), self.time_s, self.ptime_ms, self.size_factor)
+        return Downshift(DIRECTIONS.index(self.direction), self.time_s, self.new_ptime_ms, self.size_factor)
 
 
 def _draw_direction(rng: np.random.Generator) -> str:

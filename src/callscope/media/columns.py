@@ -192,16 +192,16 @@ def _table(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[first[order]], rank[inverse.ravel()].astype(np.int32)
 
 
-#: Odd 64-bit multipliers (splitmix64 outputs) for a cheap row hash.
+#: Odd 64-bit multipliers for a cheap row hash (golden-ratio constants).
 _HASH_MULT = np.array(
-    [(0x9E3779B97F4A7C15 * (2 * i + 1)) & 0xFFFFFFFFFFFFFFFF for i in range(HEAD_WIDTH)], dtype=np.uint64
+    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64
 )
 
 
 def _hash_rows(head: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row of bytes (multiply-add, wrapping)."""
-    x = head.astype(np.uint64) + np.uint64(1)
-    return (x * _HASH_MULT[None, : head.shape[1]]).sum(axis=1, dtype=np.uint64)
+    """A 64-bit hash of each 24-byte row: its three 64-bit words, multiplied and summed (wrapping)."""
+    words = np.ascontiguousarray(head[:, :HEAD_WIDTH]).view(np.uint64)
+    return (words * _HASH_MULT[None, :]).sum(axis=1, dtype=np.uint64)
 
 
 def _port_bytes(port: np.ndarray) -> np.ndarray:

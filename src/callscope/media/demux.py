@@ -60,6 +60,7 @@ SIP_TOKENS = (
     b"PUBLISH ",
 )
 SIP_TOKEN_WIDTH = max(len(t) for t in SIP_TOKENS)
+_SIP_FIRST_BYTES = np.array(sorted({t[0] for t in SIP_TOKENS}), np.uint8)
 
 
 def _between(x: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
@@ -138,7 +139,10 @@ def is_sip(head: np.ndarray) -> np.ndarray:
     hit = np.zeros(n, bool)
     if head.shape[1] < SIP_TOKEN_WIDTH:
         return hit
+    # only rows starting with a token's first letter are compared in full
+    rows = np.flatnonzero(np.isin(head[:, 0], _SIP_FIRST_BYTES))
+    sub = head[rows]
     for token in SIP_TOKENS:
         t = np.frombuffer(token, np.uint8)
-        hit |= np.all(head[:, : t.size] == t[None, :], axis=1)
+        hit[rows] |= np.all(sub[:, : t.size] == t[None, :], axis=1)
     return hit

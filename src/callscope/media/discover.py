@@ -192,11 +192,16 @@ def _stun(cols: MediaColumns, flows: _Flows, start_ns: int):
         conv = int(flows.conversation[f])
         if msg.cls == CLASS_REQUEST or (msg.cls == CLASS_INDICATION and conv not in client_flow):
             client_flow.setdefault(conv, f)
-    for row in tunnel:
+    # TURN-carried media may be many packets: reduce it per conversation with numpy
+    t_conv = flows.conversation[flow_of[tunnel]] if tunnel.size else np.zeros(0, np.int64)
+    order = np.argsort(t_conv, kind="stable")
+    t_rows, t_conv = tunnel[order], t_conv[order]
+    starts = np.flatnonzero(np.r_[True, t_conv[1:] != t_conv[:-1]]) if t_rows.size else np.zeros(0, np.int64)
+    for i in starts:  # the first TURN datagram of a conversation tells its direction
+        row = int(t_rows[i])
         f = int(flow_of[row])
-        conv = int(flows.conversation[f])
         outbound = cols.transport[row] in (TRANSPORT_TURN_CHANNEL, TRANSPORT_TURN_SEND)
-        client_flow.setdefault(conv, f if outbound else int(flows.reverse[f]) if flows.reverse[f] >= 0 else f)
+        client_flow.setdefault(int(t_conv[i]), f if outbound or flows.reverse[f] < 0 else int(flows.reverse[f]))
 
     acc: dict[int, dict] = {}
 
@@ -216,12 +221,18 @@ def _stun(cols: MediaColumns, flows: _Flows, start_ns: int):
         if msg.method == METHOD_CHANNEL_BIND and msg.cls == CLASS_REQUEST and msg.channel and msg.peer:
             channel_peer[(conv, msg.channel)] = msg.peer
             e["bindings"].append(ChannelBinding(msg.channel, msg.peer[0], msg.peer[1], int(cols.frame[row])))
-    for row in tunnel:
-        conv = int(flows.conversation[int(flow_of[row])])
-        t = (int(cols.time_ns[row]) - start_ns) / NS
-        name = TRANSPORT_NAMES[int(cols.transport[row])]
-        c = entry(conv, t)["counts"]
-        c[name] = c.get(name, 0) + 1
+    if t_rows.size:
+        times = cols.time_ns[t_rows]
+        first = np.minimum.reduceat(times, starts)
+        last = np.maximum.reduceat(times, starts)
+        kinds = cols.transport[t_rows]
+        for k, i in enumerate(starts):
+            conv = int(t_conv[i])
+            entry(conv, (int(first[k]) - start_ns) / NS)
+            c = entry(conv, (int(last[k]) - start_ns) / NS)["counts"]
+            end = starts[k + 1] if k + 1 < starts.size else t_rows.size
+            for kind, n in zip(*np.unique(kinds[i:end], return_counts=True), strict=True):
+                c[TRANSPORT_NAMES[int(kind)]] = int(n)
 
     exchanges = []
     for conv, e in sorted(acc.items(), key=lambda kv: kv[1]["first"]):

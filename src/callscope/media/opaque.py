@@ -60,15 +60,16 @@ def find_opaque(cols: MediaColumns, flows, exclude_conversations: set[int]) -> l
     # excludes its conversation, an unconfirmed one was a coincidence.
     media_like = np.isin(cols.transport, (TRANSPORT_UDP, TRANSPORT_ZOOM)) & np.isin(cols.demux, _MEDIA_CLASSES)
     rows = np.flatnonzero(media_like)
-    f = cols.flow[rows]
-    counts = np.bincount(f, minlength=n_flows)
+    rows = rows[np.argsort(cols.flow[rows], kind="stable")]  # by flow, capture order within
+    counts = np.bincount(cols.flow[rows], minlength=n_flows)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
     out = []
     for flow in np.flatnonzero(counts >= MIN_PACKETS):
         if int(flows.conversation[flow]) in exclude_conversations:
             continue
         if flows.sport[flow] in NEVER_MEDIA_PORTS or flows.dport[flow] in NEVER_MEDIA_PORTS:
             continue
-        r = rows[f == flow]
+        r = rows[bounds[flow] : bounds[flow + 1]]
         distinct = np.unique(cols.head_hash[r]).size / r.size
         if distinct >= MIN_DISTINCT_FRACTION and _voice_cadence(cols.time_ns[r], cols.size[r]):
             out.append((int(flow), r))

@@ -24,6 +24,8 @@ from callscope.metrics.timeline import Timeline, build_timeline
 MIN_PTIME_S = 0.005
 #: A gap of this many nominal intervals or more holds lost packets (opaque media).
 GAP_FACTOR = 1.5
+#: ... or, on a jittery cadence, this many robust standard deviations above one interval.
+GAP_SIGMAS = 3.0
 
 
 @dataclass(frozen=True)
@@ -386,15 +388,24 @@ def _nominal_interval_ms(time_s: np.ndarray, ext_seq: np.ndarray) -> float | Non
 
 
 def _opaque_accounting(time_s: np.ndarray) -> _Accounting:
-    """Slots inferred from the cadence: a gap of k intervals holds k - 1 losses."""
+    """Slots inferred from the cadence: a gap of k intervals holds k - 1 losses.
+
+    The interval is the median inter-arrival time (ignoring bunched packets
+    closer than ``MIN_PTIME_S``); a gap counts when it exceeds
+    ``max(GAP_FACTOR, 1 + GAP_SIGMAS * sigma / interval)`` intervals.
+    """
     n = time_s.size
     d = np.diff(time_s)
     cadence = d[d >= MIN_PTIME_S]
     ptime = float(np.median(cadence)) if cadence.size else None
     steps = np.ones(max(n - 1, 0), np.int64)
     if ptime:
+        # A jittery cadence needs a wider gap before it counts as loss:
+        # GAP_SIGMAS robust standard deviations (1.4826 MAD) above one interval.
+        sigma = 1.4826 * float(np.median(np.abs(cadence - ptime)))
+        factor = max(GAP_FACTOR, 1 + GAP_SIGMAS * sigma / ptime)
         k = np.rint(d / ptime).astype(np.int64)
-        steps = np.where(d >= GAP_FACTOR * ptime, np.maximum(k, 1), 1)
+        steps = np.where(d >= factor * ptime, np.maximum(k, 1), 1)
     slot = np.concatenate([[0], np.cumsum(steps)]).astype(np.int64) if n else np.zeros(0, np.int64)
     received = np.zeros(int(slot[-1]) + 1 if n else 0, bool)
     received[slot] = True

@@ -17,7 +17,9 @@ Definitions (RFC 3550 §6.4.1 and Appendix A.1, A.3):
   skipped packets would have is a real gap (loss), not a restart.
 - *Stray*: a packet whose number jumps away and is not confirmed by the next
   packet (Appendix A.1 discards it). It is counted as received but takes no
-  part in the expected range.
+  part in the expected range. A packet jumping back more than
+  ``MAX_MISORDER`` is kept as a very late packet (or duplicate) when its
+  number falls inside the range already seen, and is a stray otherwise.
 - *Duplicate*: a second or later copy of an extended number already received.
 - *Reordered*: a first copy arriving after a packet with a higher extended
   number (late, out of order). Reordering is not loss.
@@ -35,6 +37,8 @@ SEQ_MOD = 1 << 16  # RTP sequence numbers are 16 bits (RFC 3550 §5.1)
 MAX_DROPOUT = 3000  # RFC 3550 Appendix A.1
 MAX_MISORDER = 100  # RFC 3550 Appendix A.1
 TS_MOD = 1 << 32  # RTP timestamps are 32 bits (RFC 3550 §5.1)
+
+_MAX_PASSES = 8  # stray-removal passes; a real stream needs one or two
 
 #: A forward jump counts as a loss gap (not a restart) when the timestamp
 #: advanced by this fraction of the nominal advance or more (and at most its
@@ -133,17 +137,22 @@ def _nominal_ts_per_seq(d_seq: np.ndarray, d_ts: np.ndarray) -> float:
     return float(np.median(step)) if step.size else 0.0
 
 
-def _classify_jumps(d_seq: np.ndarray, d_ts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Restart and stray flags per packet from the pairwise steps (RFC 3550 A.1).
+def _classify_jumps(
+    d_seq: np.ndarray, d_ts: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Restart, stray and far-back flags per packet from the pairwise steps (RFC 3550 A.1).
 
-    Returns two bool arrays of length ``d_seq.size + 1``.
+    Far-back packets jumped back more than ``MAX_MISORDER`` without the next
+    packet confirming a restart: late packets or strays, told apart once the
+    range is known. Returns three bool arrays of length ``d_seq.size + 1``.
     """
     n = d_seq.size + 1
     restart = np.zeros(n, bool)
     stray = np.zeros(n, bool)
+    far_back = np.zeros(n, bool)
     jump = np.flatnonzero((d_seq > MAX_DROPOUT) | (d_seq < -MAX_MISORDER)) + 1
     if jump.size == 0:
-        return restart, stray
+        return restart, stray, far_back
     nxt = np.zeros(n, np.int64)
     nxt[:-1] = d_seq  # step from packet i to packet i + 1
     continues = (nxt[jump] >= 1) & (nxt[jump] <= MAX_MISORDER)
@@ -155,10 +164,11 @@ def _classify_jumps(d_seq: np.ndarray, d_ts: np.ndarray | None) -> tuple[np.ndar
             got = d_ts[jump - 1].astype(np.float64)
             fwd = d_seq[jump - 1] > 0
             is_gap = fwd & (got >= want * _TS_GAP_TOLERANCE) & (got <= want / _TS_GAP_TOLERANCE)
-    back_late = (d_seq[jump - 1] < 0) & ~continues  # a very late packet: reordering
+    back = (d_seq[jump - 1] < 0) & ~continues
     restart[jump[~is_gap & continues]] = True
-    stray[jump[~is_gap & ~continues & ~back_late]] = True
-    return restart, stray
+    stray[jump[~is_gap & ~continues & ~back]] = True
+    far_back[jump[back]] = True
+    return restart, stray, far_back
 
 
 def analyse_sequence(
@@ -198,18 +208,29 @@ def analyse_sequence(
         z = np.zeros(0, np.int64)
         zb = np.zeros(0, bool)
         return SequenceAnalysis(z, zb, zb, zb, z, 0, zb, z, np.zeros(0))
-    d_seq = signed_diff16(seq)
-    d_ts = signed_diff32(ts) if ts is not None else None
-    restart, stray = _classify_jumps(d_seq, d_ts)
-
     # Unwrap over the non-stray packets only, so a stray cannot shift the rest.
-    keep = np.flatnonzero(~stray)
-    d_keep = signed_diff16(seq[keep])
-    d_keep[restart[keep][1:]] = 0  # each restart segment starts at a local 0
-    ext_keep = np.empty(keep.size, np.int64)
-    ext_keep[0] = int(seq[keep[0]])
-    np.cumsum(d_keep, out=ext_keep[1:])
-    ext_keep[1:] += int(seq[keep[0]])
+    # Removing strays can expose new jumps between the remaining packets (a
+    # flow of garbage numbers), so classify again until nothing changes.
+    stray = np.zeros(n, bool)
+    keep = np.arange(n)
+    for _ in range(_MAX_PASSES):
+        d_seq = signed_diff16(seq[keep])
+        d_ts = signed_diff32(ts[keep]) if ts is not None else None
+        restart_k, stray_k, far_back_k = _classify_jumps(d_seq, d_ts)
+        ext_keep = _unwrap(seq[keep], restart_k)
+        # A far-back packet below everything seen before it is a stray too.
+        prior_min = np.minimum.accumulate(np.concatenate([[ext_keep[0]], ext_keep[:-1]]))
+        bad = stray_k | (far_back_k & (ext_keep < prior_min))
+        bad[0] = False
+        if not bad.any():
+            break
+        stray[keep[bad]] = True
+        keep = keep[~bad]
+    else:  # out of passes: take the last remaining packets as they are
+        restart_k = _classify_jumps(signed_diff16(seq[keep]), None)[0]
+        ext_keep = _unwrap(seq[keep], restart_k)
+    restart = np.zeros(n, bool)
+    restart[keep] = restart_k
 
     # Re-base each segment after a restart to continue after the highest so far.
     seg_start = np.flatnonzero(np.concatenate([[True], restart[keep][1:]]))
@@ -267,6 +288,17 @@ def analyse_sequence(
         lost_ext=lost_ext,
         lost_time=np.asarray(lost_time, np.float64),
     )
+
+
+def _unwrap(seq: np.ndarray, restart: np.ndarray) -> np.ndarray:
+    """Extended numbers by summing signed 16-bit steps; each restart segment starts at 0."""
+    d = signed_diff16(seq)
+    d[restart[1:]] = 0
+    ext = np.empty(seq.size, np.int64)
+    ext[0] = int(seq[0])
+    np.cumsum(d, out=ext[1:])
+    ext[1:] += int(seq[0])
+    return ext
 
 
 def loss_runs(received: np.ndarray) -> np.ndarray:

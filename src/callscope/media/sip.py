@@ -16,6 +16,8 @@ from dataclasses import dataclass
 _COMPACT = {"i": "call-id", "f": "from", "t": "to", "c": "content-type", "l": "content-length"}
 _RTPMAP = re.compile(r"^(\d+)\s+([^/\s]+)/(\d+)")
 _URI = re.compile(r"<([^>]*)>")
+#: Media direction attributes, RFC 4566 §6 (session- or media-level; sendrecv by default).
+_DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class SdpMedia:
     payload_types: tuple[int, ...]
     rtpmap: tuple[tuple[int, str, int], ...]  # (payload type, encoding name, clock rate)
     rtcp_mux: bool = False
+    direction: str = "sendrecv"  # RFC 4566 §6: sendrecv (default), sendonly, recvonly, inactive
 
     @property
     def secure(self) -> bool:
@@ -107,6 +110,7 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
     """
     session_name = None
     session_addr = ""
+    session_direction = "sendrecv"
     sections: list[dict] = []
     for raw in body.splitlines():
         line = raw.strip()
@@ -137,6 +141,7 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
                     "rtpmap": [],
                     "mux": False,
                     "address": None,
+                    "direction": None,
                 }
             )
         elif key == "a" and cur is not None:
@@ -146,6 +151,10 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
                     cur["rtpmap"].append((int(m.group(1)), m.group(2), int(m.group(3))))
             elif value == "rtcp-mux":  # RFC 5761 §5.1.1
                 cur["mux"] = True
+            elif value in _DIRECTIONS:
+                cur["direction"] = value
+        elif key == "a" and value in _DIRECTIONS:
+            session_direction = value
     media = tuple(
         SdpMedia(
             media=s["media"],
@@ -155,6 +164,7 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
             payload_types=s["pts"],
             rtpmap=tuple(s["rtpmap"]),
             rtcp_mux=s["mux"],
+            direction=s["direction"] or session_direction,
         )
         for s in sections
     )

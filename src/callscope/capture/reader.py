@@ -64,6 +64,16 @@ PCAPNG_BOM = 0x1A2B3C4D
 #: pcapng blocks larger than this are treated as corrupt rather than buffered
 MAX_BLOCK = 16 << 20
 OPT_IF_TSRESOL = 9
+#: finest if_tsresol whose unit count per second fits the 64-bit timestamp
+MAX_TSRESOL_POW10 = 19
+MAX_TSRESOL_POW2 = 63
+#: marks a Simple Packet Block row, which has no timestamp (a high word cannot exceed 2^32 - 1)
+SPB_NO_TIME = -1
+NS_PER_S = 1_000_000_000
+#: binary fractions of up to this many bits convert exactly (2^34 * 10^9 < 2^64)
+EXACT_POW2 = 34
+#: whole seconds either side of the epoch that int64 nanoseconds can hold
+MAX_NS_SECONDS = (2**63 - 1) // NS_PER_S - 1
 OPT_IF_TSOFFSET = 14
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -391,6 +401,11 @@ class CaptureReader:
                     section = []
                 elif btype == PCAPNG_IDB and blen >= 20:
                     ifaces.append(_idb(buf, body, off + blen - 4, endian))
+                    if ifaces[-1][1] > (MAX_TSRESOL_POW2 if ifaces[-1][2] else MAX_TSRESOL_POW10):
+                        raise CorruptCaptureError(
+                            f"impossible if_tsresol {'2' if ifaces[-1][2] else '10'}^-{ifaces[-1][1]}"
+                            " (a 64-bit timestamp would not hold one second)", str(self.path), file_pos + off,
+                        )
                     section.append(len(ifaces) - 1)
                     all_types.append(lt.name(ifaces[-1][0]))
                 elif btype == PCAPNG_EPB and blen >= 32:
@@ -399,17 +414,18 @@ class CaptureReader:
                         raise CorruptCaptureError(
                             f"packet length {cap} exceeds its block ({blen} bytes)", str(self.path), file_pos + off
                         )
-                    rows.append((body + 20, cap, orig, self._iface(section, iface, file_pos + off), (th << 32) | tl))
+                    rows.append((body + 20, cap, orig, self._iface(section, iface, file_pos + off), th, tl))
                 elif btype == PCAPNG_SPB and blen >= 16:
                     orig = struct.unpack_from(endian + "I", buf, body)[0]
-                    rows.append((body + 4, min(orig, blen - 16), orig, self._iface(section, 0, file_pos + off), -1))
+                    rows.append((body + 4, min(orig, blen - 16), orig, self._iface(section, 0, file_pos + off),
+                                 SPB_NO_TIME, 0))
                 elif btype == PCAPNG_OPB and blen >= 32:
                     iface, _drops, th, tl, cap, orig = struct.unpack_from(endian + "HHIIII", buf, body)
                     if cap > blen - 32:
                         raise CorruptCaptureError(
                             f"packet length {cap} exceeds its block ({blen} bytes)", str(self.path), file_pos + off
                         )
-                    rows.append((body + 20, cap, orig, self._iface(section, iface, file_pos + off), (th << 32) | tl))
+                    rows.append((body + 20, cap, orig, self._iface(section, iface, file_pos + off), th, tl))
                 off += blen
             if rows:
                 yield self._pcapng_batch(buf, rows, ifaces)
@@ -431,16 +447,21 @@ class CaptureReader:
         return section[iface]
 
     def _pcapng_batch(self, buf: bytes, rows: list[tuple], ifaces) -> Datagrams:
-        data_off, caplen, origlen, iface, ts_raw = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
-        table = np.array(ifaces, dtype=np.int64)
-        linktype = table[iface, 0]
-        ts = _pcapng_ns(ts_raw, table[iface, 1], table[iface, 2], table[iface, 3])
+        data_off, caplen, origlen, iface, ts_high, ts_low = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+        linktype = np.array([i[0] for i in ifaces], np.int64)[iface]
+        timed = ts_high != SPB_NO_TIME
+        raw = (np.where(timed, ts_high, 0).astype(np.uint64) << np.uint64(32)) | ts_low.astype(np.uint64)
+        ts = _pcapng_ns(raw, iface, ifaces)
+        if ts is None:
+            raise CorruptCaptureError(
+                "a packet timestamp lies outside 1678-2262 (not representable in ns)",
+                str(self.path), None,
+            )
         # Simple Packet Blocks carry no timestamp: reuse the last known one.
-        if (ts_raw < 0).any():
-            known = np.where(ts_raw >= 0, ts, 0)
-            idx = np.maximum.accumulate(np.where(ts_raw >= 0, np.arange(ts.size), 0))
-            ts = np.where(ts_raw >= 0, ts, known[idx] if self.info.last_time_ns is None
-                          else np.maximum(known[idx], self.info.last_time_ns))
+        if not timed.all():
+            idx = np.maximum.accumulate(np.where(timed, np.arange(ts.size), -1))
+            before = self.info.last_time_ns if self.info.last_time_ns is not None else 0
+            ts = np.where(timed, ts, np.where(idx >= 0, ts[np.maximum(idx, 0)], before))
         return self._emit(buf, data_off, caplen, origlen, ts, linktype)
 
 
@@ -475,23 +496,33 @@ def _idb(buf: bytes, body: int, end: int, endian: str) -> tuple[int, int, int, i
     return linktype, resol, pow2, offset
 
 
-def _pcapng_ns(raw: np.ndarray, resol: np.ndarray, pow2: np.ndarray, offset_s: np.ndarray) -> np.ndarray:
-    """Convert raw pcapng timestamps to ns since the epoch, per interface resolution."""
-    raw = np.maximum(raw, 0).astype(np.uint64)
+def _pcapng_ns(raw: np.ndarray, iface: np.ndarray, ifaces: list[tuple[int, int, int, int]]) -> np.ndarray | None:
+    """Raw 64-bit pcapng timestamps -> ns since the epoch, per interface (floor).
+
+    Each interface has its ``if_tsresol`` (units of 10^-r or 2^-r s) and
+    ``if_tsoffset`` (whole seconds added), draft-ietf-opsawg-pcapng §4.2.
+    Exact for every decimal resolution and binary ones up to 2^-34 s; finer
+    binary ones keep 34 bits of the fraction (within 1 ns). None if a time
+    does not fit int64 ns.
+    """
     out = np.zeros(raw.size, np.int64)
-    for r, p in set(zip(resol.tolist(), pow2.tolist(), strict=True)):
-        m = (resol == r) & (pow2 == p)
+    for i in np.unique(iface).tolist():
+        m = iface == i
+        _, resol, pow2, offset_s = ifaces[i]
+        per_s = (2 if pow2 else 10) ** resol
         v = raw[m]
-        if p:
-            sec = v >> np.uint64(r)
-            frac = v & np.uint64((1 << r) - 1)
-            ns = sec.astype(np.int64) * 1_000_000_000 + (frac.astype(np.float64) * 1e9 / (1 << r)).astype(np.int64)
-        elif r <= 9:
-            ns = v.astype(np.int64) * 10 ** (9 - r)
+        sec, frac = v // np.uint64(per_s), v % np.uint64(per_s)
+        if per_s <= NS_PER_S or (pow2 and resol <= EXACT_POW2):  # frac * 10^9 < 2^64
+            ns = frac * np.uint64(NS_PER_S) // np.uint64(per_s)
+        elif not pow2:
+            ns = frac // np.uint64(per_s // NS_PER_S)
         else:
-            ns = (v // np.uint64(10 ** (r - 9))).astype(np.int64)
-        out[m] = ns
-    return out + offset_s * 1_000_000_000
+            shift = np.uint64(resol - EXACT_POW2)
+            ns = ((frac >> shift) * np.uint64(NS_PER_S)) >> np.uint64(EXACT_POW2)
+        if int(sec.max()) + offset_s >= MAX_NS_SECONDS or int(sec.min()) + offset_s < -MAX_NS_SECONDS:
+            return None
+        out[m] = (sec.astype(np.int64) + offset_s) * NS_PER_S + ns.astype(np.int64)
+    return out
 
 
 def _not_a_capture(head: bytes) -> str:

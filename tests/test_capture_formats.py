@@ -539,3 +539,18 @@ def test_tiny_chunks_give_the_same_table_as_the_default(tmp_path, container):
     assert reader.info.packets == default.info.packets == len(frames)
     assert len(small) == 120 * 20 + 1
     assert np.all(np.diff(small.frame) > 0)
+
+
+@pytest.mark.parametrize("tsresol", [0, 3, 6, 9, 12, 19, 0x80, 0x8A, 0x9D, 0xA0, 0xA8, 0xBF])
+def test_pcapng_resolutions_convert_to_the_floor_nanosecond(tmp_path, tsresol):
+    per_s = (2 if tsresol & 0x80 else 10) ** (tsresol & 0x7F)
+    _, frames, _ = frames_for("ipv4")
+    units = [min(units_of(t, tsresol) + k * 12345, 2**64 - 1) for k, t in enumerate(times(5))]
+    data = shb("<") + idb("<", 228, tsresol) + b"".join(
+        epb("<", 0, u, f, len(f)) for u, f in zip(units, frames, strict=False))
+    path = tmp_path / "r.pcapng"
+    path.write_bytes(data)
+    got = read_capture(path).datagrams.time_ns.tolist()
+    exact = [int(Fraction(u * 10**9, per_s)) for u in units]
+    tolerance = 1 if tsresol & 0x80 and (tsresol & 0x7F) > 34 else 0
+    assert all(0 <= e - g <= tolerance for g, e in zip(got, exact, strict=True)), (got, exact)

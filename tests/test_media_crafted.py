@@ -284,3 +284,10 @@ def test_zoom_sfu_encapsulated_rtp_is_found(tmp_path):
     inv = inventory(tmp_path, pkts)
     (s,) = inv.streams
     assert (s.transport, s.ssrc, len(s.packets), s.clock_rate, s.encrypted) == ("zoom", 0x01000802, 25, 48000, True)
+
+
+def test_decode_as_port_makes_a_short_flow_rtp(tmp_path):
+    pkts = [udp("10.6.0.1", 12002, "10.6.0.2", 12344, rtp_packet(i, 160 * i, 0xD0D0, pt=3), T0 + 0.02 * i) for i in range(2)]
+    assert inventory(tmp_path, pkts).streams == ()  # two packets: too few to confirm
+    (s,) = inventory(tmp_path, pkts, decode_as=[12344]).streams
+    assert (s.ssrc, len(s.packets), s.codec) == (0xD0D0, 2, "GSM")

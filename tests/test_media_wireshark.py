@@ -88,6 +88,9 @@ def test_ssrc_moving_between_paths_is_linked(shared_captures):
     moved = [s for s in inv.streams if s.ssrc == 0x9C49CA0A]
     assert sorted(len(s.packets) for s in moved) == [51, 249]
     assert all(any("same SSRC as" in n for n in s.notes) for s in moved)
+    cap = read_capture(SHARED_CAPTURES / "rtpproxy__DLT_NULL.a.pcap")  # Wireshark needed -d; we do not
+    plain = discover(cap.datagrams, capture_start_ns=cap.start_ns)
+    assert sorted(len(s.packets) for s in plain.streams) == [51, 249, 300]
     wa = inventory("nDPI__wa_voice.pcap")
     relay_then_p2p = sorted(s.src_port for s in wa.streams if s.ssrc == 0x87FAB2D7)
     assert relay_then_p2p == [3478, 32704] and len(wa.calls) == 1

@@ -115,7 +115,6 @@ class StreamMetrics:
     jitter_mean_ms: float | None
     jitter_max_ms: float | None
     jitter_p95_ms: float | None
-    clock_rate: int | None
     delay_p50_ms: float | None
     delay_p95_ms: float | None
     delay_max_ms: float | None
@@ -256,7 +255,6 @@ def measure(
         jitter_mean_ms=acc.jitter_mean,
         jitter_max_ms=acc.jitter_max,
         jitter_p95_ms=acc.jitter_p95,
-        clock_rate=stream.clock_rate,
         delay_p50_ms=acc.delay.p50_ms if acc.delay else None,
         delay_p95_ms=acc.delay.p95_ms if acc.delay else None,
         delay_max_ms=acc.delay.max_ms if acc.delay else None,

@@ -36,7 +36,9 @@ class ParamCheck:
 
     ``relative`` errors are ``(estimate - truth) / truth`` in percent;
     absolute ones are ``estimate - truth`` in the parameter's unit.
-    ``min_packets`` skips captures too short for the estimate to be meaningful.
+    ``min_packets`` skips captures too short for the estimate to be meaningful;
+    ``when`` restricts the check to captures whose truth has that parameter
+    value (e.g. a period exists only for periodic outages).
     """
 
     pattern: str
@@ -46,16 +48,20 @@ class ParamCheck:
     tolerance: float
     unit: str
     min_packets: int = 0
+    when: tuple[str, str | float] | None = None
 
 
 #: The parameter estimates the evaluation scores, with the accuracy targets.
 PARAM_CHECKS: tuple[ParamCheck, ...] = (
     ParamCheck("policing", "rate_Bps", "rate_Bps", True, 5.0, "%"),
-    ParamCheck("policing", "burst_bytes", "burst_bytes", True, 25.0, "%"),
+    # A constant-rate stream shows the bucket depth only as the excess sent
+    # from the policer's start to the first drop: identifiable when the policer
+    # acts from the start of media (otherwise its start time is unknown).
+    ParamCheck("policing", "burst_bytes", "burst_bytes", True, 25.0, "%", when=("start_s", 0.0)),
     ParamCheck("shaping", "rate_Bps", "rate_Bps", True, 10.0, "%"),
     ParamCheck("cutoff", "time_s", "time_s", False, 0.5, "s"),
     ParamCheck("cutoff", "bytes", "bytes", True, 5.0, "%"),
-    ParamCheck("intermittent-outage", "period_s", "period_s", True, 10.0, "%"),
+    ParamCheck("intermittent-outage", "period_s", "period_s", True, 10.0, "%", when=("mode", "periodic")),
     ParamCheck("bursty-loss", "p", "p", True, 15.0, "%", min_packets=2000),
     ParamCheck("bursty-loss", "r", "r", True, 15.0, "%", min_packets=2000),
 )
@@ -67,12 +73,21 @@ class Truth:
 
     label: str
     params: tuple[tuple[str, float], ...]
+    text: tuple[tuple[str, str], ...] = ()
 
     def param(self, name: str) -> float | None:
         for key, value in self.params:
             if key == name:
                 return value
         return None
+
+    def matches(self, condition: tuple[str, str | float] | None) -> bool:
+        """Whether the truth has ``condition = (name, value)`` (always true for None)."""
+        if condition is None:
+            return True
+        name, value = condition
+        have = dict(self.text).get(name) if isinstance(value, str) else self.param(name)
+        return have == value
 
 
 @dataclass(frozen=True)
@@ -144,14 +159,15 @@ class Evaluation:
 
 
 def read_truth(path: Path) -> Truth:
-    """Parse a ``NAME.truth.json`` sidecar (numeric params only are kept)."""
+    """Parse a ``NAME.truth.json`` sidecar (numeric and text params are kept)."""
     doc = json.loads(path.read_text())
-    params = []
+    params, text = [], []
     for key, value in (doc.get("params") or {}).items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        params.append((str(key), float(value)))
-    return Truth(label=str(doc["label"]), params=tuple(sorted(params)))
+        if isinstance(value, str):
+            text.append((str(key), value))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            params.append((str(key), float(value)))
+    return Truth(label=str(doc["label"]), params=tuple(sorted(params)), text=tuple(sorted(text)))
 
 
 def truth_path(capture: Path) -> Path:
@@ -219,6 +235,8 @@ def score(cases: Sequence[Case]) -> Evaluation:
         for check in PARAM_CHECKS:
             t = c.truth.param(check.truth_name)
             if check.pattern != c.truth.label or t is None or (check.relative and t == 0):
+                continue
+            if not c.truth.matches(check.when):
                 continue
             if check.min_packets and est.get("packets_expected", math.inf) < check.min_packets:
                 continue

@@ -16,6 +16,8 @@ from callscope.diagnose.cutoff import MIN_SERVICE_S, MIN_SILENCE_S
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
+from callscope.media.sip import SdpMedia
+from callscope.media.stream import MediaStream
 from callscope.media.stun import StunSummary
 
 #: Directions of a call stopping within this of each other stopped together (s).
@@ -161,6 +163,49 @@ def detect_one_way(call_id: str, traces: Sequence[Trace], reference_end: float) 
         spans=spans,
         params=(Evidence("onset_s", round(onset, 3), "s"),),
     )
+
+
+def detect_never_started(
+    call_id: str, offers: Sequence[SdpMedia], streams: Sequence[MediaStream], traces: Sequence[Trace]
+) -> Finding | None:
+    """A party that said in SDP it would send media, is sent media, but never sends any.
+
+    The SDP direction attribute (RFC 4566 §6: ``sendrecv`` by default,
+    ``sendonly``) says who means to send; a party that is receiving media at
+    the address it announced but never sends from it has its direction
+    blocked (or is one-way by fault). ``recvonly`` parties are one-way by design.
+    """
+    for m in offers:
+        if m.media != "audio" or m.port == 0 or m.direction not in ("sendrecv", "sendonly"):
+            continue
+        sends = [s for s in streams if s.src == m.address and len(s.packets) >= MIN_MEDIA_PACKETS]
+        fed = [t for s, t in zip(streams, traces, strict=True) if s.dst == m.address]
+        if sends or not fed:
+            continue
+        other = max(fed, key=lambda t: t.end - t.start)
+        span = other.end - other.start
+        confidence = ramp(span, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+        if confidence < 0.2:
+            continue
+        return Finding(
+            pattern="one-way",
+            confidence=scale_confidence(other, 0.9 * confidence),
+            summary=(
+                f"{m.address} announced {m.direction} audio on port {m.port} and was sent "
+                f"{span:.1f} s of media ({other.stream_id}), but never sent any itself: "
+                f"its direction is blocked"
+            ),
+            stream_id=other.stream_id,
+            call_id=call_id,
+            evidence=(
+                Evidence("silent_party_packets", 0, "packets"),
+                Evidence("other_direction_for", round(span, 3), "s"),
+            ),
+            audible=AUDIBLE["one-way"],
+            spans=((round(other.start, 3), round(other.end, 3)),),
+            params=(Evidence("onset_s", round(other.start, 3), "s"),),
+        )
+    return None
 
 
 def detect_setup_blocked(stun: StunSummary, media_packets: int) -> Finding | None:

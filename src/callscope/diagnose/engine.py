@@ -17,6 +17,7 @@ import numpy as np
 from callscope.diagnose.calls import (
     MIN_MEDIA_PACKETS,
     detect_cutoff_call,
+    detect_never_started,
     detect_one_way,
     detect_setup_blocked,
 )
@@ -142,12 +143,16 @@ def diagnose(
         candidates[sid].extend(stream_findings(tr, reordered))
 
     call_findings: list[Finding] = []
+    sip_media = {c.call_id: c.media for c in inventory.sip.calls}
     for call in inventory.calls:
         members = [traces[s] for s in call.stream_ids if s in traces]
         if not members:
             continue
         cut = detect_cutoff_call(call.id, members, end)
         one_way = detect_one_way(call.id, members, end)
+        if one_way is None and call.call_id in sip_media:
+            streams = [inventory.stream(t.stream_id) for t in members]
+            one_way = detect_never_started(call.id, sip_media[call.call_id], streams, members)
         for f in (cut, one_way):
             if f is not None and f.confidence >= REPORT_THRESHOLD:
                 call_findings.append(f)

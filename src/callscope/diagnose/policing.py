@@ -16,8 +16,12 @@ constant-rate voice stream seen at one point:
    one-point capture has).
 
 The bucket depth is the excess sent before the first loss:
-``b = (bytes sent from the stream's start to the first loss) - r * (that time)``,
-the bucket being full when the stream starts.
+``b = (bytes sent from the stream's start to the first loss) - r * (that time)``
+plus half the first dropped packet (the tokens left then lay anywhere between
+none and one packet's worth), the bucket being full when the stream starts.
+A constant-rate stream shows the depth nowhere else, so when the policer may
+have started later than the stream (the first loss comes more than
+:data:`ONSET_WINDOW_S` after the start) the estimate is an upper bound.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ from callscope.diagnose.trace import Trace
 MIN_LOSSES = 12
 #: Shortest lossy stretch (first to last loss) to estimate a rate over (s).
 MIN_LOSSY_SPAN_S = 2.0
+#: A first loss within this of the stream's start means the policer was in
+#: place from the start, so the burst estimate is not just an upper bound (s).
+ONSET_WINDOW_S = 1.0
+#: Below this loss a rate clamp is indistinguishable from occasional loss.
+MIN_LOSS = 0.05
 #: A delay ramp this high before the losses means a queue: shaping or congestion (s).
 QUEUE_VETO_S = 0.030
 
@@ -87,6 +96,8 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     rate = got / span
     send_rate = sent / span
     loss_region = 1.0 - float(np.count_nonzero(rec[region])) / (i2 - i1 + 1)
+    if loss_region < MIN_LOSS:
+        return None
 
     runs = loss_runs(rec[region])
     gaps = np.diff(runs.start).astype(np.float64)
@@ -99,7 +110,8 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
 
     t0 = float(trace.time[0])
     sent_before = float(np.sum(size[:i1]))
-    depth = max(0.0, sent_before - rate * (t1 - t0))
+    depth = max(0.0, sent_before + 0.5 * float(size[i1]) - rate * (t1 - t0))
+    from_start = t1 - t0 <= ONSET_WINDOW_S
     drops = replay_token_bucket(trace.time, size, rate, max(depth, float(size.max())))
     cum_pred = np.cumsum(drops)
     cum_real = np.cumsum(~rec)
@@ -133,6 +145,7 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     params = (
         Evidence("rate_Bps", round(rate, 1), "B/s"),
         Evidence("burst_bytes", round(depth, 1), "B"),
+        Evidence("burst_is_upper_bound", float(not from_start)),
         Evidence("onset_s", round(t1, 3), "s"),
         Evidence("loss_expected", round(1.0 - rate / send_rate, 4)),
     )
@@ -140,7 +153,9 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
         f"drops evenly spaced every {gaps.mean():.1f} packets (CV {cv:.2f}) from {t1:.1f} s "
         f"while goodput holds at {rate / 1000:.2f} kB/s of {send_rate / 1000:.2f} kB/s sent "
         f"({100 * loss_region:.1f} % lost, 1 - r/s = {100 * (1 - rate / send_rate):.1f} %), "
-        f"delay flat: a token-bucket policer, rate ≈ {rate / 1000:.2f} kB/s, burst ≈ {depth / 1000:.1f} kB"
+        f"delay flat: a token-bucket policer, rate ≈ {rate / 1000:.2f} kB/s, "
+        + (f"burst ≈ {depth / 1000:.2f} kB" if from_start else f"burst ≤ {depth / 1000:.2f} kB "
+           f"(its start is not visible: first drop {t1 - t0:.1f} s into the stream)")
     )
     if trace.opaque:
         summary += " (loss inferred from cadence gaps: no sequence numbers)"

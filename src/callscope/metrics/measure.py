@@ -15,7 +15,7 @@ import numpy as np
 
 from callscope.media.stream import MediaStream
 from callscope.metrics import emodel, jitterbuffer, lossmodel, wireshark
-from callscope.metrics.delay import relative_delay
+from callscope.metrics.delay import DelayStats, relative_delay
 from callscope.metrics.sequence import analyse_sequence, extend_timestamps
 from callscope.metrics.timeline import Timeline, build_timeline
 
@@ -328,7 +328,7 @@ class _Accounting:
     jitter_max: float | None
     jitter_p95: float | None
     ptime_ms: float | None
-    delay: object | None
+    delay: DelayStats | None
 
 
 def _rtp_accounting(stream: MediaStream) -> _Accounting:

@@ -242,12 +242,18 @@ def test_heuristic_never_fires_on_random_bytes(tmp_path):
 
 def test_heuristic_finds_rtp_on_any_port_and_infers_the_clock(tmp_path):
     pkts = [udp("10.2.0.1", 3001, "10.2.0.2", 3000, rtp_packet(65530 + i, 960 * i, 0xC0FFEE, pt=111, payload=b"\x78" * 60),
-                T0 + 0.02 * i) for i in range(30)]
+                T0 + 0.02 * i) for i in range(60)]
     inv = inventory(tmp_path, pkts)
     (s,) = inv.streams
-    assert (s.kind, s.dst_port, s.ssrc, len(s.packets)) == ("rtp", 3000, 0xC0FFEE, 30)
+    assert (s.kind, s.dst_port, s.ssrc, len(s.packets)) == ("rtp", 3000, 0xC0FFEE, 60)
     assert (s.payload_type, s.clock_rate, s.clock_source) == (111, 48000, "inferred")
     assert s.notes == ()  # the sequence wrap at 65535 is not a restart
+
+
+def test_clock_is_not_inferred_from_a_burst(tmp_path):
+    pkts = [udp("10.2.0.1", 3001, "10.2.0.2", 3000, rtp_packet(i, 960 * i, 0xB0B, pt=102), T0 + 0.001 * i) for i in range(8)]
+    (s,) = inventory(tmp_path, pkts).streams
+    assert (s.clock_rate, s.clock_source) == (None, "unknown")
 
 
 def test_ssrc_change_and_sequence_restart_are_separate_notes_not_loss(tmp_path):
@@ -280,10 +286,10 @@ def test_zoom_sfu_encapsulated_rtp_is_found(tmp_path):
     sfu = bytes([0x05]) + b"\x10" * 7
     media = bytes([0x0F]) + b"\x00" * 18
     pkts = [udp("10.5.0.1", 50000, "170.114.0.1", 8801, sfu + media + rtp_packet(i, 960 * i, 0x01000802, pt=113, payload=b"\x33" * 80),
-                T0 + 0.02 * i) for i in range(25)]
+                T0 + 0.02 * i) for i in range(60)]
     inv = inventory(tmp_path, pkts)
     (s,) = inv.streams
-    assert (s.transport, s.ssrc, len(s.packets), s.clock_rate, s.encrypted) == ("zoom", 0x01000802, 25, 48000, True)
+    assert (s.transport, s.ssrc, len(s.packets), s.clock_rate, s.encrypted) == ("zoom", 0x01000802, 60, 48000, True)
 
 
 def test_decode_as_port_makes_a_short_flow_rtp(tmp_path):

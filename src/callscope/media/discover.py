@@ -64,6 +64,8 @@ CLOCK_SLACK_S = 1.0  # timestamp may run ahead of arrival by this much (sender-s
 MIN_CONFIRMING_PAIRS = 2  # consecutive consistent pairs that make a heuristic stream
 MAX_DROPOUT = 3000  # RFC 3550 §A.1: a larger sequence jump is a restart, not loss
 NS = 1_000_000_000
+MIN_CLOCK_PAIRS = 10  # adjacent packet pairs needed to infer a clock rate
+MIN_CLOCK_SPAN_S = 1.0  # and the arrival time they must span
 TURN_TRANSPORTS = (TRANSPORT_TURN_CHANNEL, TRANSPORT_TURN_SEND, TRANSPORT_TURN_DATA)
 
 
@@ -314,7 +316,12 @@ def _codec(pt: int, media: SdpMedia | None) -> tuple[str | None, int | None, str
 
 
 def _infer_clock(time: np.ndarray, seq: np.ndarray, ts: np.ndarray, pt: np.ndarray, main_pt: int) -> int | None:
-    """Clock rate from timestamp advance against arrival time over adjacent packets."""
+    """Clock rate from timestamp advance against arrival time over adjacent packets.
+
+    Sum of RTP timestamp increments over the sum of arrival intervals, over
+    pairs of consecutive sequence numbers of the main payload type, snapped
+    to the nearest standard rate (RFC 3551 §4.5) within 10 %.
+    """
     keep = pt == main_pt
     t, s, x = time[keep], seq[keep].astype(np.int64), ts[keep].astype(np.int64)
     if t.size < 3:
@@ -323,8 +330,8 @@ def _infer_clock(time: np.ndarray, seq: np.ndarray, ts: np.ndarray, pt: np.ndarr
     dts = (x[1:] - x[:-1]) % (1 << 32)
     dt = t[1:] - t[:-1]
     ok = (dseq == 1) & (dts > 0) & (dts < (1 << 31))
-    if ok.sum() < 2 or dt[ok].sum() <= 0:
-        return None
+    if ok.sum() < MIN_CLOCK_PAIRS or dt[ok].sum() < MIN_CLOCK_SPAN_S:
+        return None  # too little to average out arrival jitter and bunching
     return rtp.snap_clock_rate(float(dts[ok].sum() / dt[ok].sum()))
 
 

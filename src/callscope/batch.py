@@ -469,12 +469,14 @@ def _future_result(future, path: Path) -> CaptureResult:
 
 def _terminate(executor: ProcessPoolExecutor) -> None:
     """Stop a pool now: cancel queued work and kill the workers mid-capture."""
-    executor.shutdown(wait=False, cancel_futures=True)
     terminate_workers = getattr(executor, "terminate_workers", None)  # Python >= 3.14
     if terminate_workers is not None:
         terminate_workers()
         return
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
+    # Before shutdown(), which forgets the processes without stopping them.
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
         process.terminate()
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
+from callscope.cli import EXIT_GATE_FAILED
 from callscope.cli.batch import gate_options, gates_from_options
 from callscope.cli.common import echo_json, one_line_warnings
 
@@ -63,4 +66,4 @@ def analyze(capture: str, fmt: str, window_s: float, decode_as: tuple[int, ...],
         for g in crossed:
             click.echo(f"callscope: gate {g.gate} failed: {g.message}", err=True)
         if crossed:
-            raise click.exceptions.Exit(1)
+            sys.exit(EXIT_GATE_FAILED)

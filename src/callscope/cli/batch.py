@@ -132,6 +132,9 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
     outcomes = []
     interrupted = False
     progress = Progress(len(captures), enabled=not quiet)
+    for out in (jsonl_path, csv_path, junit_path, summary_path):
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
     jsonl = open(jsonl_path, "w", encoding="utf-8") if jsonl_path else None  # noqa: SIM115
     try:
         with contextlib.closing(core.run(captures, options, jobs=jobs, dask_address=dask_address,

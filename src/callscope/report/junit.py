@@ -73,7 +73,7 @@ def junit_xml(outcomes: Sequence[Outcome], totals: Totals, gates: Gates, *,
     for o in outcomes:
         _testcase(suite, o)
     ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _testcase(suite: ET.Element, o: Outcome) -> None:
@@ -88,25 +88,33 @@ def _testcase(suite: ET.Element, o: Outcome) -> None:
         err = ET.SubElement(case, "error", {"message": _clean(o.result.error),
                                             "type": _clean(o.result.error_type or "error")})
         err.text = _clean(o.result.error)
+    diagnosis = _diagnosis_text(o)
     for g in o.failures:
         lines = g.message.splitlines() or [g.gate]
         first = lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")
         fail = ET.SubElement(case, "failure", {"message": _clean(first), "type": g.gate})
-        fail.text = _clean(g.message)
+        fail.text = _clean(g.message + ("\n\n" + diagnosis if diagnosis else ""))
+    if diagnosis:
+        ET.SubElement(case, "system-out").text = _clean(diagnosis)
+
+
+def _diagnosis_text(o: Outcome) -> str:
+    """The verdict, each finding with its evidence, and the reader's warnings."""
     s = o.result.score
-    if s is not None:
-        out = [f"verdict: {s.verdict}"
-               + (f" (confidence {s.verdict_confidence:.2f})" if s.verdict_confidence is not None else "")
-               + (f": {s.verdict_summary}" if s.verdict_summary else "")]
-        for f in s.findings:
-            out.append(f"finding: {f.pattern}"
-                       + (f" {f.confidence:.2f}" if f.confidence is not None else "")
-                       + (f" on {f.stream}" if f.stream else "") + f": {f.summary}")
-            out.extend(f"  {e}" for e in f.evidence)
-        out.extend(f"warning: {w}" for w in s.warnings)
-        if o.result.cached:
-            out.append("result taken from the cache")
-        ET.SubElement(case, "system-out").text = _clean("\n".join(out))
+    if s is None:
+        return ""
+    out = [f"verdict: {s.verdict}"
+           + (f" (confidence {s.verdict_confidence:.2f})" if s.verdict_confidence is not None else "")
+           + (f": {s.verdict_summary}" if s.verdict_summary else "")]
+    for f in s.findings:
+        out.append(f"finding: {f.pattern}"
+                   + (f" {f.confidence:.2f}" if f.confidence is not None else "")
+                   + (f" on {f.stream}" if f.stream else "") + f": {f.summary}")
+        out.extend(f"  {e}" for e in f.evidence)
+    out.extend(f"warning: {w}" for w in s.warnings)
+    if o.result.cached:
+        out.append("result taken from the cache")
+    return "\n".join(out)
 
 
 def _classname(path: PurePath) -> str:

@@ -156,3 +156,61 @@ def test_packet_before_the_first_timestamp_is_out_of_time_and_skipped():
     r = ws.analyse(**s)
     assert r.in_time.tolist() == [True, True, False, True]
     assert r.max_delta_ms == pytest.approx(20.0)  # 4th measured from the 2nd, not the 3rd
+
+
+def _crafted_stream(seed: int):
+    """PCMU across a sequence and timestamp wrap, with RFC 4733 events (PT 101),
+    comfort noise, marker bits, 5 % loss, one swap and a late duplicate at the end."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    seq = (65400 + np.arange(n)) % 65536
+    ts = (2**32 - 30000 + np.arange(n) * 160) % 2**32
+    t = np.round(1.0 + np.arange(n) * 0.02 + np.abs(rng.normal(0, 0.004, n)), 6)
+    pt = np.zeros(n, np.int64)
+    marker = np.zeros(n, bool)
+    pt[150:156] = 101
+    ts[150:156] = ts[150]
+    marker[[150, 156, 300]] = True
+    pt[250] = 13
+    idx = np.flatnonzero(rng.random(n) > 0.05)
+    idx = np.concatenate([idx[:200], [idx[201], idx[200]], idx[202:], [idx[50]]])
+    tt = np.sort(t[idx])
+    tt[-1] = tt[-2] + 0.001
+    return seq[idx], ts[idx], tt, pt[idx], marker[idx]
+
+
+@pytest.mark.slow
+def test_crafted_stream_matches_tshark(tmp_path, tshark):
+    import struct
+    import subprocess
+
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+
+    seq, ts, t, pt, marker = _crafted_stream(0)
+    packets = []
+    for s_, ts_, t_, pt_, m_ in zip(seq, ts, t, pt, marker, strict=True):
+        hdr = struct.pack(
+            "!BBHII", 0x80, (0x80 if m_ else 0) | int(pt_), int(s_), int(ts_), 0x11223344
+        )
+        p = (
+            Ether()
+            / IP(src="10.0.0.1", dst="10.0.0.2")
+            / UDP(sport=40000, dport=50000)
+            / Raw(hdr + bytes(160))
+        )
+        p.time = float(t_)
+        packets.append(p)
+    path = tmp_path / "crafted.pcap"
+    wrpcap(str(path), packets)
+    out = subprocess.run(
+        [tshark, "-r", str(path), "-q", "-o", "rtp.heuristic_rtp:TRUE", "-z", "rtp,streams"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    row = next(m.groupdict() for m in map(ROW.match, out.splitlines()) if m)
+    r = ws.analyse(t - t[0], seq, ts, pt, marker, ws.packet_clock_rates(pt, None, None))
+    assert (r.packets, r.lost) == (int(row["pkts"]), int(row["lost"]))
+    for ours, col in [
+        (r.min_delta_ms, "dmin"), (r.mean_delta_ms, "dmean"), (r.max_delta_ms, "dmax"),
+        (r.min_jitter_ms, "jmin"), (r.mean_jitter_ms, "jmean"), (r.max_jitter_ms, "jmax"),
+    ]:  # fmt: skip
+        assert ours == pytest.approx(float(row[col]), abs=0.0011), col

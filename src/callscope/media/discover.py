@@ -19,7 +19,7 @@ valid RTP header with that SSRC on it, whatever the payload type.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -393,8 +393,20 @@ def discover_columns(
     )
 
 
-def _rtp_streams(cols, flows, flow_sdp, flow_signalled, channel_peer, start_ns, secure_convs):
-    """Group valid RTP headers by (path, SSRC) and keep the confirmed groups."""
+def _rtp_streams(
+    cols: MediaColumns,
+    flows: _Flows,
+    flow_sdp: list[tuple[str, SdpMedia] | None],
+    flow_signalled: np.ndarray,
+    channel_peer: dict[tuple[int, int], tuple[str, int]],
+    start_ns: int,
+    secure_convs: set[int],
+) -> list[tuple[int, MediaStream]]:
+    """Group valid RTP headers by (path, SSRC) and keep the confirmed groups.
+
+    A path is the 5-tuple plus, for RTP carried in TURN, the channel or the
+    relayed peer. Returns (flow index, stream) pairs, ids not yet assigned.
+    """
     pt_all = cols.b1 & 0x7F
     conflict = ((cols.b1 & 0x80) != 0) & (pt_all >= rtp.RTCP_CONFLICT_PT[0]) & (pt_all <= rtp.RTCP_CONFLICT_PT[1])
     cand = np.flatnonzero((cols.inner == demux.RTP) & cols.rtp_valid & ~conflict)
@@ -406,7 +418,7 @@ def _rtp_streams(cols, flows, flow_sdp, flow_signalled, channel_peer, start_ns, 
          cols.ssrc[cand].astype(np.int64)],
         axis=1,
     )
-    groups, first, inverse = np.unique(path, axis=0, return_index=True, return_inverse=True)
+    groups, inverse = np.unique(path, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     order = np.argsort(inverse, kind="stable")
     rows = cand[order]
@@ -472,8 +484,6 @@ def _rtp_streams(cols, flows, flow_sdp, flow_signalled, channel_peer, start_ns, 
 
 def _number(streams: tuple[MediaStream, ...]) -> tuple[MediaStream, ...]:
     """Give ids s1, s2, ... in order of first frame; link streams sharing an SSRC."""
-    from dataclasses import replace
-
     named = [replace(s, id=f"s{i + 1}") for i, s in enumerate(streams)]
     by_ssrc: dict[int, list[MediaStream]] = {}
     for s in named:

@@ -20,6 +20,7 @@ from callscope.errors import CallscopeError
 COMMANDS: dict[str, str] = {
     "analyze": "callscope.cli.analyze:analyze",
     "compare": "callscope.cli.compare:compare",
+    "crosscheck": "callscope.cli.crosscheck:crosscheck",
     "audio": "callscope.cli.audio:audio",
     "batch": "callscope.cli.batch:batch",
     "evaluate": "callscope.cli.evaluate:evaluate",

@@ -43,15 +43,25 @@ class CaptureSummary:
     flow_count: int
 
 
-def summarize(path: str | os.PathLike, top: int = 10) -> CaptureSummary:
-    """Read a capture once and summarise it: format, link types, counts, busiest UDP flows."""
-    reader = CaptureReader(path)
-    tables = [FlowTable.of(chunk) for chunk in reader]
-    flows = FlowTable.merge(tables)
+def summarize(path: str | os.PathLike, top: int = 10, decoder: str = "builtin") -> CaptureSummary:
+    """Read a capture once and summarise it: format, link types, counts, busiest UDP flows.
+
+    ``decoder="wireshark"`` reads it through Wireshark's dissectors
+    (:mod:`callscope.capture.wireshark`) instead of the built-in reader.
+    """
+    if decoder == "wireshark":
+        from callscope.capture.wireshark import read_capture_wireshark
+
+        capture = read_capture_wireshark(path)
+        info, flows = capture.info, FlowTable.of(capture.datagrams)
+    else:
+        reader = CaptureReader(path)
+        flows = FlowTable.merge([FlowTable.of(chunk) for chunk in reader])
+        info = reader.info
     order = np.lexsort((-flows.bytes, -flows.packets))[: max(top, 0)]
     out = []
     for i in order:
         src, sport, dst, dport = flows.endpoints(int(i))
         out.append(Flow(src, sport, dst, dport, int(flows.packets[i]), int(flows.bytes[i]),
                         int(flows.first_ns[i]), int(flows.last_ns[i])))
-    return CaptureSummary(info=reader.info, flows=tuple(out), flow_count=len(flows))
+    return CaptureSummary(info=info, flows=tuple(out), flow_count=len(flows))

@@ -28,3 +28,11 @@ def one_line_warnings() -> Iterator[None]:
 
 def echo_json(obj: object) -> None:
     click.echo(json.dumps(obj, indent=2, allow_nan=False, default=str))
+
+
+#: ``--decoder builtin|wireshark`` for every command that reads a capture
+decoder_option = click.option(
+    "--decoder", type=click.Choice(["builtin", "wireshark"]), default="builtin", show_default=True,
+    help="Which decoder builds the datagram table: the built-in reader, or Wireshark's dissectors "
+         "through tshark (other link types and tunnels such as GTP-U, GRE, VXLAN; needs tshark).",
+)

@@ -91,6 +91,32 @@ def test_rtp_in_turn_channel_data_and_data_indications_is_attributed_to_the_peer
     assert not ex.unanswered
 
 
+def test_chunks_reduced_apart_and_joined_equal_the_whole(tmp_path):
+    from callscope.media import MediaColumns, discover_columns, extract
+
+    txn = b"T" * 12
+    bind = stun(METHOD_CHANNEL_BIND, CLASS_REQUEST, txn, attr(0x000C, b"\x40\x01\0\0") + xor_peer(PEER, 6000))
+    pkts = [udp(CLIENT, 5000, SERVER, 3478, bind, T0)]
+    for i in range(40):
+        r = rtp_packet(i, 160 * i, 0xAAAA0001)
+        pkts.append(udp(CLIENT, 5000, SERVER, 3478, struct.pack("!HH", 0x4001, len(r)) + r, T0 + 0.1 + 0.02 * i))
+        ind = stun(METHOD_DATA, CLASS_INDICATION, bytes([i]) * 12, xor_peer(PEER, 6000 + i % 2) + attr(0x0013, rtp_packet(i, 160 * i, 0xBB)))
+        pkts.append(udp(SERVER, 3478, CLIENT, 5000, ind, T0 + 0.11 + 0.02 * i))
+    wrpcap(str(tmp_path / "c.pcap"), pkts)
+    cap = read_capture(tmp_path / "c.pcap")
+    d = cap.datagrams
+    cuts = [0, 7, 30, 61, len(d)]
+    parts = [extract(d.take(np.arange(a, b))) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    joined = discover_columns(MediaColumns.concat(parts), capture_start_ns=cap.start_ns)
+    whole = discover(d, capture_start_ns=cap.start_ns)
+
+    def summary(inv):
+        return [(s.id, s.label, s.transport, s.peer, len(s.packets), list(s.packets.frame)) for s in inv.streams]
+
+    assert summary(joined) == summary(whole)
+    assert sorted(s.peer for s in whole.streams) == [(PEER, 6000), (PEER, 6000), (PEER, 6001)]
+
+
 def test_repeated_allocate_without_answer_is_flagged_unanswered(tmp_path):
     pkts = [udp(CLIENT, 5000, SERVER, 3478, stun(0x003, CLASS_REQUEST, b"A" * 12), T0 + 0.5 * i) for i in range(4)]
     pkts += [udp(CLIENT, 5001, SERVER, 3478, stun(0x001, CLASS_REQUEST, b"B" * 12), T0),

@@ -244,7 +244,7 @@ def test_pcap_reads_back_in_scapy(tmp_path):
 def test_pcap_reads_back_in_read_datagrams(tmp_path):
     from callscope.capture import read_datagrams
 
-    call = simulate("policing", seed=6, duration=5, vantage="receivers")
+    call = simulate("policing", seed=6, duration=5)
     path = tmp_path / "call.pcap"
     write_capture(call, path, nanosecond=True)
     dg = read_datagrams(path)
@@ -291,8 +291,18 @@ def test_truth_sidecar_names_label_params_and_impaired_direction(tmp_path):
 
 def test_opaque_media_has_no_rtp_sip_or_rtcp():
     call = simulate("clean", seed=1, duration=5, opaque=True)
-    assert set(call.kind.tolist()) == {Kind.OPAQUE}
+    assert set(call.kind.tolist()) == {Kind.OPAQUE, Kind.KEEPALIVE}
     assert np.all(call.seq == -1)
+    media = call.kind == Kind.OPAQUE
+    assert np.all(np.abs(np.diff(call.send_time[media & (call.direction == 0)]) - 0.020) < 0.045)
+
+
+def test_capture_runs_to_the_end_after_a_cutoff():
+    for opaque in (False, True):
+        call = simulate("cutoff", seed=5, duration=20, after_s=6.0, after_bytes=0.0, opaque=opaque)
+        assert np.nanmax(call.capture_time) > 20.0
+        media = np.isin(call.kind, (Kind.RTP, Kind.OPAQUE))
+        assert np.nanmax(call.capture_time[media]) < call.media_start + 6.1
 
 
 def test_many_streams_are_distinct_flows():
@@ -335,3 +345,11 @@ def test_million_packet_capture_is_written_fast(tmp_path):
     write_capture(call, tmp_path / "big.pcap")
     assert time.perf_counter() - start < 10.0
     assert (tmp_path / "big.pcap").stat().st_size == 24 + 1_000_000 * (16 + 42) + call.size.sum()
+
+
+def test_vantage_a_records_own_packets_when_sent_even_if_lost():
+    call = simulate("cutoff", seed=2, duration=15, after_s=6.0, after_bytes=0.0, vantage="a")
+    a, b = _media(call, 0), _media(call, B_TO_A)
+    assert np.array_equal(call.capture_time[a], call.send_time[a])
+    assert call.lost[a].any()
+    assert np.array_equal(call.capture_time[b], call.arrival_time[b], equal_nan=True)

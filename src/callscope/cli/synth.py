@@ -42,8 +42,9 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--opaque", is_flag=True, help="Encrypted header-less media (no RTP, SIP or RTCP).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Set a scenario parameter instead of drawing it (repeatable).")
-@click.option("--vantage", type=click.Choice(VANTAGES), default="a", show_default=True,
-              help="Where the capture is taken: endpoint a, endpoint b, or each packet at its receiver.")
+@click.option("--vantage", type=click.Choice(VANTAGES), default=None,
+              help="Where the capture is taken: each packet at its receiver (default; setup-blocked: a), "
+                   "or on endpoint a or b (own packets when sent).")
 @click.option("--ptime", default=DEFAULT_PTIME_MS, show_default=True, help="Packetization interval, ms.")
 @click.option("--streams", type=int, default=None,
               help="Instead of one call: this many concurrent one-way streams (for big captures).")
@@ -58,7 +59,7 @@ def synth(
     codec: str,
     opaque: bool,
     params: tuple[str, ...],
-    vantage: str,
+    vantage: str | None,
     ptime: int,
     streams: int | None,
     nanosecond: bool,

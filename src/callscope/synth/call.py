@@ -7,11 +7,15 @@ every ~5 s. Each direction's media goes through the scenario's mechanism,
 then a path with a base propagation delay and a little random queueing.
 
 Where the capture is taken (``vantage``) decides which time each packet is
-recorded at: on endpoint A (the default — a capture on the user's own device)
-A's packets are recorded when sent, B's when they reach A, lost ones never.
-``"receivers"`` records every packet as it reaches its destination (a merged
-view of both ends' receive sides, where an impairment in either direction is
-visible).
+recorded at. ``"receivers"`` (the default) records every packet as it reaches
+its destination, lost ones never: a merged view of both ends' receive sides,
+in which an impairment in either direction is visible — what a labelled
+corpus needs, since from one endpoint a cut-off of both directions and a
+block of the incoming one look alike. ``"a"`` (or ``"b"``) is a capture on
+that endpoint, as on a user's own device: its own packets are recorded when
+sent, whatever the network then does to them, the peer's when they arrive.
+Setup-blocked calls are always seen from ``"a"``: the unanswered requests
+never arrive anywhere.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ EPOCH_NS = 1_700_000_000 * 1_000_000_000
 ADDRESS_A = "10.0.0.1"
 ADDRESS_B = "10.0.0.2"
 TURN_SERVER = ("198.51.100.10", wire.STUN_PORT)  # RFC 5737 documentation range
+#: Where an opaque (messenger) call's client keeps its signalling session alive.
+SIGNAL_SERVER = ("203.0.113.7", 443)  # RFC 5737 documentation range
+KEEPALIVE_INTERVAL_S = 5.0
 SIP_PORT = 5060  # RFC 3261 §18.1.1
 RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2: recommended minimum interval
 RTP_PORT_RANGE = (16384, 32767)  # the range most softphones pick RTP ports from
@@ -62,6 +69,7 @@ class Kind(IntEnum):
     SIP = 2
     STUN = 3
     OPAQUE = 4
+    KEEPALIVE = 5
 
 
 @dataclass(frozen=True)
@@ -341,9 +349,10 @@ def _fate_shared(
 
 def _sip_parts(
     rng: np.random.Generator, codec: Codec, ips: tuple[int, int], ports: tuple[int, int],
-    times: tuple[float, float, float], arrivals: tuple[float, float, float], ptime_ms: int,
+    times: tuple[float, ...], arrivals: tuple[float, ...], ptime_ms: int,
 ) -> list[_Part]:
-    """INVITE (A->B) with the SDP offer, 200 OK (B->A) with the answer, ACK (A->B)."""
+    """INVITE (A->B) with the SDP offer, 200 OK (B->A) with the answer, ACK (A->B);
+    at the end BYE (A->B) and its 200 OK (RFC 3261 §15.1.1)."""
     a = wire.SipParty("alice", int_to_ipv4(ips[0]), SIP_PORT, ports[0], rng.bytes(4).hex())
     b = wire.SipParty("bob", int_to_ipv4(ips[1]), SIP_PORT, ports[1], rng.bytes(4).hex())
     call_id = f"{rng.bytes(8).hex()}@{a.ip}"
@@ -358,6 +367,11 @@ def _sip_parts(
         (0, wire.sip_message(f"ACK {ruri} SIP/2.0", a, b, call_id, "1 ACK",
                              "z9hG4bK" + rng.bytes(6).hex(), True)),
     ]
+    bye_branch = "z9hG4bK" + rng.bytes(6).hex()
+    msgs += [
+        (0, wire.sip_message(f"BYE {ruri} SIP/2.0", a, b, call_id, "2 BYE", bye_branch, True)),
+        (1, wire.sip_message("SIP/2.0 200 OK", a, b, call_id, "2 BYE", bye_branch, True)),
+    ]
     parts = []
     for (d, msg), t, arr in zip(msgs, times, arrivals, strict=True):
         parts.append(_Part(
@@ -365,6 +379,34 @@ def _sip_parts(
             arrival_time=np.array([arr]), size=np.array([len(msg)], np.int32),
             drop=np.zeros(1, np.uint8), src=ips[d], dst=ips[1 - d], sport=SIP_PORT,
             dport=SIP_PORT, data=np.frombuffer(msg, np.uint8).copy(),
+        ))
+    return parts
+
+
+def _keepalive_parts(
+    rng: np.random.Generator, duration: float, ips: tuple[int, int], base_delay: np.ndarray
+) -> list[_Part]:
+    """A messenger client's keepalives to its signalling server, and the replies.
+
+    Encrypted, small, every ~5 s until the call ends: a flow separate from the
+    media, never impaired, which is why the capture runs to the end of the call
+    even when the media flow is cut.
+    """
+    gaps = KEEPALIVE_INTERVAL_S * rng.uniform(0.8, 1.2, int(duration / (0.8 * KEEPALIVE_INTERVAL_S)) + 1)
+    sent = np.concatenate([[0.0], np.cumsum(gaps)])
+    sent = np.append(sent[sent < duration], duration + 0.005)
+    replied = sent + base_delay[0] + 0.02
+    server = ipv4_to_int(SIGNAL_SERVER[0])
+    port = int(rng.integers(49152, 65535))
+    parts = []
+    for d, times, arrival in ((A_TO_B, sent, sent + base_delay[0]), (B_TO_A, replied, replied + base_delay[1])):
+        size = rng.integers(40, 90, times.size).astype(np.int32)
+        src, dst = (ips[0], server) if d == A_TO_B else (server, ips[0])
+        sport, dport = (port, SIGNAL_SERVER[1]) if d == A_TO_B else (SIGNAL_SERVER[1], port)
+        parts.append(_Part(
+            kind=Kind.KEEPALIVE, stream=-1, direction=d, send_time=times, arrival_time=arrival,
+            size=size, drop=np.zeros(times.size, np.uint8), src=src, dst=dst, sport=sport,
+            dport=dport, data=_random_bytes(rng, int(size.sum())),
         ))
     return parts
 
@@ -459,7 +501,7 @@ def simulate(
     duration: float = 30.0,
     codec: str = "pcmu",
     opaque: bool = False,
-    vantage: str = "a",
+    vantage: str | None = None,
     ptime_ms: int = DEFAULT_PTIME_MS,
     **params: object,
 ) -> SimulatedCall:
@@ -480,9 +522,10 @@ def simulate(
     opaque : bool
         Messenger-style media: the same cadence, but encrypted payloads with no
         RTP header, and no SIP or RTCP.
-    vantage : str
-        Where the capture is taken: ``"a"`` (endpoint A, default), ``"b"``, or
-        ``"receivers"`` (each packet as it reaches its destination).
+    vantage : str, optional
+        Where the capture is taken: ``"receivers"`` (each packet as it reaches
+        its destination; the default), ``"a"`` or ``"b"`` (on that endpoint).
+        Setup-blocked defaults to and needs ``"a"``.
     ptime_ms : int
         Packetization interval.
     **params
@@ -493,11 +536,13 @@ def simulate(
     -------
     SimulatedCall
     """
+    kind_of = scenario_named(scenario)
+    if vantage is None:
+        vantage = "receivers" if kind_of.has_media else "a"
     if vantage not in VANTAGES:
         raise CallscopeError(f"vantage must be one of {', '.join(VANTAGES)}, not {vantage!r}")
     if duration <= 1.0:
         raise CallscopeError(f"duration must be more than 1 s, not {duration}")
-    kind_of = scenario_named(scenario)
     cdc = codec_named(codec)
     seeds = np.random.SeedSequence(seed).spawn(7)
     setup_rng, scen_rng, tx_a, tx_b, impair_rng, net_rng, bytes_rng = (np.random.default_rng(s) for s in seeds)
@@ -519,8 +564,12 @@ def simulate(
     else:
         t_ok = base_delay[0] + float(setup_rng.uniform(0.05, 0.2))
         t_ok_at_a = t_ok + base_delay[1]
-        sip_times = (0.0, t_ok, t_ok_at_a + 0.002)
-        sip_arrivals = (base_delay[0], t_ok_at_a, t_ok_at_a + 0.002 + base_delay[0])
+        # The call is hung up (BYE) as media ends; its 200 OK comes back a round trip later.
+        t_bye = duration + 0.005
+        t_bye_ok = t_bye + base_delay[0] + 0.005
+        sip_times = (0.0, t_ok, t_ok_at_a + 0.002, t_bye, t_bye_ok)
+        sip_arrivals = (base_delay[0], t_ok_at_a, t_ok_at_a + 0.002 + base_delay[0],
+                        t_bye + base_delay[0], t_bye_ok + base_delay[1])
         starts = (t_ok_at_a + 0.01, t_ok + 0.01)
     header = OPAQUE_OVERHEAD_BYTES if opaque else wire.RTP_HEADER_LEN
     ctx = CallContext(
@@ -573,7 +622,9 @@ def simulate(
         )
         for d in (A_TO_B, B_TO_A)
     ]
-    if not opaque:
+    if opaque:
+        parts += _keepalive_parts(bytes_rng, duration, ips, base_delay)
+    else:
         parts += _sip_parts(bytes_rng, cdc, ips, ports, sip_times, sip_arrivals, ptime_ms)
         parts_rtcp, streams_rtcp = _rtcp(
             net_rng, scheds, effect, arrivals, parts, starts, duration, cdc, ssrc, ts0,

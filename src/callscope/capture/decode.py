@@ -78,7 +78,8 @@ class _Gather:
     def u8(self, idx: np.ndarray) -> np.ndarray:
         if self.b.size == 0:
             return np.zeros(idx.shape, np.int64)
-        return self.b[np.minimum(idx, self.last)].astype(np.int64)
+        # take(mode="clip") bounds the index in the same pass as the gather
+        return np.take(self.b, idx, mode="clip").astype(np.int64)
 
     def u16(self, idx: np.ndarray) -> np.ndarray:
         return (self.u8(idx) << 8) | self.u8(idx + 1)
@@ -90,7 +91,7 @@ class _Gather:
         cols = idx[:, None] + np.arange(width)[None, :]
         if self.b.size == 0:
             return np.zeros(cols.shape, np.uint8)
-        return self.b[np.minimum(cols, self.last)]
+        return np.take(self.b, cols, mode="clip")
 
 
 def _link_layer(g: _Gather, start: np.ndarray, end: np.ndarray, linktype: np.ndarray):
@@ -260,6 +261,10 @@ def _addresses(g: _Gather, idx: np.ndarray, v4: np.ndarray, l3: np.ndarray, v4_o
     """16-byte address rows; IPv4 ones IPv4-mapped (gathers only the bytes each family has)."""
     out = np.zeros((idx.size, 16), np.uint8)
     is4 = v4[idx]
+    if is4.all():  # the common case: plain slices instead of masked writes
+        out[:, 10:12] = 0xFF
+        out[:, 12:] = g.block(l3[idx] + v4_off, 4)
+        return out
     if is4.any():
         out[is4, 10:12] = 0xFF
         out[is4, 12:] = g.block(l3[idx[is4]] + v4_off, 4)

@@ -348,7 +348,7 @@ class CaptureReader:
 
     def _pcap_batch(self, buf: bytes, offs: np.ndarray, endian: str, nano: bool, linktype: int) -> Datagrams:
         arr = np.frombuffer(buf, np.uint8)
-        hdr = arr[offs[:, None] + np.arange(PCAP_RECORD)[None, :]].copy().view(endian + "u4")
+        hdr = np.take(arr, offs[:, None] + np.arange(PCAP_RECORD)[None, :]).view(endian + "u4")
         sec, frac, incl, orig = (hdr[:, k].astype(np.int64) for k in range(4))
         ts = sec * 1_000_000_000 + (frac if nano else frac * 1000)
         return self._emit(buf, offs + PCAP_RECORD, incl, orig, ts, np.full(offs.size, linktype))

@@ -73,7 +73,6 @@ class _Gather:
 
     def __init__(self, buf: np.ndarray):
         self.b = buf
-        self.last = max(buf.size - 1, 0)
 
     def u8(self, idx: np.ndarray) -> np.ndarray:
         if self.b.size == 0:

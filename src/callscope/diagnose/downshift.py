@@ -61,16 +61,17 @@ def detect_downshift(trace: Trace) -> Finding | None:
     """
     if trace.slots < 50:
         return None
-    start, end = trace.start, trace.end
+    # Windows on the send clock: what the sender did, not when a queue let it through.
+    start, end = float(trace.send[0]), float(trace.send[-1])
     n_w = int((end - start) // WINDOW_S)
     if n_w < 2 * MIN_SIDE:
         return None
     edges = start + WINDOW_S * np.arange(n_w + 1)
     rec = trace.received
-    t = trace.time[rec]
+    t = trace.send[rec]
     size = trace.size[rec]
-    sent_pkts, _ = np.histogram(trace.time, bins=edges)
-    sent_bytes, _ = np.histogram(trace.time, bins=edges, weights=trace.size)
+    sent_pkts, _ = np.histogram(trace.send, bins=edges)
+    sent_bytes, _ = np.histogram(trace.send, bins=edges, weights=trace.size)
     w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, n_w - 1)
     order = np.argsort(w, kind="stable")
     bounds = np.searchsorted(w[order], np.arange(n_w + 1))
@@ -96,14 +97,15 @@ def detect_downshift(trace: Trace) -> Finding | None:
     if best is None:
         return None
     c_step, what, k, ratio = best
-    t_change = float(edges[k])
-    after_slots = trace.time >= t_change
+    send_change = float(edges[k])
+    t_change = float(np.interp(send_change, trace.send, trace.time))
+    after_slots = trace.send >= send_change
     loss_after = 1.0 - float(np.count_nonzero(rec[after_slots])) / max(1, np.count_nonzero(after_slots))
     confidence = c_step * ramp(loss_after, 3 * MAX_LOSS, MAX_LOSS)
     if confidence < 0.2:
         return None
-    size_before = float(np.median(size[t < t_change]))
-    size_after = float(np.median(size[t >= t_change]))
+    size_before = float(np.median(size[t < send_change]))
+    size_after = float(np.median(size[t >= send_change]))
     pps_before = float(np.median(sent_pkts[:k])) / WINDOW_S
     pps_after = float(np.median(sent_pkts[k:])) / WINDOW_S
     b_before = float(np.mean(sent_bytes[:k])) / WINDOW_S
@@ -132,7 +134,7 @@ def detect_downshift(trace: Trace) -> Finding | None:
         stream_id=trace.stream_id,
         evidence=evidence,
         audible=AUDIBLE["codec-downshift"],
-        spans=((round(t_change, 3), round(end, 3)),),
+        spans=((round(t_change, 3), round(trace.end, 3)),),
         params=(
             Evidence("change_s", round(t_change, 3), "s"),
             Evidence("ratio", round(ratio, 4)),

@@ -21,6 +21,9 @@ from callscope.diagnose.trace import Trace
 #: Smallest queueing delay built up that counts as a shaper's queue (s): well
 #: above the few ms of jitter of an ordinary path.
 MIN_QUEUE_S = 0.040
+#: Smallest ramp slope (s/s) that is a rate clamp: the sender outpaces the
+#: shaper by 5 % or more. Slower drifts are clock skew between the ends.
+MIN_SLOPE = 0.05
 
 
 def _goodput(trace: Trace, start: float, end: float, overhead: float) -> float:
@@ -38,7 +41,7 @@ def _goodput(trace: Trace, start: float, end: float, overhead: float) -> float:
 def detect_shaping(trace: Trace, overhead: float = 0.0, queue: Ramp | None = None) -> Finding | None:
     """A shaping finding or None (no sustained delay ramp to a plateau)."""
     q = queue if queue is not None else find_ramp(trace)
-    if q is None or q.height_s < MIN_QUEUE_S or q.slope <= 0:
+    if q is None or q.height_s < MIN_QUEUE_S or q.slope < MIN_SLOPE:
         return None
     rec = trace.received
     t_rec = trace.time[rec]

@@ -192,13 +192,182 @@ def _cadence_ptime(delta: np.ndarray) -> float:
     return float(np.median(near)) if near.size else float(q)
 
 
+#: A gap within this fraction of a packet interval of a whole multiple of it
+#: is that many intervals (a lost packet leaves a hole of exactly one interval).
+CADENCE_TOLERANCE = 0.15
+#: A gap this far off a whole multiple may still be one whose end packet was
+#: jittered, if the next gap makes up for it.
+JITTER_FRACTION = 0.35
+#: Gaps this many intervals long are loss (or an outage) whatever their phase.
+LONG_GAP = 5
+
+
+def _explained(delta: np.ndarray, c: float) -> float:
+    """Share of gaps that are a whole multiple (>= 1) of the interval ``c``."""
+    x = delta / c
+    k = np.rint(x)
+    return float(np.mean((k >= 1) & (np.abs(x - k) < CADENCE_TOLERANCE)))
+
+
+#: Shortest run of regular gaps (packets) that shows a sender's cadence.
+MIN_CADENCE_RUN = 25
+
+
+def cadence_interval(time: np.ndarray) -> float:
+    """The packet interval of a constant-rate sender seen through loss, queueing and jitter.
+
+    Loss and queueing only lengthen gaps, so the sender's interval is the
+    *shortest* spacing the stream keeps up regularly: the smallest median of
+    the runs of at least :data:`MIN_CADENCE_RUN` consecutive gaps that agree
+    within :data:`CADENCE_TOLERANCE`, refined as the time those runs span over
+    the gaps in them (which cancels per-packet noise). With no such run (heavy
+    jitter, or a drop every few packets) the largest of the candidate
+    intervals that explains nearly as many gaps as whole multiples as the best
+    one does, provided it explains most of them; otherwise the mean gap.
+    """
+    delta = np.diff(time)
+    n = delta.size
+    if n < 3:
+        return _cadence_ptime(delta)
+    mean_gap = float((time[-1] - time[0]) / n)
+    # Runs of gaps within the tolerance of their predecessor's level.
+    ok = delta >= MIN_PTIME_S
+    ref = np.where(ok, delta, np.nan)
+    same = np.abs(ref[1:] / ref[:-1] - 1.0) < CADENCE_TOLERANCE
+    edge = np.diff(np.concatenate([[0], same.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1) + 1
+    long = (ends - starts) >= MIN_CADENCE_RUN
+    if long.any():
+        levels = np.array([np.median(delta[a:b]) for a, b in zip(starts[long], ends[long], strict=True)])
+        c = float(levels.min())
+        at = np.abs(levels / c - 1.0) < CADENCE_TOLERANCE
+        a, b = starts[long][at], ends[long][at]
+        return float(np.sum(time[b] - time[a]) / np.sum(b - a))
+    d = delta[ok]
+    cands = [q / m for q in np.percentile(d, [5, 10, 25, 50]) for m in (1, 2, 3)] + [mean_gap]
+    cands = np.array([c for c in cands if c >= 2 * MIN_PTIME_S])
+    if cands.size:
+        score = np.array([_explained(d, c) for c in cands])
+        if score.max() >= 0.6:
+            return float(cands[score >= score.max() - 0.05].max())
+    return mean_gap
+
+
+def _cadence_slots(t: np.ndarray, ptime: float) -> np.ndarray:
+    """Slot index of each arrival (sorted times) of one constant-rate segment.
+
+    Greedy: a gap of ``k`` whole intervals holds ``k - 1`` losses (a gap that
+    is not near a whole multiple is queueing, not loss, unless it is
+    :data:`LONG_GAP` intervals or more). Then the causal bound: no packet
+    arrives before it is sent, so the losses counted up to packet ``i`` can be
+    at most ``floor((t_i - t_0') / ptime) - i``, where ``t_0'`` is the earliest
+    send-clock origin the arrivals allow; as losses only accumulate, the bound
+    of every later packet applies too (a reverse running minimum). This undoes
+    the phantom losses of a late packet followed by a bunch.
+    """
+    n = t.size
+    if n < 2:
+        return np.arange(n)
+    delta = np.diff(t)
+    x = delta / ptime
+    k = np.rint(x)
+    whole = np.abs(x - k) < CADENCE_TOLERANCE
+    gap_loss = np.where((k >= 2) & (whole | (k >= LONG_GAP)), k - 1, 0).astype(np.int64)
+    # One packet late by a fraction of an interval makes two gaps that are not
+    # whole but add up to a whole number: the packet between them was jittered.
+    frac = np.abs(x - k)
+    pair_x = x[:-1] + x[1:]
+    pair = (
+        ~whole[:-1] & ~whole[1:] & (frac[:-1] < JITTER_FRACTION) & (frac[1:] < JITTER_FRACTION)
+        & (np.abs(pair_x - np.rint(pair_x)) < CADENCE_TOLERANCE)
+    )
+    pair[1:] &= ~pair[:-1]
+    first = np.flatnonzero(pair)
+    gap_loss[first] = np.maximum(np.rint(pair_x[first]).astype(np.int64) - 2, 0)
+    gap_loss[first + 1] = 0
+    # A sender that stalled flushes the frames it owes back to back; the gap
+    # before the flush is not a whole multiple, but from the packet before the
+    # stall to the first one back on the cadence after the flush it is, and
+    # every frame of that stretch that did not arrive was lost.
+    tiny = (delta < MIN_PTIME_S).astype(np.int8)
+    edge = np.diff(np.concatenate([[0], tiny, [0]]))
+    for u, v in zip(np.flatnonzero(edge == 1).tolist(), np.flatnonzero(edge == -1).tolist(), strict=True):
+        a, b = u - 1, v + 1  # packet before the stall gap, first packet after the flush
+        if a < 0 or b >= n:
+            continue
+        span = (t[b] - t[a]) / ptime
+        whole_span = np.rint(span)
+        if abs(span - whole_span) < CADENCE_TOLERANCE:
+            gap_loss[a:b] = 0
+            gap_loss[a] = max(0, int(whole_span) - (b - a))
+    greedy = np.concatenate([[0], np.cumsum(gap_loss)])
+    idx = np.arange(n)
+    origin = float(np.min(t - idx * ptime))
+    bound = np.floor((t - origin) / ptime + CADENCE_TOLERANCE).astype(np.int64) - idx
+    bound = np.minimum.accumulate(bound[::-1])[::-1]
+    lost = np.minimum(greedy, np.maximum(bound, 0))
+    lost = np.maximum.accumulate(lost)
+    return idx + lost
+
+
+def _refine_interval(t: np.ndarray, ptime: float) -> float:
+    """The interval re-measured over runs of whole-multiple gaps.
+
+    Over a run of consecutive gaps that are all whole multiples of the
+    interval, the time spanned divided by the intervals counted has only the
+    two end packets' noise in it, not every packet's.
+    """
+    x = np.diff(t) / ptime
+    k = np.rint(x)
+    whole = (k >= 1) & (np.abs(x - k) < CADENCE_TOLERANCE)
+    edge = np.diff(np.concatenate([[0], whole.astype(np.int8), [0]]))
+    a, b = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
+    keep = (b - a) >= 5
+    if not keep.any():
+        return ptime
+    counted = np.concatenate([[0], np.cumsum(k)])
+    intervals = counted[b[keep]] - counted[a[keep]]
+    return float(np.sum(t[b[keep]] - t[a[keep]]) / np.sum(intervals))
+
+
+def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
+    """Index where the sender re-packetised (longer frames, bigger packets), or 0.
+
+    A whole-multiple rise of the typical gap that comes with packets growing
+    in proportion is the sender changing its packet interval (a codec
+    adaptation), not loss: a lost packet does not make its neighbours bigger.
+    """
+    n = t.size
+    if n < 100:
+        return 0
+    w = 25
+    m = n // w
+    gaps = np.diff(t)[: m * w - 1]
+    gap_w = np.median(np.concatenate([gaps, gaps[-1:]]).reshape(m, w), axis=1)
+    size_w = np.median(size[: m * w].reshape(m, w), axis=1)
+    x = np.log(np.maximum(gap_w, MIN_PTIME_S))
+    c1 = np.cumsum(x)
+    c2 = np.cumsum(x * x)
+    ks = np.arange(2, m - 1)
+    if ks.size == 0:
+        return 0
+    sse = (c2[ks - 1] - c1[ks - 1] ** 2 / ks) + (c2[-1] - c2[ks - 1] - (c1[-1] - c1[ks - 1]) ** 2 / (m - ks))
+    kw = int(ks[np.argmin(sse)])
+    ratio = float(np.median(gap_w[kw:]) / np.median(gap_w[:kw]))
+    grow = float(np.median(size_w[kw:]) / np.median(size_w[:kw]))
+    if ratio < 1.6 or grow < 0.6 * ratio:
+        return 0
+    return kw * w
+
+
 def opaque_trace(stream: MediaStream, capture_end: float) -> Trace:
     """Slots of an opaque stream inferred from its cadence.
 
-    A gap of ``delta`` between consecutive arrivals holds
-    ``round(delta / ptime) - 1`` lost packets, placed evenly in the gap. The
-    send clock is the slot index times ``ptime`` (a constant-rate sender), so
-    the relative delay still shows a queue building up.
+    The packet interval comes from :func:`cadence_interval`, the slots from
+    :func:`_cadence_slots` (whole-interval gaps are loss, bounded by
+    causality), separately before and after a re-packetisation found by
+    :func:`_cadence_change`. The send clock is the slot index times the
+    interval, so the relative delay still shows a queue building up.
     """
     p = stream.packets
     order = np.argsort(p.time, kind="stable")
@@ -207,22 +376,36 @@ def opaque_trace(stream: MediaStream, capture_end: float) -> Trace:
     if t.size < 2:
         return Trace(stream.id, True, DEFAULT_PTIME_S, t, t - t[:1], np.ones(t.size, bool),
                      sz, np.zeros(t.size), capture_end)
-    delta = np.diff(t)
-    ptime = _cadence_ptime(delta)
-    step = np.maximum(1, np.rint(delta / ptime).astype(np.int64))
-    slot = np.concatenate([[0], np.cumsum(step)])
+    cut = _cadence_change(t, sz, cadence_interval(t))
+    pieces = [(0, t.size)] if cut == 0 else [(0, cut), (cut, t.size)]
+    slot_parts, send_parts = [], []
+    base_slot, base_send = 0, 0.0
+    ptimes = []
+    for a, b in pieces:
+        pt = cadence_interval(t[a:b])
+        pt = _refine_interval(t[a:b], _refine_interval(t[a:b], pt))
+        ptimes.append(pt)
+        k = _cadence_slots(t[a:b], pt)
+        if a > 0:  # the gap across the change counts in the new interval
+            base_slot += max(1, int(np.rint((t[a] - t[a - 1]) / pt)))
+            base_send += max(1, int(np.rint((t[a] - t[a - 1]) / pt))) * pt
+        slot_parts.append(base_slot + k)
+        send_parts.append(base_send + k * pt)
+        base_slot += int(k[-1])
+        base_send += float(k[-1]) * pt
+    slot = np.concatenate(slot_parts)
     n = int(slot[-1]) + 1
     received = np.zeros(n, bool)
     received[slot] = True
     time = np.interp(np.arange(n), slot, t)
+    send = np.interp(np.arange(n), slot, np.concatenate(send_parts))
     size = np.zeros(n)
     size[slot] = sz
     size = _fill_lost_sizes(size, received)
-    send = np.arange(n) * ptime
     return Trace(
         stream_id=stream.id,
         opaque=True,
-        ptime=ptime,
+        ptime=float(ptimes[0]),
         time=time,
         send=send,
         received=received,

@@ -10,7 +10,9 @@ Schema (stable keys; additions only within ``callscope/1``):
 - ``streams``: one object per media stream: identity (``id``, ``kind``,
   ``src``, ``src_port``, ``dst``, ``dst_port``, ``ssrc`` as an integer,
   ``payload_type``, ``codec``, ``clock_rate``, ``clock_source``, ``transport``,
-  ``peer``, ``encrypted``, ``call_id``), every scalar metric of
+  ``peer``, ``encrypted``, ``call_id``; the RTP-only keys ``ssrc``,
+  ``payload_type``, ``clock_rate`` and ``clock_source`` are absent for
+  ``kind: "opaque"``), every scalar metric of
   :class:`callscope.metrics.StreamMetrics` under its own name (units in the
   name: ``delta_max_ms``, ``loss_fraction`` ...), ``emodel`` (every E-model
   input next to ``r_factor`` / ``mos``), ``verdict`` (the stream's primary
@@ -37,6 +39,8 @@ STREAM_IDENTITY = (
     "id", "kind", "src", "src_port", "dst", "dst_port", "ssrc", "payload_type", "codec",
     "clock_rate", "clock_source", "transport", "peer", "encrypted", "call_id", "notes",
 )
+#: identity keys that only RTP streams have (left out for ``kind: opaque``)
+RTP_ONLY = ("ssrc", "payload_type", "clock_rate", "clock_source")
 
 
 def jsonable(obj: object, *, arrays: bool = True) -> object:
@@ -101,7 +105,12 @@ def _has_arrays(obj: object) -> bool:
 def stream_dict(stream, metrics, verdict: str | None) -> dict:
     """One stream's JSON object: identity, scalar metrics, verdict, series."""
     d = {k: jsonable(getattr(stream, k, None)) for k in STREAM_IDENTITY}
-    d["ssrc_hex"] = f"0x{stream.ssrc:08X}" if stream.ssrc is not None else None
+    if stream.ssrc is None:
+        # Opaque media has no RTP header: the RTP-only keys are absent, not null.
+        for k in RTP_ONLY:
+            d.pop(k, None)
+    else:
+        d["ssrc_hex"] = f"0x{stream.ssrc:08X}"
     d.update(_scalars(metrics))
     d["verdict"] = verdict or "clean"
     timeline = getattr(metrics, "timeline", None)

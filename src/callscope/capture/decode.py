@@ -203,7 +203,10 @@ def decode_frames(
     v4_frag = v4_hdr_ok & (((frag_field & 0x2000) != 0) | ((frag_field & 0x1FFF) != 0))
     proto = np.where(v4, g.u8(l3 + 9), -1)
     l4 = np.where(v4, l3 + ihl, l3 + 40)
-    ip_end = np.where(v4, l3 + np.where(total_len >= ihl, total_len, ihl), 0)
+    # Total length 0: segmentation offload fills it in after capture; like
+    # Wireshark, take the IP packet to run to the end of the frame on the wire.
+    v4_len = np.where(total_len == 0, start + origlen.astype(np.int64) - l3, np.maximum(total_len, ihl))
+    ip_end = np.where(v4, l3 + v4_len, 0)
 
     # IPv6 (RFC 8200 §3) and its extension headers (§4)
     v6_hdr_ok = v6 & (end >= l3 + 40)

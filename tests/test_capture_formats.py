@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import subprocess
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -554,3 +555,45 @@ def test_pcapng_resolutions_convert_to_the_floor_nanosecond(tmp_path, tsresol):
     exact = [int(Fraction(u * 10**9, per_s)) for u in units]
     tolerance = 1 if tsresol & 0x80 and (tsresol & 0x7F) > 34 else 0
     assert all(0 <= e - g <= tolerance for g, e in zip(got, exact, strict=True)), (got, exact)
+
+
+# -- odd headers, with tshark as the reference ---------------------------------------
+
+
+def _patched(packet, offset: int, fmt: str, value: int) -> bytes:
+    b = bytearray(bytes(packet))
+    struct.pack_into(fmt, b, offset, value)
+    return bytes(b)
+
+
+def odd_frames() -> list[bytes]:
+    v4 = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1000, dport=2000) / Raw(b"x" * 20)
+    v6 = IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=1000, dport=2000) / Raw(b"y" * 20)
+    eth4, eth6 = bytes(Ether(type=0x0800)), bytes(Ether(type=0x86DD))
+    return [
+        eth4 + bytes(v4),
+        eth4 + _patched(v4, 2, "!H", 0),  # total length 0: segmentation offload
+        eth4 + _patched(v4, 2, "!H", 1000),  # total length beyond the frame
+        eth4 + _patched(v4, 0, "!B", 0x44),  # IHL 4: not a valid IPv4 header
+        eth4 + _patched(v4, 0, "!B", 0x4F),  # IHL 15: options run past the frame
+        eth6 + _patched(v6, 4, "!H", 900),  # payload length beyond the frame
+        bytes(Ether() / IPv6(nh=51) / Raw(bytes([17, 1, 0, 0]) + bytes(8)) / UDP(sport=5, dport=6) / b"ah"),
+        bytes(Ether() / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / IP() / UDP(sport=7, dport=8) / b"3tags"),
+        bytes(Ether() / IP(proto=136) / UDP() / b"udp-lite is not udp"),
+        bytes(Ether() / IP(src="10.0.0.2", dst="10.0.0.1") / ICMP(type=3, code=3) / v4),  # error quoting UDP
+        bytes(Ether() / IPv6() / ICMPv6EchoRequest() / Raw(bytes(v6))),
+    ]
+
+
+def test_odd_ip_headers_are_read_as_tshark_reads_them(tmp_path, tshark):
+    frames = odd_frames()
+    path = tmp_path / "odd.pcap"
+    path.write_bytes(pcap_file([(t, f, len(f)) for t, f in zip(times(len(frames)), frames, strict=True)], 1))
+    run = subprocess.run([tshark, "-r", str(path), "-Y", "udp && !icmp && !icmpv6", "-T", "fields",
+                          "-e", "frame.number", "-e", "udp.length"], capture_output=True, text=True, check=True)
+    ref = [tuple(map(int, line.split("\t"))) for line in run.stdout.splitlines()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = read_capture(path).datagrams
+    assert list(zip(d.frame.tolist(), (d.udp_payload_len + 8).tolist(), strict=True)) == ref
+    assert [f for f, _ in ref] == [1, 2, 3, 6, 7, 8]

@@ -353,3 +353,12 @@ def test_vantage_a_records_own_packets_when_sent_even_if_lost():
     assert np.array_equal(call.capture_time[a], call.send_time[a])
     assert call.lost[a].any()
     assert np.array_equal(call.capture_time[b], call.arrival_time[b], equal_nan=True)
+
+
+def test_background_loss_adds_independent_loss_under_the_scenario(tmp_path):
+    call = simulate("policing", seed=3, duration=60, direction="b->a", background_loss=0.05)
+    a = _media(call, 0)
+    assert call.lost[a].mean() == pytest.approx(0.05, abs=0.015)
+    assert set(np.unique(call.drop[a])) == {DropReason.DELIVERED, DropReason.RANDOM}
+    doc = json.loads(write_capture(call, tmp_path / "c.pcap").read_text())
+    assert doc["network"]["background_loss"] == 0.05

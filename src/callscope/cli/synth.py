@@ -48,6 +48,8 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--ptime", default=DEFAULT_PTIME_MS, show_default=True, help="Packetization interval, ms.")
 @click.option("--streams", type=int, default=None,
               help="Instead of one call: this many concurrent one-way streams (for big captures).")
+@click.option("--background-loss", default=0.0, show_default=True,
+              help="Independent loss of the path under the scenario (corpus: drawn from 0-0.3 %).")
 @click.option("--ns", "nanosecond", is_flag=True, help="Nanosecond timestamps in the pcap.")
 @click.option("--per-pattern", type=int, default=3, show_default=True,
               help="With SCENARIO 'corpus': captures per pattern.")
@@ -62,6 +64,7 @@ def synth(
     vantage: str | None,
     ptime: int,
     streams: int | None,
+    background_loss: float,
     nanosecond: bool,
     per_pattern: int,
 ) -> None:
@@ -80,10 +83,11 @@ def synth(
     if streams is not None:
         packets = int(duration * 1000 / ptime)
         call = simulate_many_streams(streams, packets, seed=seed, scenario=scenario, codec=codec,
-                                     opaque=opaque, ptime_ms=ptime, **kwargs)
+                                     opaque=opaque, ptime_ms=ptime, background_loss=background_loss,
+                                     **kwargs)
     else:
         call = simulate(scenario, seed=seed, duration=duration, codec=codec, opaque=opaque,
-                        vantage=vantage, ptime_ms=ptime, **kwargs)
+                        vantage=vantage, ptime_ms=ptime, background_loss=background_loss, **kwargs)
     sidecar = write_capture(call, output, nanosecond=nanosecond)
     captured = len(call.captured())
     lost = int(call.lost.sum())

@@ -59,6 +59,10 @@ SIP_PORT = 5060  # RFC 3261 §18.1.1
 RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2: recommended minimum interval
 RTP_PORT_RANGE = (16384, 32767)  # the range most softphones pick RTP ports from
 VANTAGES = ("a", "b", "receivers")
+#: The path and sender of every stream of :func:`simulate_many_streams`.
+MANY_NOISE_S = 0.5e-3
+MANY_CLOCK_JITTER_S = 0.3e-3
+MANY_HICCUPS_PER_S = 0.1
 
 
 class Kind(IntEnum):
@@ -92,6 +96,17 @@ class StreamInfo:
 
 
 @dataclass(frozen=True)
+class Network:
+    """The path under the scenario, per direction (A->B, B->A): true values."""
+
+    base_delay_s: tuple[float, float]  # propagation + fixed processing
+    queue_noise_s: tuple[float, float]  # mean of the exponential random queueing delay
+    clock_jitter_s: tuple[float, float]  # sender's send-time error, standard deviation
+    hiccups_per_s: tuple[float, float]  # sender scheduling stalls (5-40 ms each)
+    background_loss: float  # independent loss on both paths, under the scenario
+
+
+@dataclass(frozen=True)
 class SimulatedCall:
     """A simulated call with per-packet ground truth, in send order.
 
@@ -109,6 +124,7 @@ class SimulatedCall:
     """
 
     scenario: Scenario
+    network: Network
     facts: dict[str, float]
     windows: tuple[tuple[float, float], ...]
     seed: int
@@ -182,13 +198,18 @@ class _Part:
 
 
 def _path(
-    rng: np.random.Generator, outcome: Outcome, base: float, noise: float
+    rng: np.random.Generator, outcome: Outcome, base: float, noise: float, loss: float = 0.0
 ) -> np.ndarray:
     """Arrival at the far end: impairment exit + propagation + queueing noise.
 
-    On a FIFO path a packet cannot overtake the one before it.
+    On a FIFO path a packet cannot overtake the one before it. ``loss`` is the
+    path's own background loss (independent), recorded in ``outcome.reason``.
     """
     arrival = outcome.depart + base + rng.exponential(noise, outcome.depart.size)
+    if loss > 0:
+        background = (rng.random(arrival.size) < loss) & ~np.isnan(arrival)
+        arrival[background] = np.nan
+        outcome.reason[background] = DropReason.RANDOM
     if outcome.fifo:
         ok = ~np.isnan(arrival)
         arrival[ok] = np.maximum.accumulate(arrival[ok])
@@ -503,6 +524,7 @@ def simulate(
     opaque: bool = False,
     vantage: str | None = None,
     ptime_ms: int = DEFAULT_PTIME_MS,
+    background_loss: float = 0.0,
     **params: object,
 ) -> SimulatedCall:
     """Simulate a two-way voice call degraded by ``scenario``.
@@ -528,6 +550,9 @@ def simulate(
         Setup-blocked defaults to and needs ``"a"``.
     ptime_ms : int
         Packetization interval.
+    background_loss : float
+        Independent loss of the path under the scenario (a real network's
+        residual loss; 0 keeps the mechanisms' effect exact).
     **params
         Scenario parameters to set instead of drawing them (e.g.
         ``rate_Bps=4000``); unknown names raise :class:`CallscopeError`.
@@ -557,6 +582,11 @@ def simulate(
     ssrc = setup_rng.integers(0, 1 << 32, 2, dtype=np.uint64).tolist()
     seq0 = setup_rng.integers(0, 1 << 16, 2).tolist()
     ts0 = setup_rng.integers(0, 1 << 32, 2, dtype=np.uint64).tolist()
+    network = Network(
+        base_delay_s=tuple(base_delay.tolist()), queue_noise_s=tuple(net_noise.tolist()),
+        clock_jitter_s=tuple(clock_jitter.tolist()), hiccups_per_s=tuple(hiccups.tolist()),
+        background_loss=background_loss,
+    )
 
     if opaque:
         sip_times = None
@@ -585,7 +615,7 @@ def simulate(
         parts, streams = _stun_parts(bytes_rng, truth, duration, ips, ports)
         cols = _assemble(parts, net_rng, vantage)
         return SimulatedCall(
-            scenario=truth, facts={"requests": float(len(cols["kind"]))},
+            scenario=truth, network=network, facts={"requests": float(len(cols["kind"]))},
             windows=((0.0, duration),), seed=seed, duration=duration, codec=cdc, opaque=opaque,
             vantage=vantage, media_start=math.nan, streams=tuple(streams), **cols,
         )
@@ -602,7 +632,9 @@ def simulate(
         ))
     offered = tuple(Offered(s.time, (s.payload + header).astype(np.int32)) for s in scheds)
     effect: Effect = truth.impair(impair_rng, ctx, offered)
-    arrivals = [_path(net_rng, effect.outcomes[d], base_delay[d], net_noise[d]) for d in (0, 1)]
+    arrivals = [
+        _path(net_rng, effect.outcomes[d], base_delay[d], net_noise[d], background_loss) for d in (0, 1)
+    ]
 
     parts = [
         _media_part(bytes_rng, d, scheds[d], arrivals[d], effect.outcomes[d], cdc, opaque,
@@ -635,7 +667,8 @@ def simulate(
 
     cols = _assemble(parts, net_rng, vantage)
     return SimulatedCall(
-        scenario=truth, facts=effect.facts, windows=effect.windows, seed=seed, duration=duration,
+        scenario=truth, network=network, facts=effect.facts, windows=effect.windows, seed=seed,
+        duration=duration,
         codec=cdc, opaque=opaque, vantage=vantage, media_start=ctx.media_start,
         streams=tuple(streams), **cols,
     )
@@ -706,6 +739,7 @@ def simulate_many_streams(
     codec: str = "pcmu",
     opaque: bool = False,
     ptime_ms: int = DEFAULT_PTIME_MS,
+    background_loss: float = 0.0,
     **params: object,
 ) -> SimulatedCall:
     """Many concurrent one-way media streams, each through its own copy of ``scenario``.
@@ -723,7 +757,7 @@ def simulate_many_streams(
         Concurrent streams (at most 62500).
     packets_per_stream : int
         Packets each stream sends.
-    seed, scenario, codec, opaque, ptime_ms, **params
+    seed, scenario, codec, opaque, ptime_ms, background_loss, **params
         As for :func:`simulate`.
     """
     if not 1 <= n_streams <= 250 * 250:
@@ -755,7 +789,7 @@ def simulate_many_streams(
     for i in range(n_streams):
         sched = media_schedule(
             tx_rng, cdc, float(starts[i]), float(starts[i]) + packets_per_stream * ptime_ms / 1e3 - 1e-6,
-            ptime_ms, mean20, 0.3e-3, 0.1,
+            ptime_ms, mean20, MANY_CLOCK_JITTER_S, MANY_HICCUPS_PER_S,
             change_at=None if shift is None else shift.time_s,
             ptime_after_ms=None if shift is None else shift.ptime_ms,
             size_factor_after=1.0 if shift is None else shift.size_factor,
@@ -763,7 +797,8 @@ def simulate_many_streams(
         offered = Offered(sched.time, (sched.payload + header).astype(np.int32))
         effect = truth.impair(impair_rng, ctx, (empty, offered))
         windows, facts = effect.windows, effect.facts
-        arrival = _path(net_rng, effect.outcomes[B_TO_A], float(base_delay[i]), 0.5e-3)
+        arrival = _path(net_rng, effect.outcomes[B_TO_A], float(base_delay[i]), MANY_NOISE_S,
+                        background_loss)
         ips = (ipv4_to_int(f"10.2.{i // 250}.{i % 250 + 1}"), ipv4_to_int(f"10.1.{i // 250}.{i % 250 + 1}"))
         pair = (int(ports[i, 1]), int(ports[i, 0]))
         part = _media_part(bytes_rng, B_TO_A, sched, arrival, effect.outcomes[B_TO_A], cdc, opaque,
@@ -778,7 +813,12 @@ def simulate_many_streams(
             sent=len(sched), delivered=int(np.count_nonzero(~np.isnan(arrival))),
         ))
     cols = _assemble(parts, net_rng, "receivers")
+    network = Network(
+        base_delay_s=(float(base_delay.min()), float(base_delay.max())),
+        queue_noise_s=(MANY_NOISE_S, MANY_NOISE_S), clock_jitter_s=(MANY_CLOCK_JITTER_S,) * 2,
+        hiccups_per_s=(MANY_HICCUPS_PER_S,) * 2, background_loss=background_loss,
+    )
     return SimulatedCall(
-        scenario=truth, facts=facts, windows=windows, seed=seed, duration=duration, codec=cdc,
+        scenario=truth, network=network, facts=facts, windows=windows, seed=seed, duration=duration, codec=cdc,
         opaque=opaque, vantage="receivers", media_start=0.0, streams=tuple(streams), **cols,
     )

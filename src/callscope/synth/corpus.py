@@ -27,6 +27,7 @@ def generate_corpus(
     *,
     patterns: Sequence[str] | None = None,
     codecs: Sequence[str] | None = None,
+    max_background_loss: float = 0.003,
 ) -> list[Path]:
     """Write ``n_per_pattern`` captures of each pattern under ``out_dir``.
 
@@ -50,6 +51,10 @@ def generate_corpus(
         Restrict to these patterns (default: every one).
     codecs : sequence of str, optional
         Codecs to draw from.
+    max_background_loss : float
+        Each capture's path loses packets independently with a probability
+        drawn from [0, this], under whatever the scenario does: real networks
+        are never perfectly clean, and a classifier must not need them to be.
 
     Returns
     -------
@@ -70,8 +75,10 @@ def generate_corpus(
         for i in range(n_per_pattern):
             call_seed = int(rng.integers(0, 2**31))
             codec = str(rng.choice(codecs))
+            background = round(float(rng.uniform(0.0, max_background_loss)), 5)
             path = out / f"{pattern}-{i:03d}.pcap"
-            call = simulate(pattern, seed=call_seed, duration=duration, codec=codec, opaque=opaque)
+            call = simulate(pattern, seed=call_seed, duration=duration, codec=codec, opaque=opaque,
+                            background_loss=background)
             write_capture(call, path)
             written.append(path)
             manifest.append({"file": path.name, "label": pattern, "seed": call_seed, "codec": codec})

@@ -78,6 +78,7 @@ def truth_document(call: SimulatedCall) -> dict[str, object]:
             {s.direction for s in call.streams if s.impaired}
         ),
         "windows": [[round(a, 6), round(b, 6)] for a, b in call.windows],
+        "network": dataclasses.asdict(call.network),
         "duration_s": call.duration,
         "media_start_s": _number(call.media_start),
         "codec": call.codec.name,

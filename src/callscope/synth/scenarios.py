@@ -201,8 +201,9 @@ class BurstyLoss(Scenario):
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
-        r = float(rng.uniform(0.15, 0.5))
-        loss_bad = float(rng.uniform(0.6, 1.0))
+        # Mean bad-state sojourn 1/r of 2.5-10 packets, mostly lost: bursts, not scatter.
+        r = float(rng.uniform(0.1, 0.4))
+        loss_bad = float(rng.uniform(0.75, 1.0))
         loss_good = float(rng.uniform(0.0, 0.003))
         target = float(rng.uniform(0.02, 0.15))
         # Stationary loss = pi_bad * loss_bad + (1 - pi_bad) * loss_good, pi_bad = p / (p + r).
@@ -294,13 +295,14 @@ class IntermittentOutage(Scenario):
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
-        period = float(rng.uniform(2.0, 6.0))
+        # At least four outages fit in the call, so that the pattern is one.
+        period = float(rng.uniform(2.0, max(2.0, min(6.0, (ctx.duration - 2.0) / 4.5))))
         off = float(rng.uniform(0.3, min(1.5, 0.5 * period)))
         return cls(
             mode=str(rng.choice(["periodic", "periodic", "random"])),
             period_s=round(period, 3),
             off_s=round(off, 3),
-            first_s=round(float(rng.uniform(1.0, period)), 3),
+            first_s=round(float(rng.uniform(0.5, min(period, 3.0))), 3),
             direction=BOTH,
         )
 
@@ -308,8 +310,9 @@ class IntermittentOutage(Scenario):
         """Start and end of every off window, seconds since the capture start.
 
         Periodic: one every ``period_s`` from ``first_s`` after media start.
-        Random: on-times exponential with mean ``period_s - off_s`` (at least
-        0.5 s), off-times uniform in [0.5, 1.5] x ``off_s``.
+        Random: on-times uniform in [0.3, 1.7] x (``period_s - off_s``) (at
+        least 0.5 s), off-times uniform in [0.5, 1.5] x ``off_s``: the mean
+        cycle is still ``period_s``, but no two are alike.
         """
         t0 = ctx.media_start + self.first_s
         if self.mode == "periodic":
@@ -319,7 +322,7 @@ class IntermittentOutage(Scenario):
             raise CallscopeError(f"outage mode must be periodic or random, not {self.mode!r}")
         k = int(ctx.duration / max(self.period_s, 0.5)) * 3 + 8
         off = rng.uniform(0.5, 1.5, k) * self.off_s
-        on = np.maximum(0.5, rng.exponential(max(self.period_s - self.off_s, 0.5), k))
+        on = np.maximum(0.5, rng.uniform(0.3, 1.7, k) * (self.period_s - self.off_s))
         on[0] = 0.0
         starts = t0 + np.cumsum(on) + np.concatenate([[0.0], np.cumsum(off)[:-1]])
         keep = starts < ctx.duration
@@ -386,7 +389,8 @@ class Shaping(Scenario):
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
         rate = float(rng.uniform(0.5, 0.85)) * ctx.payload_rate
         max_delay = float(rng.uniform(0.15, 1.0))
-        start = 0.0 if rng.random() < 0.4 else float(rng.uniform(1.0, min(6.0, 0.3 * ctx.duration)))
+        # The queue's fill-up must be in the capture: it is what tells a shaper from a policer.
+        start = float(rng.uniform(1.0, max(1.0, min(6.0, 0.3 * ctx.duration))))
         return cls(
             rate_Bps=round(rate, 1),
             buffer_bytes=round(rate * max_delay),

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import theilslopes
 
 _ENVELOPE_WINDOWS = 10  # lower-envelope points for the skew fit
 
@@ -84,7 +83,7 @@ def relative_delay(
     skew_slope = _lower_envelope_slope(tv, v)
     trend = None
     if v.size >= 3 and tv[-1] > tv[0]:
-        trend = float(np.polyfit(tv - tv[0], v, 1)[0])
+        trend = _least_squares_slope(tv - tv[0], v)
     return DelayStats(
         delay_ms=d,
         p50_ms=float(np.percentile(v, 50)),
@@ -110,4 +109,19 @@ def _lower_envelope_slope(t: np.ndarray, d: np.ndarray) -> float | None:
     pick = order[first]
     if pick.size < 2:
         return None
-    return float(theilslopes(d[pick], t[pick] - t[0])[0])
+    return _theil_sen_slope(t[pick] - t[0], d[pick])
+
+
+def _least_squares_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Slope of the ordinary least-squares line ``y = a + b x``: cov(x, y) / var(x)."""
+    dx = x - x.mean()
+    return float(np.sum(dx * (y - y.mean())) / np.sum(dx * dx))
+
+
+def _theil_sen_slope(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Theil-Sen slope: the median of the slopes of all pairs with distinct x
+    (Sen, JASA 1968; as ``scipy.stats.theilslopes``)."""
+    dx = x[:, None] - x[None, :]
+    dy = y[:, None] - y[None, :]
+    pairs = dx > 0
+    return float(np.median(dy[pairs] / dx[pairs])) if pairs.any() else None

@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
+
+from callscope.metrics.smoothing import linear_recurrence
 
 FIXED_BUFFER_MS = 60.0  # a common default playout buffer for VoIP endpoints
 RAMJEE_ALPHA = 0.998002  # Ramjee et al. 1994, Algorithm 1
@@ -91,8 +92,8 @@ def simulate(
     a = RAMJEE_ALPHA
     d0 = n[0]
     v0 = fixed_ms / RAMJEE_BETA
-    d_hat, _ = lfilter([1 - a], [1, -a], n, zi=[a * d0])
-    v_hat, _ = lfilter([1 - a], [1, -a], np.abs(d_hat - n), zi=[a * v0])
+    d_hat = linear_recurrence((1 - a) * n, a, d0)
+    v_hat = linear_recurrence((1 - a) * np.abs(d_hat - n), a, v0)
     d_prev = np.concatenate([[d0], d_hat[:-1]])
     v_prev = np.concatenate([[v0], v_hat[:-1]])
     playout = d_prev + RAMJEE_BETA * v_prev

@@ -49,7 +49,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
+
+from callscope.metrics.smoothing import exponential_average
 
 #: Wireshark's ``clock_map[]`` (ui/tap-rtp-analysis.c): RTP clock rates of the
 #: static payload types, from RFC 3551 §6 / the IANA RTP parameters registry.
@@ -86,6 +87,7 @@ PT_CN = 13  # RFC 3389 comfort noise
 PT_CN_OLD = 19  # reserved, formerly CN (Wireshark's PT_CN_OLD)
 FIRST_DYNAMIC_PT = 96  # RFC 3551 §6
 _HALF_TS = 1 << 31  # "in time sequence": within 2^31 ticks ahead of the first packet
+RFC3550_JITTER_GAIN = 1.0 / 16.0  # RFC 3550 §6.4.1: J += (|D| - J) / 16
 
 _STATIC_TABLE = np.zeros(256, np.int64)
 for _pt, _rate in STATIC_CLOCK_RATES.items():
@@ -157,7 +159,8 @@ def wireshark_running_mean(values: np.ndarray, total_nr: np.ndarray) -> float:
         log_a = np.where(n > 1, np.log((n - 1) / np.where(n > 1, n, 2)), 0.0)
     cum = np.cumsum(log_a)
     weight = np.exp(cum[-1] - cum) / n
-    return float(np.dot(weight, x))
+    # an elementwise sum, not np.dot: BLAS threads stall on a busy machine
+    return float(np.sum(weight * x))
 
 
 def _last_index_before(mask: np.ndarray) -> np.ndarray:
@@ -230,7 +233,7 @@ def analyse(
     last_nom = nominal[_last_index_before(nominal_member)]
     idx = np.flatnonzero(jit_mask)
     d = np.abs(t[idx] - (t[ref[idx]] + nominal[idx] - last_nom[idx]))
-    j_at = lfilter([1.0 / 16.0], [1.0, -15.0 / 16.0], d) if idx.size else np.zeros(0)
+    j_at = exponential_average(d, RFC3550_JITTER_GAIN)
     jitter = np.zeros(n)
     if idx.size:
         hold = np.zeros(n, np.int64)

@@ -1,0 +1,105 @@
+"""First-order linear recurrences (exponential smoothing), exact, in numpy.
+
+The RFC 3550 interarrival jitter (§6.4.1, Appendix A.8:
+``J += (|D| - J) / 16``), the playout-delay estimators of Ramjee et al.
+(INFOCOM 1994, Algorithm 1) and every other exponentially weighted average in
+callscope are the recurrence
+
+    y[i] = a * y[i - 1] + u[i]
+
+which ``scipy.signal.lfilter([1], [1, -a], u)`` also computes. Importing
+``scipy.signal`` costs a second or more, longer than analysing a small
+capture, so the recurrence is solved here in closed form, blockwise:
+
+    y[i] = a^i * (y[-1] * a + sum_{k <= i} u[k] * a^-k)
+
+within a block of ``B`` elements (``a^-B`` kept far from overflow), and the
+block-end states are carried across blocks by the same recurrence with
+``a^B`` (solved recursively). Rounding stays at a few ulps of ``max |u|``:
+the large factors ``a^-k`` multiply the most recent terms, which the final
+``a^i`` scales back down.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Largest factor a^-k allowed inside one block: keeps partial sums far from
+#: float64 overflow (about 1.8e308) while blocks stay long.
+_MAX_GROWTH = 1e100
+
+
+def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarray:
+    """Solve ``y[i] = a * y[i - 1] + u[i]`` with ``y[-1] = initial``.
+
+    Parameters
+    ----------
+    u : float64, 1-D
+        Input of each step.
+    a : float
+        Decay factor, ``0 <= a < 1``.
+    initial : float
+        State before the first element.
+
+    Returns
+    -------
+    float64 ndarray, same length as ``u``
+
+    Examples
+    --------
+    >>> linear_recurrence(np.array([1.0, 1.0, 1.0]), 0.5).tolist()
+    [1.0, 1.5, 1.75]
+    """
+    u = np.asarray(u, np.float64)
+    n = u.size
+    if not 0.0 <= a < 1.0:
+        raise ValueError(f"decay factor must be in [0, 1), got {a}")
+    if n == 0:
+        return np.zeros(0)
+    if a == 0.0:
+        return u.copy()
+    block = int(min(n, max(1, np.floor(np.log(_MAX_GROWTH) / -np.log(a)))))
+    blocks = -(-n // block)
+    padded = np.zeros(blocks * block)
+    padded[:n] = u
+    padded = padded.reshape(blocks, block)
+    k = np.arange(block)
+    rise = a ** -k.astype(np.float64)  # a^-k
+    fall = a ** k.astype(np.float64)  # a^k
+    # Block-local solution from a zero state: y_j = a^j sum_{k<=j} u_k a^-k.
+    local = np.cumsum(padded * rise, axis=1) * fall
+    # State entering each block: s_b = a^B s_{b-1} + local_{b-1}[-1].
+    carry_in = np.empty(blocks)
+    carry_in[0] = initial
+    if blocks > 1:
+        carry_in[1:] = linear_recurrence(local[:-1, -1], a**block, initial * a**block)
+    y = local + carry_in[:, None] * (a * fall)[None, :]
+    return y.ravel()[:n]
+
+
+def exponential_average(x: np.ndarray, gain: float, initial: float = 0.0) -> np.ndarray:
+    """Running average ``y[i] = y[i - 1] + gain * (x[i] - y[i - 1])``, ``y[-1] = initial``.
+
+    The RFC 3550 §6.4.1 jitter estimator is ``exponential_average(abs(D), 1 / 16)``.
+
+    Parameters
+    ----------
+    x : float64, 1-D
+        Samples.
+    gain : float
+        Weight of each new sample, ``0 < gain <= 1``.
+    initial : float
+        Average before the first sample.
+
+    Returns
+    -------
+    float64 ndarray: the average after each sample.
+
+    Examples
+    --------
+    >>> exponential_average(np.array([16.0, 0.0]), 1 / 16).tolist()
+    [1.0, 0.9375]
+    """
+    if not 0.0 < gain <= 1.0:
+        raise ValueError(f"gain must be in (0, 1], got {gain}")
+    return linear_recurrence(gain * np.asarray(x, np.float64), 1.0 - gain, initial)

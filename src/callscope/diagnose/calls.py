@@ -101,18 +101,30 @@ def detect_cutoff_call(
     )
 
 
-def detect_one_way(call_id: str, traces: Sequence[Trace], reference_end: float) -> Finding | None:
+def detect_one_way(
+    call_id: str, traces: Sequence[Trace], streams: Sequence[MediaStream], reference_end: float
+) -> Finding | None:
     """One direction stops (≥ 5 s before the other) or loses far more than the other.
 
-    Needs two directions; a direction that never started at all cannot be
-    told from a call that was one-way by design from the streams alone.
+    A direction is a sending host and a receiving host: a stream that moves to
+    a new port or SSRC (re-INVITE, transfer) continues its direction. A
+    direction that never started is :func:`detect_never_started`'s case.
     """
-    live = [t for t in traces if np.count_nonzero(t.received) >= MIN_MEDIA_PACKETS]
-    if len(live) < 2:
+    live = [
+        (t, (s.src, s.dst))
+        for t, s in zip(traces, streams, strict=True)
+        if np.count_nonzero(t.received) >= MIN_MEDIA_PACKETS
+    ]
+    directions = {d for _, d in live}
+    if len(directions) < 2:
         return None
-    ends = np.array([t.end for t in live])
-    running = live[int(np.argmax(ends))]
-    stopped = live[int(np.argmin(ends))]
+    last = {d: max(t.end for t, dd in live if dd == d) for d in directions}
+    stop_dir = min(last, key=last.get)
+    run_dir = max(last, key=last.get)
+    if run_dir != (stop_dir[1], stop_dir[0]):
+        return None
+    stopped = max((t for t, d in live if d == stop_dir), key=lambda t: t.end)
+    running = max((t for t, d in live if d == run_dir), key=lambda t: t.end)
     gap = running.end - stopped.end
     if gap >= MIN_SILENCE_S and reference_end - running.end < MIN_SILENCE_S:
         confidence = ramp(gap, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0) * ramp(
@@ -132,8 +144,8 @@ def detect_one_way(call_id: str, traces: Sequence[Trace], reference_end: float) 
         onset = stopped.end
         spans = ((round(stopped.end, 3), round(running.end, 3)),)
     else:
-        lf = np.array([t.loss_fraction for t in live])
-        worst, best = live[int(np.argmax(lf))], live[int(np.argmin(lf))]
+        worst = max((t for t, _ in live), key=lambda t: t.loss_fraction)
+        best = min((t for t, _ in live), key=lambda t: t.loss_fraction)
         if worst.loss_fraction < ONE_WAY_LOSS or worst.loss_fraction < ONE_WAY_RATIO * max(
             best.loss_fraction, 0.005
         ):

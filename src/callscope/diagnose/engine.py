@@ -16,6 +16,7 @@ import numpy as np
 
 from callscope.diagnose.calls import (
     MIN_MEDIA_PACKETS,
+    TOGETHER_S,
     detect_cutoff_call,
     detect_never_started,
     detect_one_way,
@@ -148,10 +149,15 @@ def diagnose(
         members = [traces[s] for s in call.stream_ids if s in traces]
         if not members:
             continue
-        cut = detect_cutoff_call(call.id, members, end)
-        one_way = detect_one_way(call.id, members, end)
+        # With several calls in the capture, its running on shows nothing about
+        # this one when another call's media is what keeps it running.
+        last = max(t.end for t in members)
+        others = [t.end for sid, t in traces.items() if sid not in call.stream_ids]
+        call_end = end if max(others, default=0.0) <= last + TOGETHER_S else last
+        cut = detect_cutoff_call(call.id, members, call_end)
+        streams = [inventory.stream(t.stream_id) for t in members]
+        one_way = detect_one_way(call.id, members, streams, end)
         if one_way is None and call.call_id in sip_media:
-            streams = [inventory.stream(t.stream_id) for t in members]
             one_way = detect_never_started(call.id, sip_media[call.call_id], streams, members)
         for f in (cut, one_way):
             if f is not None and f.confidence >= REPORT_THRESHOLD:

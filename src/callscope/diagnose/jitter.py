@@ -9,6 +9,7 @@ DESIGN.md is a jitter p95 under 30 ms.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from callscope.diagnose.delay import rfc3550_jitter
 from callscope.diagnose.evidence import ramp, scale_confidence
@@ -20,6 +21,8 @@ JITTER_P95_S = 0.030
 #: A fixed playout budget above the stream's lowest delay (ITU-T G.114 §1 puts
 #: mouth-to-ear comfort below 150 ms; typical jitter buffers hold 40-60 ms).
 PLAYOUT_BUDGET_S = 0.060
+#: Window of the running delay floor that lateness is measured from (s).
+BASELINE_WINDOW_S = 4.0
 #: Loss above which the stream's problem is loss, not jitter.
 MAX_LOSS = 0.03
 
@@ -40,10 +43,17 @@ def detect_jitter(trace: Trace, reordered: int = 0) -> Finding | None:
     d = trace.delay[rec]
     j = rfc3550_jitter(d)
     j95 = float(np.percentile(j, 95))
-    late = float(np.mean(d - np.percentile(d, 1) > PLAYOUT_BUDGET_S))
+    # Lateness against the delay floor of the last few seconds (what an adaptive
+    # playout buffer would have settled on), not of the whole call: clock skew,
+    # timestamp jumps and route changes move the floor without any jitter.
+    k = max(2, int(round(BASELINE_WINDOW_S / trace.ptime)))
+    floor = sliding_window_view(np.pad(d, (k - 1, 0), mode="edge"), k).min(axis=1)
+    late = float(np.mean(d - floor > PLAYOUT_BUDGET_S))
     reorder = reordered / n
     score = max(ramp(j95, 0.8 * JITTER_P95_S, 1.3 * JITTER_P95_S), ramp(reorder, 0.005, 0.02), ramp(late, 0.01, 0.05))
-    confidence = score * ramp(trace.loss_fraction, MAX_LOSS, 0.5 * MAX_LOSS)
+    confidence = (
+        score * ramp(trace.loss_fraction, MAX_LOSS, 0.5 * MAX_LOSS) * (0.5 + 0.5 * ramp(n, 50, 300))
+    )
     if confidence < 0.2:
         return None
     ms = 1000.0

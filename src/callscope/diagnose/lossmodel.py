@@ -26,6 +26,8 @@ from callscope.diagnose.trace import Trace
 CLEAN_LOSS = 0.005
 #: Gilbert burst ratio above which loss is called bursty (DESIGN.md pattern table).
 BURSTY_RATIO = 1.5
+#: Losses all within this span (s) are one dropout, however many runs.
+SINGLE_DROPOUT_S = 1.0
 #: Fewest loss events for a loss-structure estimate to be more than a guess.
 MIN_EVENTS = 8
 
@@ -83,10 +85,15 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
     )
     pct = 100 * trace.loss_fraction
     longest_ms = int(runs.length.max()) * trace.ptime * ms
-    if runs.count == 1:
+    first_t = float(trace.time[runs.start[0]])
+    last_t = float(trace.time[runs.start[-1] + runs.length[-1] - 1]) + trace.ptime
+    single = thin and last_t - first_t <= SINGLE_DROPOUT_S
+    if single:
         summary = (
-            f"one burst of {lost} lost packets ({longest_ms:.0f} ms gap) in {trace.slots} "
-            f"({pct:.1f} %): a single short dropout, too few loss events to characterise further"
+            f"all {lost} lost packets ({pct:.1f} %) fall in one {1000 * (last_t - first_t):.0f} ms "
+            f"dropout at {first_t:.2f} s ({runs.count} run{'s' if runs.count > 1 else ''}; the longest, "
+            f"{runs.length.max()} packets, left {(runs.length.max() + 1) * trace.ptime * ms:.0f} ms between "
+            f"arrivals): a single short outage, not a repeated pattern"
         )
     elif pattern == "bursty-loss":
         summary = (
@@ -98,7 +105,7 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
             f"{pct:.1f} % lost as scattered single packets (BurstR {burst_ratio:.2f}, spacing CV "
             f"{cv:.2f}) with no delay rise before them: random loss"
         )
-    if thin and runs.count > 1:
+    if thin and runs.count > 1 and last_t - first_t > SINGLE_DROPOUT_S:
         summary += f"; only {runs.count} loss events, so the loss structure is a rough estimate"
     if trace.opaque:
         summary += " (loss inferred from cadence gaps: no sequence numbers)"

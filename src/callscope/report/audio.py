@@ -288,13 +288,9 @@ def render_stream(
     total = int((pos + n).max()) if use.size else 0
     samples = np.zeros(total, np.int16)
     played = np.zeros(total, bool)
-    frame_start = np.zeros(total, np.int64)
-    offsets = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    dst = np.repeat(pos, n) + offsets
-    src = np.repeat(body_start[use], n) + offsets
+    dst, src = _sample_indices(pos, body_start[use], n)
     samples[dst] = g711_decode(capture.datagrams.data[src], law)
     played[dst] = True
-    frame_start[dst] = np.repeat(pos, n)
 
     # A gap between packets with consecutive sequence numbers is the sender
     # pausing (silence suppression, RFC 3551 §4.1), not loss: nothing to conceal.
@@ -307,6 +303,8 @@ def render_stream(
     sender_silent = np.cumsum(sender_silent[:-1]) > 0
 
     if conceal == "repeat" and total:
+        frame_start = np.zeros(total, np.int64)
+        frame_start[dst] = np.repeat(pos, n) if n.size else 0
         _repeat_last_frame(samples, played, frame_start, ~played & ~sender_silent)
     return Rendering(
         samples=samples,
@@ -319,6 +317,16 @@ def render_stream(
         packets_late=int(np.count_nonzero(late & is_first)),
         duplicates=int(ext_ts.size - first.size),
     )
+
+
+def _sample_indices(pos: np.ndarray, body_start: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Output sample index and payload byte index of every decoded sample."""
+    if n.size and (n == n[0]).all():
+        # Constant frame size (the usual case): one broadcast instead of three repeats.
+        offsets = np.arange(int(n[0]))
+        return (pos[:, None] + offsets).ravel(), (body_start[:, None] + offsets).ravel()
+    offsets = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    return np.repeat(pos, n) + offsets, np.repeat(body_start, n) + offsets
 
 
 def _repeat_last_frame(samples: np.ndarray, played: np.ndarray, frame_start: np.ndarray, fill: np.ndarray) -> None:

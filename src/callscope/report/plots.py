@@ -50,14 +50,19 @@ PATTERN_COLOURS = {
 }
 DIRECTION_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 SPAN_ALPHA = 0.18
+LABEL_STEP_PT = 12  # vertical distance between stacked finding labels, points
 FONT_SIZE = 10
 DPI = 110
 MOS_RANGE = (1.0, 4.5)  # ITU-T P.800 scale; the E-model tops out near 4.5 (G.107 Annex B)
 #: Windows with a spectrogram: FFT length and overlap at 8 kHz (32 ms, 50 %).
 SPECTROGRAM_NFFT = 256
 SPECTROGRAM_OVERLAP = 128
+SPECTROGRAM_MAX_COLUMNS = 2400  # more time columns than a figure has pixels are wasted
+SPECTROGRAM_BLOCK = 64  # columns computed at once for long signals
 #: Longest loss run drawn on the run-length axis (longer runs share the last bin).
 MAX_RUN_BIN = 60
+#: Run lengths always shown, so the models' predictions for longer runs are visible.
+MIN_RUN_BINS = 8
 
 
 def _matplotlib():
@@ -165,7 +170,8 @@ def _stream_subtitle(report: Report, stream: MediaStream) -> str:
 def _shade_findings(axes: Sequence[Axes], findings: Sequence[Finding]) -> list:
     """Shade every span of every finding on all axes; label each span on the top axis.
 
-    Returns the legend handles (one patch per pattern).
+    Returns the legend handles (one patch per pattern). Labels of different
+    patterns are stacked so that findings sharing a span stay readable.
     """
     from matplotlib.patches import Patch
 
@@ -179,9 +185,10 @@ def _shade_findings(axes: Sequence[Axes], findings: Sequence[Finding]) -> list:
         if f.spans and f.pattern not in handles:
             first = f.spans[0][0]
             top.annotate(
-                f.pattern, xy=(first, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -2),
+                f.pattern, xy=(first, 1.0), xycoords=("data", "axes fraction"),
+                xytext=(2, -2 - LABEL_STEP_PT * len(handles)),
                 textcoords="offset points", va="top", ha="left", fontsize=FONT_SIZE - 1, color=colour,
-                fontweight="bold", clip_on=True,
+                fontweight="bold", clip_on=True, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.75, "lw": 0},
             )
             handles[f.pattern] = Patch(color=colour, alpha=0.4, label=f"{f.pattern} ({f.confidence:.2f})")
     return list(handles.values())
@@ -353,8 +360,9 @@ def loss_structure_figure(report: Report, stream_id: str) -> Figure:
         ax.set_title("no loss")
         return fig
     longest = runs.size
-    shown = min(longest, MAX_RUN_BIN)
-    counts = runs[:shown].astype(np.float64)
+    shown = min(max(longest, MIN_RUN_BINS), MAX_RUN_BIN)
+    counts = np.zeros(shown)
+    counts[: min(longest, shown)] = runs[:shown]
     if longest > shown:
         counts[-1] += runs[shown:].sum()
     k = np.arange(1, shown + 1)
@@ -369,7 +377,9 @@ def loss_structure_figure(report: Report, stream_id: str) -> Figure:
     ax.set_yscale("log")
     ax.set_ylim(0.5, max(counts.max(), fit.max()) * 2)
     ax.set_xlim(0.3, shown + 0.7)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(
         f"{100 * m.loss_fraction:.1f} % lost   BurstR {m.burst_ratio:.2f}   "
         f"longest run {longest}" + (f" (runs ≥ {shown} in last bar)" if longest > shown else "")
@@ -428,6 +438,34 @@ def distributions_figure(report: Report, stream_ids: Sequence[str]) -> Figure:
 # --------------------------------------------------------------------- spectrogram
 
 
+def spectrogram_power(x: np.ndarray, fs: int, max_columns: int = SPECTROGRAM_MAX_COLUMNS):
+    """Power spectral density over time, with at most ``max_columns`` time columns.
+
+    Short signals: a Hann-windowed STFT (``scipy.signal.spectrogram``,
+    ``SPECTROGRAM_NFFT`` samples, 50 % overlap). Longer ones: each column is
+    the Welch average (same segments) over its stretch of the signal, computed
+    a block of columns at a time so memory stays bounded on a 2-hour call.
+
+    Returns
+    -------
+    f : frequencies (Hz); t : column centres (s); sxx : shape (f.size, t.size)
+    """
+    from scipy.signal import spectrogram, welch
+
+    hop = SPECTROGRAM_NFFT - SPECTROGRAM_OVERLAP
+    if x.size // hop <= max_columns:
+        return spectrogram(x, fs=fs, nperseg=SPECTROGRAM_NFFT, noverlap=SPECTROGRAM_OVERLAP)
+    col = int(math.ceil(x.size / max_columns))
+    n_cols = x.size // col
+    blocks = []
+    for i in range(0, n_cols, SPECTROGRAM_BLOCK):
+        part = x[i * col : min(i + SPECTROGRAM_BLOCK, n_cols) * col].reshape(-1, col)
+        f, pxx = welch(part, fs=fs, nperseg=SPECTROGRAM_NFFT, noverlap=SPECTROGRAM_OVERLAP, axis=-1)
+        blocks.append(pxx)
+    t = (np.arange(n_cols) + 0.5) * col / fs
+    return f, t, np.concatenate(blocks, axis=0).T
+
+
 def spectrogram_figure(rendering: Rendering, stream: MediaStream, start_s: float = 0.0) -> Figure:
     """Spectrogram of a decoded G.711 stream, concealed stretches marked.
 
@@ -444,10 +482,8 @@ def spectrogram_figure(rendering: Rendering, stream: MediaStream, start_s: float
     ax = fig.subplots()
     x = rendering.samples.astype(np.float64) / 32768.0
     fs = rendering.sample_rate
-    from scipy.signal import spectrogram
-
     if x.size >= SPECTROGRAM_NFFT:
-        f, t, sxx = spectrogram(x, fs=fs, nperseg=SPECTROGRAM_NFFT, noverlap=SPECTROGRAM_OVERLAP)
+        f, t, sxx = spectrogram_power(x, fs)
         db = 10 * np.log10(sxx + 1e-12)
         top = float(np.percentile(db, 99.5))
         mesh = ax.pcolormesh(start_s + t, f / 1000, db, shading="auto", cmap="magma", vmin=top - 80, vmax=top,

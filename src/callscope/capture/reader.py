@@ -18,6 +18,7 @@ Formats
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
@@ -120,7 +121,10 @@ class Capture:
 
 
 def _open(path: Path):
-    """Open ``path`` for binary reading, transparently gunzipping; detect by magic."""
+    """Open ``path`` for binary reading; also whether it is gzip-compressed (by magic).
+
+    The magic is peeked, not read, so that pipes (``<(zcat ...)``) work too.
+    """
     try:
         if path.is_dir():
             raise UnreadableCaptureError(
@@ -134,12 +138,12 @@ def _open(path: Path):
         raise UnreadableCaptureError("permission denied", str(path)) from None
     except OSError as e:
         raise UnreadableCaptureError(f"cannot open ({e.strerror})", str(path)) from None
-    head = fh.read(2)
-    if head == GZIP_MAGIC:
+    try:
+        head = fh.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)]
+    except OSError as e:
         fh.close()
-        return gzip.open(path, "rb"), True
-    fh.seek(0)
-    return fh, False
+        raise UnreadableCaptureError(f"cannot read ({e.strerror})", str(path)) from None
+    return fh, head == GZIP_MAGIC
 
 
 class CaptureReader:
@@ -162,9 +166,9 @@ class CaptureReader:
         self._unsupported: dict[int, int] = {}
 
     def __iter__(self) -> Iterator[Datagrams]:
-        fh, compressed = _open(self.path)
+        raw, compressed = _open(self.path)
         self.info.compressed = compressed
-        with fh:
+        with raw, (gzip.GzipFile(fileobj=raw, mode="rb") if compressed else contextlib.nullcontext(raw)) as fh:
             head = self._read(fh, 4)
             if not head:
                 raise EmptyCaptureError("empty file (0 bytes): not a capture", str(self.path))

@@ -12,8 +12,10 @@ datagram's frame number, timestamp, addresses, ports and payload must agree.
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import subprocess
+import threading
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -597,3 +599,27 @@ def test_odd_ip_headers_are_read_as_tshark_reads_them(tmp_path, tshark):
         d = read_capture(path).datagrams
     assert list(zip(d.frame.tolist(), (d.udp_payload_len + 8).tolist(), strict=True)) == ref
     assert [f for f, _ in ref] == [1, 2, 3, 6, 7, 8]
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_captures_stream_through_a_pipe(tmp_path, compressed):
+    _, frames, _ = frames_for("sll2")
+    data = pcap_file([(t, f, len(f)) for t, f in zip(times(len(frames)), frames, strict=True)], 276)
+    plain = tmp_path / "c.pcap"
+    plain.write_bytes(data)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as fh:
+            fh.write(gzip.compress(data) if compressed else data)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        cap = read_capture(fifo)
+    finally:
+        writer.join(timeout=10)
+    assert cap.info.compressed == compressed
+    assert rows(cap.datagrams) == rows(read_capture(plain).datagrams)
+    assert len(cap.datagrams) == 10

@@ -11,6 +11,7 @@ content was already scored by the same callscope version with the same
 analysis options.
 
 >>> from callscope import batch
+>>> from callscope.gates import Gates
 >>> paths = batch.find_captures(["captures/"])                      # doctest: +SKIP
 >>> for result in batch.run(paths, jobs=2):                         # doctest: +SKIP
 ...     outcome = batch.judge(result, Gates(min_mos=3.8))

@@ -227,3 +227,22 @@ def test_info_reads_through_wireshark_on_request(tshark, tmp_path):
 
     doc = json.loads(out.output)[0]
     assert [(f["src"], f["src_port"], f["packets"]) for f in doc["flows"]] == [("10.9.0.1", 40000, 5)]
+
+
+def test_a_link_type_the_builtin_reader_refuses_is_read_through_wireshark(tshark, tmp_path):
+    import struct
+
+    from callscope.errors import UnsupportedLinkTypeError
+
+    ppp_ip = 0x0021  # RFC 1332: PPP protocol number of IPv4
+    inner = bytes(_rtp(0, 7, 0)[0])
+    frame = struct.pack(">BBH", 0xFF, 0x03, ppp_ip) + inner  # RFC 1662 §3.1 address/control, then protocol
+    path = tmp_path / "ppp.pcap"
+    linktype_ppp = 9
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype_ppp)
+                     + struct.pack("<IIII", 1_700_000_000, 250, len(frame), len(frame)) + frame)
+    with pytest.raises(UnsupportedLinkTypeError, match="--decoder wireshark"):
+        read_capture(path)
+    d = read_capture_wireshark(path).datagrams
+    assert (d.frame.tolist(), d.time_ns.tolist(), d.sport.tolist()) == ([1], [1_700_000_000_000_250_000], [40000])
+    assert d.payload(0)[:4] == bytes(RTP(version=2, payload_type=0, sequence=7, sourcesync=0x1234))[:4]

@@ -69,10 +69,10 @@ def _text(result) -> str:
         if s.reason:
             lines.append(f"  {s.reason}")
         if s.figures:
-            lines.append(f"  {'':<16}{'Wireshark':>12}{'callscope':>12}")
+            lines.append(f"  {'':<16}{'Wireshark':>14}{'callscope':>14}")
         for f in s.figures:
             mark = "" if f.status == SAME else f"  {f.status}" + (f": {f.reason}" if f.reason else "")
-            lines.append(f"  {FIGURE_TITLES[f.name]:<16}{_value(f.wireshark):>12}{_value(f.callscope):>12}{mark}")
+            lines.append(f"  {FIGURE_TITLES[f.name]:<16}{_value(f.wireshark):>14}{_value(f.callscope):>14}{mark}")
     counts = {k: sum(s.status == k for s in result.streams) for k in ("same", "explained", UNEXPLAINED)}
     lines.append("")
     lines.append(f"{len(result.streams)} stream(s): {counts['same']} same, {counts['explained']} differ as explained, "

@@ -362,3 +362,29 @@ def test_background_loss_adds_independent_loss_under_the_scenario(tmp_path):
     assert set(np.unique(call.drop[a])) == {DropReason.DELIVERED, DropReason.RANDOM}
     doc = json.loads(write_capture(call, tmp_path / "c.pcap").read_text())
     assert doc["network"]["background_loss"] == 0.05
+
+
+def test_two_point_captures_share_payloads_across_nat_and_clock_error(tmp_path):
+    from callscope.capture import read_datagrams
+    from callscope.capture.datagrams import address_to_str
+    from callscope.synth.twopoint import write_two_point
+
+    call = simulate("random-loss", seed=2, duration=10, loss=0.1, direction="b->a")
+    a_path, b_path = write_two_point(call, tmp_path / "call.pcap", clock_offset_s=3.5, clock_drift_ppm=40.0)
+    a, b = read_datagrams(a_path), read_datagrams(b_path)
+    truth = json.loads((tmp_path / "call.b.truth.json").read_text())["two_point"]
+    assert truth["clock_offset_s"] == 3.5 and truth["clock_drift_ppm"] == 40.0
+    assert truth["other_capture"] == "call.a.pcap"
+    # B's media reaches A with 10 % loss; A's capture misses exactly the lost ones.
+    rows = _media(call, B_TO_A)
+    assert sorted(truth["lost"]["b->a"]) == sorted(call.seq[rows][call.lost[rows]].tolist())
+    # At B, A appears as the NAT's public address; at A as itself.
+    assert "203.0.113.45" in {address_to_str(x) for x in b.src} and "10.0.0.1" not in {address_to_str(x) for x in b.src}
+    assert "10.0.0.1" in {address_to_str(x) for x in a.src}
+    # The same A->B packet in both captures: same payload, B's clock = t + offset + drift * t.
+    i = _media(call, 0)[0]
+    k = [j for j in range(len(b)) if b.payload(j) == call.payload(i)]
+    assert len(k) == 1 and sum(a.payload(j) == call.payload(i) for j in range(len(a))) == 1
+    t_true = call.arrival_time[i]
+    expected_ns = call.epoch_ns + round((t_true + 3.5 + 40e-6 * t_true) * 1e9)
+    assert abs(int(b.time_ns[k[0]]) - expected_ns) <= 1000

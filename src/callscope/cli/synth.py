@@ -10,6 +10,7 @@ from callscope.synth.codecs import CODECS, DEFAULT_PTIME_MS
 from callscope.synth.corpus import generate_corpus
 from callscope.synth.output import write_capture
 from callscope.synth.scenarios import SCENARIOS
+from callscope.synth.twopoint import write_two_point
 
 CORPUS = "corpus"
 
@@ -50,6 +51,9 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
               help="Instead of one call: this many concurrent one-way streams (for big captures).")
 @click.option("--background-loss", default=0.0, show_default=True,
               help="Independent loss of the path under the scenario (corpus: drawn from 0-0.3 %).")
+@click.option("--two-point", is_flag=True,
+              help="Write both ends' captures, NAME.a.pcap (A, behind a NAT) and NAME.b.pcap (B, its clock "
+                   "offset by seconds and drifting tens of ppm), each with a sidecar.")
 @click.option("--ns", "nanosecond", is_flag=True, help="Nanosecond timestamps in the pcap.")
 @click.option("--per-pattern", type=int, default=3, show_default=True,
               help="With SCENARIO 'corpus': captures per pattern.")
@@ -65,6 +69,7 @@ def synth(
     ptime: int,
     streams: int | None,
     background_loss: float,
+    two_point: bool,
     nanosecond: bool,
     per_pattern: int,
 ) -> None:
@@ -88,6 +93,11 @@ def synth(
     else:
         call = simulate(scenario, seed=seed, duration=duration, codec=codec, opaque=opaque,
                         vantage=vantage, ptime_ms=ptime, background_loss=background_loss, **kwargs)
+    if two_point:
+        a, b = write_two_point(call, output, nanosecond=nanosecond)
+        click.echo(f"wrote {a} and {b} (with .truth.json sidecars)")
+        click.echo(f"  {call.label}: {call.scenario}")
+        return
     sidecar = write_capture(call, output, nanosecond=nanosecond)
     captured = len(call.captured())
     lost = int(call.lost.sum())

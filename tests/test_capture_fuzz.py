@@ -140,13 +140,14 @@ def mutations(data: bytes, rng: np.random.Generator):
         for pos in rng.integers(0, len(b), 1 if k % 3 else 8):
             b[pos] ^= 1 << int(rng.integers(0, 8))
         yield f"flip{k}", bytes(b)
-    # absurd, zero and off-by-one length fields in record headers
-    length_at = 4 if pcapng else 8
-    for value in (0, 1, 3, 7, 8, 11, 12, 13, 15, 16, 0xFFFF, 262145, 0x7FFFFFFF, 0xFFFFFFFF):
-        for o in rng.choice(offs, size=min(4, len(offs)), replace=False):
-            b = bytearray(data)
-            struct.pack_into(endian + "I", b, int(o) + length_at, value)
-            yield f"len{value}@{o}", bytes(b)
+    # absurd, zero and off-by-one length fields in record headers: the block or
+    # record length, and the captured and original lengths inside it
+    for length_at in ((4, 20, 24) if pcapng else (8, 12)):
+        for value in (0, 1, 3, 7, 8, 11, 12, 13, 15, 16, 0xFFFF, 262145, 0x7FFFFFFF, 0xFFFFFFFF):
+            for o in rng.choice(offs[1:], size=min(3, len(offs) - 1), replace=False):
+                b = bytearray(data)
+                struct.pack_into(endian + "I", b, int(o) + length_at, value)
+                yield f"len{value}@{o}+{length_at}", bytes(b)
     # garbage after a valid header, then after the first few records
     for k, keep in enumerate([24, 28] + offs[:6]):
         yield f"garbage{k}", data[:keep] + rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()

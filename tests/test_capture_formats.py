@@ -128,20 +128,20 @@ def units_of(t_ns: int, tsresol: int | None) -> int:
 T0 = 1_700_000_000_123_456_789  # ns since the epoch, sub-µs digits on purpose
 
 
-def l3_packets(v6: bool, with_options: bool = True) -> list:
-    """A few UDP datagrams of one IP version (with IPv4 options / IPv6 extension headers)."""
+def l3_packets(v6: bool) -> list:
+    """Five UDP datagrams of one IP version; every other one with IPv4 options / IPv6 extension headers."""
     out = []
     for k, size in enumerate((0, 5, 17, 160, 1200)):
         payload = bytes((k * 37 + i) & 0xFF for i in range(size))
         udp = UDP(sport=5000 + k, dport=40000 + 2 * k) / Raw(payload)
         if v6:
             ip = IPv6(src=f"2001:db8::{k + 1}", dst="2001:db8:ffff::9")
-            if with_options and k % 2:
+            if k % 2:
                 ip = (ip / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=["2001:db8::77"])
                       / IPv6ExtHdrDestOpt())
         else:
             ip = IP(src=f"10.0.{k}.1", dst="192.0.2.200", id=k + 1)
-            if with_options and k % 2:
+            if k % 2:
                 ip.options = [IPOption_RR(routers=["198.51.100.1", "198.51.100.2"]), IPOption_NOP()]
         out.append(ip / udp)
     return out

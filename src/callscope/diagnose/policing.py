@@ -32,6 +32,7 @@ from callscope.diagnose.delay import find_ramp, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of, window_rates
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.loss import loss_runs
+from callscope.diagnose.shaping import MIN_SLOPE
 from callscope.diagnose.trace import Trace
 
 #: Fewest losses from which a drop pattern can be called evenly spaced.
@@ -119,7 +120,9 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
 
     rise = pre_loss_rise(trace, runs.start + i1)
     queue = find_ramp(trace)
-    queue_height = queue.height_s if queue is not None else 0.0
+    # Only a ramp steep enough to be a rate clamp is a queue; slower drifts
+    # are clock skew or, on opaque media, a loss the cadence did not reveal.
+    queue_height = queue.height_s if queue is not None and queue.slope >= MIN_SLOPE else 0.0
 
     c_even = ramp(cv, 0.6, 0.25)
     c_flat = ramp(flat, 0.35, 0.12)

@@ -216,12 +216,14 @@ MIN_CADENCE_RUN = 25
 def cadence_interval(time: np.ndarray) -> float:
     """The packet interval of a constant-rate sender seen through loss, queueing and jitter.
 
-    Loss and queueing only lengthen gaps, so the sender's interval is the
-    *shortest* spacing the stream keeps up regularly: the smallest median of
-    the runs of at least :data:`MIN_CADENCE_RUN` consecutive gaps that agree
-    within :data:`CADENCE_TOLERANCE`, refined as the time those runs span over
-    the gaps in them (which cancels per-packet noise). With no such run (heavy
-    jitter, or a drop every few packets) the largest of the candidate
+    Loss and queueing only lengthen gaps, so the sender's interval is a
+    spacing the stream keeps up regularly: among the windows of
+    :data:`MIN_CADENCE_RUN` gaps in which most gaps agree with their median
+    within :data:`CADENCE_TOLERANCE`, the smaller of the first such window's
+    median (calls start before a throttle does) and the most common median (a
+    queue draining is regular too, but briefly). The caller refines it with
+    :func:`_refine_interval`. With no such window (heavy jitter, or a drop
+    every few packets) the largest of the candidate
     intervals that explains nearly as many gaps as whole multiples as the best
     one does, provided it explains most of them; otherwise the mean gap.
     """
@@ -230,20 +232,19 @@ def cadence_interval(time: np.ndarray) -> float:
     if n < 3:
         return _cadence_ptime(delta)
     mean_gap = float((time[-1] - time[0]) / n)
-    # Runs of gaps within the tolerance of their predecessor's level.
-    ok = delta >= MIN_PTIME_S
-    ref = np.where(ok, delta, np.nan)
-    same = np.abs(ref[1:] / ref[:-1] - 1.0) < CADENCE_TOLERANCE
-    edge = np.diff(np.concatenate([[0], same.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1) + 1
-    long = (ends - starts) >= MIN_CADENCE_RUN
-    if long.any():
-        levels = np.array([np.median(delta[a:b]) for a, b in zip(starts[long], ends[long], strict=True)])
-        c = float(levels.min())
-        at = np.abs(levels / c - 1.0) < CADENCE_TOLERANCE
-        a, b = starts[long][at], ends[long][at]
-        return float(np.sum(time[b] - time[a]) / np.sum(b - a))
-    d = delta[ok]
+    # Windows in which most gaps agree with the window's median: a sustained cadence.
+    w = MIN_CADENCE_RUN
+    m = n // w
+    if m >= 1:
+        win = delta[: m * w].reshape(m, w)
+        med = np.median(win, axis=1)
+        agree = np.mean(np.abs(win / med[:, None] - 1.0) < CADENCE_TOLERANCE, axis=1)
+        regular = (agree >= 0.8) & (med >= MIN_PTIME_S)
+        if regular.any():
+            levels = med[regular]
+            support = np.sum(np.abs(levels[:, None] / levels[None, :] - 1.0) < CADENCE_TOLERANCE, axis=1)
+            return float(min(levels[0], levels[int(np.argmax(support))]))
+    d = delta[delta >= MIN_PTIME_S]
     cands = [q / m for q in np.percentile(d, [5, 10, 25, 50]) for m in (1, 2, 3)] + [mean_gap]
     cands = np.array([c for c in cands if c >= 2 * MIN_PTIME_S])
     if cands.size:

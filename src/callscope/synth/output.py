@@ -66,6 +66,7 @@ def truth_document(call: SimulatedCall) -> dict[str, object]:
     params: dict[str, object] = {k: _number(v) for k, v in dataclasses.asdict(call.scenario).items()}
     params.update({k: _number(float(v)) for k, v in call.facts.items()})
     lost = call.lost
+    captured = ~np.isnan(call.capture_time)
     return {
         "schema": TRUTH_SCHEMA,
         "label": call.label,
@@ -73,7 +74,10 @@ def truth_document(call: SimulatedCall) -> dict[str, object]:
         "seed": call.seed,
         "params": params,
         "units": {k: v for k, v in UNITS.items() if k in params},
-        "streams": [dataclasses.asdict(s) for s in call.streams],
+        "streams": [
+            {**dataclasses.asdict(s), "captured": int(np.count_nonzero(captured & (call.stream == s.index)))}
+            for s in call.streams
+        ],
         "impaired_directions": sorted(
             {s.direction for s in call.streams if s.impaired}
         ),
@@ -90,7 +94,7 @@ def truth_document(call: SimulatedCall) -> dict[str, object]:
         "packets": {
             "sent": len(call),
             "lost": int(np.count_nonzero(lost)),
-            "captured": int(np.count_nonzero(~np.isnan(call.capture_time))),
+            "captured": int(np.count_nonzero(captured)),
         },
     }
 

@@ -252,7 +252,7 @@ class Congestion(Scenario):
         return cls(
             capacity_Bps=round(capacity, 1),
             buffer_packets=max(4, round(capacity * buffer_s / CROSS_PACKET_BYTES)),
-            start_s=round(float(rng.uniform(1.0, min(8.0, 0.3 * ctx.duration))), 3),
+            start_s=round(float(_between(rng, 1.0, min(8.0, 0.3 * ctx.duration))), 3),
             ramp_s=round(float(rng.uniform(2.0, 6.0)), 3),
             rtt_s=round(float(rng.uniform(0.05, 0.2)), 3),
             transfer_s=round(float(rng.uniform(6.0, 15.0)), 3),
@@ -355,7 +355,7 @@ class Policing(Scenario):
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
         fraction = float(rng.uniform(0.4, 0.8))
         packets = float(rng.uniform(1.0, 8.0))
-        start = 0.0 if rng.random() < 0.4 else float(rng.uniform(1.0, min(6.0, 0.3 * ctx.duration)))
+        start = 0.0 if rng.random() < 0.4 else _between(rng, 1.0, min(6.0, 0.3 * ctx.duration))
         return cls(
             rate_Bps=round(fraction * ctx.payload_rate, 1),
             burst_bytes=round(packets * ctx.mean_size),
@@ -469,7 +469,7 @@ class OneWay(Scenario):
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
-        start = 0.0 if rng.random() < 0.3 else float(rng.uniform(2.0, min(10.0, 0.5 * ctx.duration)))
+        start = 0.0 if rng.random() < 0.3 else _between(rng, 2.0, min(10.0, 0.5 * ctx.duration))
         return cls(start_s=round(start, 3), direction="b->a")
 
     def impair(self, rng, ctx, offered):
@@ -598,6 +598,11 @@ class CodecDownshift(Scenario):
     def downshift(self) -> Downshift:
         _check_direction(self.direction, DIRECTIONS)
         return Downshift(DIRECTIONS.index(self.direction), self.time_s, self.new_ptime_ms, self.size_factor)
+
+
+def _between(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """Uniform in [lo, hi]; in a call too short for that, in [hi / 2, hi]."""
+    return float(rng.uniform(lo, hi) if hi > lo else rng.uniform(0.5 * hi, hi))
 
 
 def _draw_direction(rng: np.random.Generator) -> str:

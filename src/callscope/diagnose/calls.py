@@ -220,6 +220,44 @@ def detect_never_started(
     return None
 
 
+def detect_lone_opaque(call_id: str, traces: Sequence[Trace], streams: Sequence[MediaStream]) -> Finding | None:
+    """Encrypted messenger media flowing one way only, for the whole call.
+
+    A messenger voice call always carries media both ways (there is no
+    ``recvonly`` for it as in SDP), so a lone direction of opaque voice lasting
+    :data:`MIN_SILENCE_S` or more means the other one is blocked. RTP without
+    signalling is not judged this way: recordings of one direction are common.
+    """
+    if not streams or any(s.kind != "opaque" for s in streams):
+        return None
+    if len({(s.src, s.dst) for s in streams}) != 1:
+        return None
+    only = max(traces, key=lambda t: t.end - t.start)
+    span = only.end - only.start
+    confidence = 0.7 * ramp(span, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+    if confidence < 0.2:
+        return None
+    s = streams[0]
+    return Finding(
+        pattern="one-way",
+        confidence=scale_confidence(only, confidence),
+        summary=(
+            f"encrypted voice flows only from {s.src}:{s.src_port} to {s.dst}:{s.dst_port} "
+            f"({span:.1f} s) and never back: the other direction of the call is blocked "
+            f"(a messenger call always carries media both ways)"
+        ),
+        stream_id=only.stream_id,
+        call_id=call_id,
+        evidence=(
+            Evidence("return_packets", 0, "packets"),
+            Evidence("one_way_for", round(span, 3), "s"),
+        ),
+        audible=AUDIBLE["one-way"],
+        spans=((round(only.start, 3), round(only.end, 3)),),
+        params=(Evidence("onset_s", round(only.start, 3), "s"),),
+    )
+
+
 def detect_setup_blocked(stun: StunSummary, media_packets: int) -> Finding | None:
     """STUN/TURN requests repeated without a success response, and no media.
 

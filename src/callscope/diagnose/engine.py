@@ -18,6 +18,7 @@ from callscope.diagnose.calls import (
     MIN_MEDIA_PACKETS,
     TOGETHER_S,
     detect_cutoff_call,
+    detect_lone_opaque,
     detect_never_started,
     detect_one_way,
     detect_setup_blocked,
@@ -159,6 +160,8 @@ def diagnose(
         one_way = detect_one_way(call.id, members, streams, end)
         if one_way is None and call.call_id in sip_media:
             one_way = detect_never_started(call.id, sip_media[call.call_id], streams, members)
+        if one_way is None and cut is None:
+            one_way = detect_lone_opaque(call.id, members, streams)
         for f in (cut, one_way):
             if f is not None and f.confidence >= REPORT_THRESHOLD:
                 call_findings.append(f)

@@ -183,9 +183,9 @@ def crosscheck(path: str | os.PathLike, decode_as: Sequence[int] = ()) -> Crossc
     from callscope.analysis import analyze
 
     decode_as = tuple(int(p) for p in decode_as)
+    report = analyze(path, decode_as=decode_as)  # first: its errors name what is wrong with the file
     ws_rows, version = wireshark_rtp_streams(path, decode_as)
-    report = analyze(path, decode_as=decode_as)
-    ours = [s for s in report.streams]
+    ours = list(report.streams)
     used: set[str] = set()
     checks = []
     for w in ws_rows:

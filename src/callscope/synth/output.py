@@ -61,12 +61,17 @@ def _number(x: float) -> float | int | None:
     return round(x, 6) if isinstance(x, float) else x
 
 
-def truth_document(call: SimulatedCall) -> dict[str, object]:
-    """The content of the ground-truth sidecar (JSON-ready)."""
+def truth_document(call: SimulatedCall, captured: np.ndarray | None = None) -> dict[str, object]:
+    """The content of the ground-truth sidecar (JSON-ready).
+
+    ``captured`` marks the packets in the capture described (default: the
+    call's own vantage).
+    """
     params: dict[str, object] = {k: _number(v) for k, v in dataclasses.asdict(call.scenario).items()}
     params.update({k: _number(float(v)) for k, v in call.facts.items()})
     lost = call.lost
-    captured = ~np.isnan(call.capture_time)
+    if captured is None:
+        captured = ~np.isnan(call.capture_time)
     return {
         "schema": TRUTH_SCHEMA,
         "label": call.label,

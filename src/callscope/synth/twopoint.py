@@ -150,9 +150,10 @@ def write_two_point(
             call.data, call.payload_start[rows], call.size[rows], nanosecond=nanosecond,
             ip_id=call.ip_id[rows], tos=np.where(media, TOS_EF, 0).astype(np.uint8),
         )
-        doc = truth_document(call)
+        in_capture = np.zeros(len(call), bool)
+        in_capture[rows] = True
+        doc = truth_document(call, in_capture)
         doc["vantage"] = "a" if end == 0 else "b"
-        doc["packets"]["captured"] = int(rows.size)
         doc["two_point"] = {
             "end": doc["vantage"],
             "other_capture": paths[1 - end].name,

@@ -365,6 +365,7 @@ class CaptureReader:
         # Interface ids are per section: ``section`` maps them to rows of ``ifaces``,
         # which holds every interface of the file (linktype, resol, resol_is_pow2, offset_s).
         ifaces: list[tuple[int, int, int, int]] = []
+        snaplens: list[int] = []  # per row of ``ifaces``; 0 means no limit
         section: list[int] = []
         all_types: list[str] = []
         file_pos = 0
@@ -405,6 +406,7 @@ class CaptureReader:
                     section = []
                 elif btype == PCAPNG_IDB and blen >= 20:
                     ifaces.append(_idb(buf, body, off + blen - 4, endian))
+                    snaplens.append(struct.unpack_from(endian + "I", buf, body + 4)[0])
                     if ifaces[-1][1] > (MAX_TSRESOL_POW2 if ifaces[-1][2] else MAX_TSRESOL_POW10):
                         raise CorruptCaptureError(
                             f"impossible if_tsresol {'2' if ifaces[-1][2] else '10'}^-{ifaces[-1][1]}"
@@ -421,8 +423,11 @@ class CaptureReader:
                     rows.append((body + 20, cap, orig, self._iface(section, iface, file_pos + off), th, tl))
                 elif btype == PCAPNG_SPB and blen >= 16:
                     orig = struct.unpack_from(endian + "I", buf, body)[0]
-                    rows.append((body + 4, min(orig, blen - 16), orig, self._iface(section, 0, file_pos + off),
-                                 SPB_NO_TIME, 0))
+                    first_iface = self._iface(section, 0, file_pos + off)
+                    # The packet is the first min(original, snaplen) bytes of the
+                    # padded data (pcapng §4.4): the padding is not packet data.
+                    cap = min(orig, blen - 16, snaplens[first_iface] or orig)
+                    rows.append((body + 4, cap, orig, first_iface, SPB_NO_TIME, 0))
                 elif btype == PCAPNG_OPB and blen >= 32:
                     iface, _drops, th, tl, cap, orig = struct.unpack_from(endian + "HHIIII", buf, body)
                     if cap > blen - 32:

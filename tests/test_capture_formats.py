@@ -85,13 +85,14 @@ def shb(endian: str) -> bytes:
     return block(endian, SHB, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1) + comment)
 
 
-def idb(endian: str, linktype: int, tsresol: int | None = None, tsoffset: int | None = None) -> bytes:
+def idb(endian: str, linktype: int, tsresol: int | None = None, tsoffset: int | None = None,
+        snaplen: int = 262144) -> bytes:
     opts = option(endian, 2, b"eth0")
     if tsresol is not None:
         opts += option(endian, 9, bytes([tsresol]))
     if tsoffset is not None:
         opts += option(endian, 14, struct.pack(endian + "q", tsoffset))
-    return block(endian, IDB, struct.pack(endian + "HHI", linktype, 0, 262144) + opts + option(endian, 0, b""))
+    return block(endian, IDB, struct.pack(endian + "HHI", linktype, 0, snaplen) + opts + option(endian, 0, b""))
 
 
 def epb(endian: str, iface: int, units: int, data: bytes, orig: int) -> bytes:
@@ -104,8 +105,8 @@ def opb(endian: str, iface: int, units: int, data: bytes, orig: int) -> bytes:
     return block(endian, OPB, head + data)
 
 
-def spb(endian: str, data: bytes) -> bytes:
-    return block(endian, SPB, struct.pack(endian + "I", len(data)) + data)
+def spb(endian: str, data: bytes, orig: int | None = None) -> bytes:
+    return block(endian, SPB, struct.pack(endian + "I", len(data) if orig is None else orig) + data)
 
 
 def unknown_blocks(endian: str) -> bytes:
@@ -623,3 +624,15 @@ def test_captures_stream_through_a_pipe(tmp_path, compressed):
     assert cap.info.compressed == compressed
     assert rows(cap.datagrams) == rows(read_capture(plain).datagrams)
     assert len(cap.datagrams) == 10
+
+
+def test_simple_packet_blocks_cut_by_snaplen_hold_no_padding(tmp_path):
+    _, frames, _ = frames_for("ethernet")
+    snaplen = 62  # the block pads 62 bytes to 64: the last two are not packet data
+    data = shb("<") + idb("<", 1, snaplen=snaplen) + b"".join(spb("<", f[:snaplen], len(f)) for f in frames)
+    path = tmp_path / "spb.pcapng"
+    path.write_bytes(data)
+    cap = check_against_scapy(path, 8, spb_frames=set(range(1, len(frames) + 1)))  # 2 lose the UDP header
+    d = cap.datagrams
+    assert d.frame_caplen.max() == snaplen
+    assert int(d.payload_caplen[d.udp_payload_len == 1200][0]) == snaplen - 14 - 20 - 8

@@ -96,12 +96,32 @@ class Datagrams:
         n = len(self)
         if n == 0 or self.data.size == 0:
             return np.zeros((n, width), np.uint8)
-        idx = self.payload_start[:, None] + np.arange(width)[None, :]
-        valid = np.arange(width)[None, :] < self.payload_caplen[:, None]
-        idx = np.where(valid, idx, 0)
-        out = self.data[np.minimum(idx, self.data.size - 1)]
-        out[~valid] = 0
-        return out
+        words = -(-width // 8)
+        start = np.asarray(self.payload_start, np.int64)
+        caplen = np.asarray(self.payload_caplen, np.int64)
+        # Whole little-endian 64-bit words read at any byte offset (an
+        # unaligned strided view: one gather per word instead of per byte).
+        # Rows whose words would run past the buffer's end take the byte path.
+        last = self.data.size - 8
+        inside = start + 8 * words - 1 <= last
+        out = np.zeros((n, words), "<u8")
+        if last >= 0:
+            at = np.ndarray((last + 1,), dtype="<u8", buffer=self.data, strides=(1,))
+            rows = start[inside]
+            for w in range(words):
+                out[inside, w] = at[rows + 8 * w]
+            # zero the bytes past each payload's end: keep the low `kept` bytes
+            kept = np.clip(caplen[:, None] - 8 * np.arange(words)[None, :], 0, 8).astype(np.uint64)
+            mask = np.where(kept >= 8, ~np.uint64(0), (np.uint64(1) << (np.uint64(8) * kept)) - np.uint64(1))
+            out &= mask
+        result = np.ascontiguousarray(out.view(np.uint8).reshape(n, 8 * words)[:, :width])
+        edge = np.flatnonzero(~inside)
+        if edge.size:
+            k = np.arange(width)[None, :]
+            valid = k < caplen[edge, None]
+            idx = np.minimum(np.where(valid, start[edge, None] + k, 0), self.data.size - 1)
+            result[edge] = np.where(valid, self.data[idx], 0)
+        return result
 
     def take(self, index: np.ndarray) -> Datagrams:
         """Rows selected by a boolean mask or integer index (payload buffer shared)."""

@@ -29,6 +29,25 @@ BUNCHED = 0.25
 MAX_LOSS = 0.03
 
 
+def _detrend(t: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Delay with the linear trend of its floor removed.
+
+    A steady drift (clock skew between the ends, or an opaque sender whose
+    cadence is not quite constant) is not variation a playout buffer has to
+    absorb. The floor is the minimum of each :data:`BASELINE_WINDOW_S` window.
+    """
+    edges = np.arange(t[0], t[-1] + BASELINE_WINDOW_S, BASELINE_WINDOW_S)
+    idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, edges.size - 2)
+    mins = np.full(edges.size - 1, np.inf)
+    np.minimum.at(mins, idx, d)
+    ok = np.isfinite(mins)
+    if np.count_nonzero(ok) < 3:
+        return d
+    centres = edges[:-1] + 0.5 * BASELINE_WINDOW_S
+    slope, _ = np.polyfit(centres[ok], mins[ok], 1)
+    return d - slope * (t - t[0])
+
+
 def detect_jitter(trace: Trace, reordered: int = 0) -> Finding | None:
     """A jitter finding or None.
 
@@ -42,7 +61,7 @@ def detect_jitter(trace: Trace, reordered: int = 0) -> Finding | None:
     n = int(np.count_nonzero(rec))
     if n < 20 or trace.loss_fraction > MAX_LOSS:
         return None
-    d = trace.delay[rec]
+    d = _detrend(trace.time[rec], trace.delay[rec])
     j = rfc3550_jitter(d)
     j95 = float(np.percentile(j, 95))
     # Lateness against the delay floor of the last few seconds (what an adaptive

@@ -23,6 +23,9 @@ from callscope.diagnose.trace import Trace
 MIN_OUTAGE_S = 0.2
 #: Fewest outages that make the pattern intermittent (DESIGN.md pattern table).
 MIN_OUTAGES = 3
+#: Median service between outages must last this long (s): on/off blocking
+#: lets the flow through for a while each time.
+MIN_ON_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,17 @@ def detect_outages(trace: Trace) -> Finding | None:
     )
     mean_dur = float(out.durations.mean())
     duty = mean_dur / period if period > 0 else 0.0
+    # Service between outages must last: a few packets between long gaps is a
+    # flow that is sparse or still starting, not one switched on and off.
+    ends = out.runs.start + out.runs.length
+    on_runs = (trace.time[out.runs.start[1:]] - trace.time[ends[:-1] - 1]) - trace.ptime
+    on_median = float(np.median(on_runs))
     c_count = ramp(out.runs.count, MIN_OUTAGES - 1, MIN_OUTAGES + 1)
     c_dom = ramp(dominance, 0.6, 0.9)
     c_clean = ramp(clean_between, 0.9, 0.98)
     c_long = ramp(mean_dur, MIN_OUTAGE_S, 2 * MIN_OUTAGE_S)
-    confidence = c_dom * c_clean * (0.5 + 0.2 * c_count + 0.3 * (1.0 if periodic else c_long))
+    c_on = ramp(on_median, 0.5 * MIN_ON_S, MIN_ON_S)
+    confidence = c_dom * c_clean * c_on * (0.5 + 0.2 * c_count + 0.3 * (1.0 if periodic else c_long))
     if confidence < 0.2:
         return None
 
@@ -110,6 +119,7 @@ def detect_outages(trace: Trace) -> Finding | None:
         Evidence("outage_max", round(float(out.durations.max()) * 1000, 1), "ms"),
         Evidence("loss_in_outages", round(dominance, 3)),
         Evidence("delivery_between_outages", round(clean_between, 4)),
+        Evidence("service_between_median", round(on_median, 3), "s"),
         Evidence("start_spacing_cv", round(spacing_cv, 3)),
         Evidence("autocorrelation_peak", round(peak, 3)),
     )

@@ -361,10 +361,35 @@ def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
     return kw * w
 
 
+#: Consecutive on-cadence gaps that mark the start of steady media.
+STEADY_GAPS = 5
+#: At most this share of a flow's packets is taken for its set-up phase.
+MAX_SETUP_SHARE = 0.2
+
+
+def _leading_setup(t: np.ndarray) -> int:
+    """Packets before the first :data:`STEADY_GAPS` consecutive on-cadence gaps.
+
+    An encrypted call's flow often opens with a few sparse packets (key
+    exchange, connectivity probes) before the voice cadence starts; their gaps
+    are not lost voice packets.
+    """
+    if t.size < 4 * STEADY_GAPS:
+        return 0
+    ptime = cadence_interval(t)
+    on = (np.abs(np.diff(t) / ptime - 1.0) < CADENCE_TOLERANCE).astype(np.int64)
+    c = np.concatenate([[0], np.cumsum(on)])
+    steady = np.flatnonzero(c[STEADY_GAPS:] - c[:-STEADY_GAPS] == STEADY_GAPS)
+    if steady.size == 0 or steady[0] > MAX_SETUP_SHARE * t.size:
+        return 0
+    return int(steady[0])
+
+
 def opaque_trace(stream: MediaStream, capture_end: float) -> Trace:
     """Slots of an opaque stream inferred from its cadence.
 
-    The packet interval comes from :func:`cadence_interval`, the slots from
+    Leading set-up packets before the cadence settles are left out
+    (:func:`_leading_setup`). The packet interval comes from :func:`cadence_interval`, the slots from
     :func:`_cadence_slots` (whole-interval gaps are loss, bounded by
     causality), separately before and after a re-packetisation found by
     :func:`_cadence_change`. The send clock is the slot index times the
@@ -374,6 +399,8 @@ def opaque_trace(stream: MediaStream, capture_end: float) -> Trace:
     order = np.argsort(p.time, kind="stable")
     t = p.time[order]
     sz = p.size[order].astype(np.float64)
+    lead = _leading_setup(t)
+    t, sz = t[lead:], sz[lead:]
     if t.size < 2:
         return Trace(stream.id, True, DEFAULT_PTIME_S, t, t - t[:1], np.ones(t.size, bool),
                      sz, np.zeros(t.size), capture_end)

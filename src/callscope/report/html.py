@@ -39,10 +39,12 @@ h3 { margin: 1.4em 0 .4em; font-size: 1.08em; }
 .bad { background: #fdeeee; border-color: #d62728; }
 .warn { background: #fff6e6; border-color: #ff7f0e; }
 table { border-collapse: collapse; margin: .5em 0 1em; font-size: .92em; }
-th, td { overflow-wrap: anywhere; border: 1px solid #d8d8d8; padding: .28em .55em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #d8d8d8; padding: .28em .55em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } .nowrap td { white-space: nowrap; } .wrap td { overflow-wrap: anywhere; }
+.scroll { overflow-x: auto; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .finding { border: 1px solid #ddd; border-radius: 8px; padding: .6em 1em; margin: .8em 0; }
 .finding .head { font-weight: 600; } .audible { font-style: italic; color: #444; }
+.side { display: flex; flex-wrap: wrap; gap: 0 1.5em; align-items: flex-start; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9em; }
 ul.notes { color: #555; }
@@ -92,17 +94,33 @@ def _fmt(value: object, fmt: str) -> str:
         return e(value)
 
 
-def _table(headings: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[bool] = ()) -> str:
-    """An HTML table; cells must already be escaped."""
-    out = ["<table><thead><tr>", *(f"<th>{e(h)}</th>" for h in headings), "</tr></thead><tbody>"]
+def _number(value: object) -> str:
+    """A finding's number as a person reads it: 6625, 10,530, 0.2298, 4.36."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return _fmt(value, "{}")
+    if value == int(value) and abs(value) < 1e12:
+        return e(f"{int(value):,}")
+    if abs(value) >= 1000:
+        return e(f"{value:,.0f}")
+    return e(f"{value:.4g}")
+
+
+def _table(headings: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[bool] = (),
+           cls: str = "") -> str:
+    """An HTML table; cells must already be escaped. ``cls``: "nowrap" or "wrap" for the cells."""
+    out = [f'<div class="scroll"><table class="{cls}"><thead><tr>' if cls else '<div class="scroll"><table><thead><tr>', *(f"<th>{e(h)}</th>" for h in headings), "</tr></thead><tbody>"]
     for row in rows:
         out.append("<tr>")
         for i, cell in enumerate(row):
             cls = ' class="num"' if i < len(numeric) and numeric[i] else ""
             out.append(f"<td{cls}>{cell}</td>")
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _verdict_class(pattern: str) -> str:
@@ -144,14 +162,13 @@ def _findings_html(doc: dict) -> str:
         out.append(f"<p>{e(f['summary'])}</p>")
         if f.get("audible"):
             out.append(f'<p class="audible">What a listener hears: {e(f["audible"])}</p>')
-        if f.get("evidence"):
-            out.append(_table(("evidence", "value", "unit"),
-                              ([e(v["name"]), _fmt(v["value"], "{:.4g}"), e(v["unit"])] for v in f["evidence"]),
-                              (False, True, False)))
-        if f.get("params"):
-            out.append(_table(("estimated parameter", "value", "unit"),
-                              ([e(v["name"]), _fmt(v["value"], "{:.4g}"), e(v["unit"])] for v in f["params"]),
-                              (False, True, False)))
+        out.append('<div class="side">')
+        for key, heading in (("evidence", "evidence"), ("params", "estimated parameter")):
+            if f.get(key):
+                out.append(_table((heading, "value", "unit"),
+                                  ([e(v["name"]), _number(v["value"]), e(v["unit"])] for v in f[key]),
+                                  (False, True, False)))
+        out.append("</div>")
         spans = f.get("spans") or []
         if spans:
             listed = ", ".join(f"{a:.2f}–{b:.2f} s" for a, b in spans[:MAX_SPANS_LISTED])
@@ -168,7 +185,8 @@ def _calls_html(doc: dict) -> str:
     rows = [[e(c["id"]), e(", ".join(c["stream_ids"])), f'<span class="mono">{e(c.get("call_id") or "–")}</span>',
              e(c.get("from_uri") or "–"), e(c.get("to_uri") or "–"), e(c.get("session_name") or "–")]
             for c in calls]
-    return "<h2>Calls</h2>" + _table(("call", "streams", "SIP Call-ID", "from", "to", "SDP session (s=)"), rows)
+    return "<h2>Calls</h2>" + _table(("call", "streams", "SIP Call-ID", "from", "to", "SDP session (s=)"), rows,
+                                     cls="wrap")
 
 
 def _sip_html(doc: dict) -> str:
@@ -187,7 +205,8 @@ def _sip_html(doc: dict) -> str:
                      e(c.get("to_uri") or "–"), e(" ".join(c.get("methods") or [])),
                      _fmt(c.get("final_status"), "{}"), e(c.get("session_name") or "–"), media or "–"])
     return (f"<h2>SIP signalling</h2><p class=\"meta\">{_fmt(sip.get('messages'), '{}')} SIP messages.</p>"
-            + _table(("Call-ID", "from", "to", "requests", "final status", "session (s=)", "SDP media"), rows))
+            + _table(("Call-ID", "from", "to", "requests", "final status", "session (s=)", "SDP media"), rows,
+                     cls="wrap"))
 
 
 def _plots_html(report, stream_ids: Sequence[str] | None) -> str:
@@ -229,7 +248,7 @@ def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool 
         f"<p class=\"meta\">{e(cap['format'])}{' (gzip)' if cap.get('compressed') else ''}, "
         f"link types {e(', '.join(cap['link_types']) or '–')}, {_fmt(cap['packets'], '{}')} packets, "
         f"{_fmt(cap['udp_datagrams'], '{}')} UDP datagrams, {_fmt(cap['duration_s'], '{:.1f}')} s. "
-        f"{len(doc['streams'])} media streams in {len(doc.get('calls') or [])} calls.</p>",
+        f"{_plural(len(doc['streams']), 'media stream')} in {_plural(len(doc.get('calls') or []), 'call')}.</p>",
         f'<div class="verdict {_verdict_class(verdict["pattern"])}">'
         f'<div class="pattern">Verdict: {e(verdict["pattern"])}'
         f'{" (confidence " + _fmt(verdict["confidence"], "{:.2f}") + ")" if verdict["confidence"] is not None else ""}'
@@ -238,17 +257,17 @@ def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool 
     warnings = list(cap.get("warnings") or [])
     if warnings:
         parts.append("<ul class=\"notes\">" + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>")
-    parts.append("<h2>Findings</h2>" + _findings_html(doc))
-    parts.append(_calls_html(doc))
     parts.append("<h2>Streams</h2>")
     if doc["streams"]:
         numeric = [key in NUMERIC_KEYS for _, key, _ in STREAM_COLUMNS]
-        parts.append(_table([h for h, _, _ in STREAM_COLUMNS], _stream_rows(doc), numeric))
+        parts.append(_table([h for h, _, _ in STREAM_COLUMNS], _stream_rows(doc), numeric, "nowrap"))
         notes = [f"{s['id']}: {n}" for s in doc["streams"] for n in s.get("notes") or []]
         if notes:
             parts.append("<ul class=\"notes\">" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
     else:
         parts.append("<p>No media stream found in the capture.</p>")
+    parts.append(_calls_html(doc))
+    parts.append("<h2>Findings</h2>" + _findings_html(doc))
     parts.append(_sip_html(doc))
     if plots and doc["streams"]:
         parts.append(_plots_html(report, stream_ids))

@@ -50,6 +50,8 @@ PATTERN_COLOURS = {
 }
 DIRECTION_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 SPAN_ALPHA = 0.18
+LINE_BREAK_FACTOR = 10  # a gap of this many median packet intervals breaks a per-packet line
+LINE_BREAK_MIN_S = 0.2  # ... and never less than this (s)
 LABEL_STEP_PT = 12  # vertical distance between stacked finding labels, points
 FONT_SIZE = 10
 DPI = 110
@@ -202,6 +204,24 @@ def _finite(x: np.ndarray) -> bool:
     return bool(np.isfinite(np.asarray(x, np.float64)).any())
 
 
+def _packet_line(ax: Axes, t: np.ndarray, y: np.ndarray, colour: str) -> None:
+    """A per-packet series as a line that does not bridge silences or outages.
+
+    The line is broken (a NaN inserted) where packets are more than
+    ``LINE_BREAK_FACTOR`` median intervals (and ``LINE_BREAK_MIN_S``) apart, so
+    a gap reads as a gap rather than a ramp; small dots keep lone packets visible.
+    """
+    t = np.asarray(t, np.float64)
+    y = np.asarray(y, np.float64)
+    if t.size > 1:
+        dt = np.diff(t)
+        limit = max(LINE_BREAK_FACTOR * float(np.median(dt)), LINE_BREAK_MIN_S)
+        cut = np.flatnonzero(dt > limit) + 1
+        t = np.insert(t, cut, np.nan)
+        y = np.insert(y, cut, np.nan)
+    ax.plot(t, y, lw=0.7, color=colour, marker=".", ms=1.5)
+
+
 def _step(ax: Axes, start: np.ndarray, window_s: float, values: np.ndarray, **kw) -> None:
     """Per-window values as a step line covering each window."""
     if start.size == 0:
@@ -253,17 +273,17 @@ def timeline_figure(report: Report, stream_id: str) -> Figure:
         a.set_ylabel(label)
 
     t = pp.time_s
-    ax["delta"].plot(t, pp.delta_ms, lw=0.7, color="#1f77b4")
+    _packet_line(ax["delta"], t, pp.delta_ms, "#1f77b4")
     if stream.ssrc is None:
         _no_data(ax["jitter"], "no RTP timestamps: jitter is not defined")
         _no_data(ax["delay"], "no RTP timestamps: delay is not defined")
     else:
         if _finite(pp.jitter_ms):
-            ax["jitter"].plot(t, pp.jitter_ms, lw=0.9, color="#ff7f0e")
+            _packet_line(ax["jitter"], t, pp.jitter_ms, "#ff7f0e")
         else:
             _no_data(ax["jitter"], "no clock rate: jitter not measurable")
         if _finite(pp.delay_ms):
-            ax["delay"].plot(t, pp.delay_ms, lw=0.7, color="#2ca02c")
+            _packet_line(ax["delay"], t, pp.delay_ms, "#2ca02c")
         else:
             _no_data(ax["delay"], "no clock rate: delay not measurable")
 

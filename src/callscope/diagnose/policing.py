@@ -48,6 +48,31 @@ MIN_LOSS = 0.05
 QUEUE_VETO_S = 0.030
 
 
+def loss_onset(received: np.ndarray) -> int:
+    """Slot where the loss rate steps up: the maximum-likelihood single change point.
+
+    The loss indicator is modelled as Bernoulli with one rate before slot
+    ``k`` and another from ``k`` on; ``k`` maximises the log-likelihood
+    (0 when a single rate fits best).
+    """
+    lost = (~np.asarray(received, bool)).astype(np.float64)
+    n = lost.size
+    if n < 4:
+        return 0
+    c = np.concatenate([[0.0], np.cumsum(lost)])
+    k = np.arange(1, n)
+    a, b = c[k], c[-1] - c[k]
+
+    def ll(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+        p = np.clip(x / m, 1e-12, 1 - 1e-12)
+        return x * np.log(p) + (m - x) * np.log1p(-p)
+
+    split = ll(a, k) + ll(b, n - k)
+    best = int(np.argmax(split))
+    whole = float(ll(np.array([c[-1]]), np.array([float(n)]))[0])
+    return int(k[best]) if split[best] > whole + 10.0 and b[best] / (n - k[best]) > a[best] / k[best] else 0
+
+
 def replay_token_bucket(
     time: np.ndarray, size: np.ndarray, rate: float, depth: float
 ) -> np.ndarray:
@@ -85,6 +110,11 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     lost_idx = np.flatnonzero(~rec)
     if lost_idx.size < MIN_LOSSES:
         return None
+    # The policed stretch starts where the loss rate changes, not at the first
+    # loss: a stray loss before the policer acts is not its doing.
+    lost_idx = lost_idx[lost_idx >= loss_onset(rec)]
+    if lost_idx.size < MIN_LOSSES:
+        return None
     i1, i2 = int(lost_idx[0]), int(lost_idx[-1])
     t1, t2 = float(trace.time[i1]), float(trace.time[i2])
     span = t2 - t1
@@ -105,6 +135,7 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     cv = float(gaps.std() / gaps.mean()) if gaps.size >= 2 and gaps.mean() > 0 else np.inf
     max_run = int(runs.length.max())
     expected_run = int(np.ceil(loss_region / max(1e-9, 1.0 - loss_region))) + 1
+    too_long = float(np.mean(runs.length > expected_run))
 
     _, got_w = window_rates(trace, t1, t2)
     flat = float(got_w.std() / got_w.mean()) if got_w.size >= 2 and got_w.mean() > 0 else np.inf
@@ -113,9 +144,11 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     sent_before = float(np.sum(size[:i1]))
     depth = max(0.0, sent_before + 0.5 * float(size[i1]) - rate * (t1 - t0))
     from_start = t1 - t0 <= ONSET_WINDOW_S
-    drops = replay_token_bucket(trace.time, size, rate, max(depth, float(size.max())))
+    # Once the bucket has drained its depth no longer matters: replay the
+    # policed stretch with a bucket of one packet and compare the drop counts.
+    drops = replay_token_bucket(trace.time[region], size[region], rate, float(size[region].max()))
     cum_pred = np.cumsum(drops)
-    cum_real = np.cumsum(~rec)
+    cum_real = np.cumsum(~rec[region])
     tb_error = float(np.max(np.abs(cum_pred - cum_real))) / lost_idx.size
 
     rise = pre_loss_rise(trace, runs.start + i1)
@@ -127,7 +160,7 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     c_even = ramp(cv, 0.6, 0.25)
     c_flat = ramp(flat, 0.35, 0.12)
     c_tb = ramp(tb_error, 0.25, 0.08)
-    c_runs = 1.0 if max_run <= expected_run else 0.3
+    c_runs = ramp(too_long, 0.15, 0.05)
     c_veto = ramp(queue_height, 2 * QUEUE_VETO_S, QUEUE_VETO_S) * ramp(rise.z, 1.5, 0.7)
     confidence = c_even * (0.5 + 0.25 * c_flat + 0.25 * c_tb) * c_runs * c_veto
     if confidence < 0.2:
@@ -139,6 +172,7 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
         Evidence("drop_spacing_cv", round(cv, 3)),
         Evidence("drop_spacing_mean", round(float(gaps.mean()), 2), "packets"),
         Evidence("longest_loss_run", max_run, "packets"),
+        Evidence("runs_longer_than_bucket_allows", round(too_long, 3)),
         Evidence("goodput_window_cv", round(flat, 3)),
         Evidence("token_bucket_mismatch", round(tb_error, 3)),
         Evidence("delay_rise_before_loss", round(rise.rise_s * ms, 2), "ms"),

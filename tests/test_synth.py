@@ -388,3 +388,30 @@ def test_two_point_captures_share_payloads_across_nat_and_clock_error(tmp_path):
     t_true = call.arrival_time[i]
     expected_ns = call.epoch_ns + round((t_true + 3.5 + 40e-6 * t_true) * 1e9)
     assert abs(int(b.time_ns[k[0]]) - expected_ns) <= 1000
+
+
+def test_g711_encoders_invert_the_reference_decoder():
+    from callscope.report.audio import g711_decode
+    from callscope.synth.voice import linear_to_alaw, linear_to_ulaw
+
+    codes = np.arange(256, dtype=np.uint8)
+    # Every code but µ-law's negative zero (0x7F, decoded as 0 = 0xFF) encodes back to itself.
+    assert np.count_nonzero(linear_to_ulaw(g711_decode(codes, "PCMU")) == codes) == 255
+    assert np.array_equal(linear_to_alaw(g711_decode(codes, "PCMA")), codes)
+    x = np.arange(-32000, 32000, 7, dtype=np.int16)
+    for enc, law in ((linear_to_ulaw, "PCMU"), (linear_to_alaw, "PCMA")):
+        err = np.abs(g711_decode(enc(x), law).astype(np.int64) - x)
+        assert np.all(err <= np.maximum(0.035 * np.abs(x.astype(np.int64)), 16))  # half a step
+
+
+def test_pcmu_payloads_carry_a_speech_like_signal():
+    from callscope.report.audio import g711_decode
+
+    call = simulate("clean", seed=1, duration=6, codec="pcmu")
+    rows = _media(call, 0)
+    pcm = np.concatenate([g711_decode(np.frombuffer(call.payload(i)[12:], np.uint8), "PCMU")
+                          for i in rows]).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(pcm[:8000]))
+    # Energy sits in the voice band, mostly below 1.5 kHz (harmonics falling 6 dB/octave).
+    assert spectrum[:1500].sum() > 3 * spectrum[1500:].sum()
+    assert 500 < np.abs(pcm).mean() < 8000

@@ -46,6 +46,7 @@ from callscope.synth.scenarios import (
     with_overrides,
 )
 from callscope.synth.sender import MediaSchedule, media_schedule
+from callscope.synth.voice import linear_to_alaw, linear_to_ulaw, speech_like
 
 #: Capture start, Unix time in ns (2023-11-14 22:13:20 UTC); packets are relative to it.
 EPOCH_NS = 1_700_000_000 * 1_000_000_000
@@ -59,6 +60,9 @@ SIP_PORT = 5060  # RFC 3261 §18.1.1
 RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2: recommended minimum interval
 RTP_PORT_RANGE = (16384, 32767)  # the range most softphones pick RTP ports from
 VANTAGES = ("a", "b", "receivers")
+G711_ENCODERS = {"pcmu": linear_to_ulaw, "pcma": linear_to_alaw}
+#: Voice pitch of A's and B's speech-like signal (a low and a higher voice), Hz.
+VOICE_PITCH_HZ = (120.0, 210.0)
 #: The path and sender of every stream of :func:`simulate_many_streams`.
 MANY_NOISE_S = 0.5e-3
 MANY_CLOCK_JITTER_S = 0.3e-3
@@ -241,11 +245,25 @@ def _media_part(
     ts0: int,
     ips: tuple[int, int],
     ports: tuple[int, int],
+    voice: bool = True,
 ) -> _Part:
+    """One direction's media datagrams.
+
+    RTP headers per RFC 3550 §5.1; G.711 payloads carry a speech-like signal
+    (:mod:`callscope.synth.voice`) when ``voice``, every other payload is
+    random bytes (what an encrypted or unsimulated codec looks like).
+    """
     n = len(sched)
     header = OPAQUE_OVERHEAD_BYTES if opaque else wire.RTP_HEADER_LEN
     size = (sched.payload + header).astype(np.int32)
     body = _random_bytes(rng, int(size.sum()))
+    encode = G711_ENCODERS.get(codec.name)
+    if voice and encode is not None and not opaque and n:
+        # One G.711 octet per sample: the frames tile the signal back to back.
+        samples = encode(speech_like(rng, int(sched.payload.sum()), VOICE_PITCH_HZ[d]))
+        starts = np.cumsum(size) - size + header
+        first = np.cumsum(sched.payload) - sched.payload
+        body[np.repeat(starts - first, sched.payload) + np.arange(samples.size)] = samples
     seq = seq0 + np.arange(n, dtype=np.int64)
     ts = ts0 + sched.ts_offset
     if not opaque:
@@ -802,7 +820,7 @@ def simulate_many_streams(
         ips = (ipv4_to_int(f"10.2.{i // 250}.{i % 250 + 1}"), ipv4_to_int(f"10.1.{i // 250}.{i % 250 + 1}"))
         pair = (int(ports[i, 1]), int(ports[i, 0]))
         part = _media_part(bytes_rng, B_TO_A, sched, arrival, effect.outcomes[B_TO_A], cdc, opaque,
-                           ssrc[i], seq0[i], ts0[i], ips, pair)
+                           ssrc[i], seq0[i], ts0[i], ips, pair, voice=False)
         part.stream = i
         parts.append(part)
         streams.append(StreamInfo(

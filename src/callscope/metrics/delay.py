@@ -84,10 +84,11 @@ def relative_delay(
     trend = None
     if v.size >= 3 and tv[-1] > tv[0]:
         trend = _least_squares_slope(tv - tv[0], v)
+    p50, p95 = np.percentile(v, [50, 95])
     return DelayStats(
         delay_ms=d,
-        p50_ms=float(np.percentile(v, 50)),
-        p95_ms=float(np.percentile(v, 95)),
+        p50_ms=float(p50),
+        p95_ms=float(p95),
         max_ms=float(v.max()),
         trend_ms_per_s=trend,
         clock_skew_ppm=None if skew_slope is None else skew_slope * 1000.0,
@@ -104,9 +105,13 @@ def _lower_envelope_slope(t: np.ndarray, d: np.ndarray) -> float | None:
         return None
     edges = np.linspace(t[0], t[-1], _ENVELOPE_WINDOWS + 1)
     w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, _ENVELOPE_WINDOWS - 1)
-    order = np.lexsort((d, w))
-    first = np.concatenate([[True], w[order][1:] != w[order][:-1]])
-    pick = order[first]
+    # the first packet of each window holding that window's smallest delay
+    low = np.full(_ENVELOPE_WINDOWS, np.inf)
+    np.minimum.at(low, w, d)
+    at_min = np.flatnonzero(d == low[w])
+    first = np.full(_ENVELOPE_WINDOWS, t.size)
+    np.minimum.at(first, w[at_min], at_min)
+    pick = first[first < t.size]
     if pick.size < 2:
         return None
     return _theil_sen_slope(t[pick] - t[0], d[pick])

@@ -9,6 +9,10 @@ from callscope.diagnose.trace import Trace
 #: Confidence is scaled by this on opaque streams, where loss is inferred from
 #: cadence gaps rather than counted from sequence numbers.
 OPAQUE_CONFIDENCE = 0.85
+#: Bunched-arrival shares between which cadence-inferred loss goes from
+#: trustworthy to meaningless.
+BUNCHED_RELIABLE = 0.03
+BUNCHED_UNRELIABLE = 0.10
 
 
 def ramp(x: float, lo: float, hi: float) -> float:
@@ -19,9 +23,16 @@ def ramp(x: float, lo: float, hi: float) -> float:
     return float(min(1.0, max(0.0, v)))
 
 
-def scale_confidence(trace: Trace, confidence: float) -> float:
-    """Lower the confidence of a finding on an opaque stream."""
+def scale_confidence(trace: Trace, confidence: float, from_loss: bool = False) -> float:
+    """Lower the confidence of a finding on an opaque stream.
+
+    ``from_loss``: the finding rests on the loss pattern, which on an opaque
+    stream is inferred from cadence gaps and means little where arrivals are
+    bunched by jitter (:attr:`Trace.bunched`).
+    """
     c = confidence * (OPAQUE_CONFIDENCE if trace.opaque else 1.0)
+    if from_loss and trace.opaque:
+        c *= ramp(trace.bunched, BUNCHED_UNRELIABLE, BUNCHED_RELIABLE)
     return round(float(min(1.0, max(0.0, c))), 3)
 
 

@@ -114,7 +114,7 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
         audible += f"; the longest gap ({longest_ms:.0f} ms) is an audible dropout"
     return Finding(
         pattern=pattern,
-        confidence=scale_confidence(trace, confidence),
+        confidence=scale_confidence(trace, confidence, from_loss=True),
         summary=summary,
         stream_id=trace.stream_id,
         evidence=evidence,

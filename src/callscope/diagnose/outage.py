@@ -144,7 +144,7 @@ def detect_outages(trace: Trace) -> Finding | None:
         summary += " (gaps in the packet cadence: no sequence numbers)"
     return Finding(
         pattern="intermittent-outage",
-        confidence=scale_confidence(trace, confidence),
+        confidence=scale_confidence(trace, confidence, from_loss=True),
         summary=summary,
         stream_id=trace.stream_id,
         evidence=evidence,

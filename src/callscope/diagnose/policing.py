@@ -198,7 +198,7 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
         summary += " (loss inferred from cadence gaps: no sequence numbers)"
     return Finding(
         pattern="policing",
-        confidence=scale_confidence(trace, confidence),
+        confidence=scale_confidence(trace, confidence, from_loss=True),
         summary=summary,
         stream_id=trace.stream_id,
         evidence=evidence,

@@ -83,6 +83,16 @@ class Trace:
         return self.lost / self.slots if self.slots else 0.0
 
     @property
+    def bunched(self) -> float:
+        """Share of arrivals less than a quarter packet interval after the previous one.
+
+        Bunching is what delay variation leaves in the arrival times; where it
+        is common, gaps in an opaque stream's cadence say little about loss.
+        """
+        t = self.time[self.received]
+        return float(np.mean(np.diff(t) < 0.25 * self.ptime)) if t.size > 1 else 0.0
+
+    @property
     def start(self) -> float:
         return float(self.time[0]) if self.slots else 0.0
 

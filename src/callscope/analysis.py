@@ -90,28 +90,10 @@ def analyze(
     >>> report.verdict                                                # doctest: +SKIP
     """
     from callscope.diagnose import diagnose
-    from callscope.media import MediaColumns, discover_columns, extract
     from callscope.metrics import measure
 
-    if decoder == "wireshark":
-        from callscope.capture.wireshark import read_capture_wireshark
-
-        capture = read_capture_wireshark(path)
-        info, signalling = capture.info, capture.tcp_signalling
-        columns = extract(capture.datagrams)
-    else:
-        # Each chunk is reduced to compact header columns at once, so payload
-        # bytes never accumulate: memory grows with media packets, not file size.
-        reader = CaptureReader(path)
-        columns = MediaColumns.concat([extract(chunk) for chunk in reader])
-        info, signalling = reader.info, tuple(reader.tcp_signalling)
+    info, inventory = _discover(path, decoder, tuple(decode_as))
     start_ns = int(info.first_time_ns or 0)
-    inventory = discover_columns(
-        columns,
-        capture_start_ns=start_ns,
-        tcp_signalling=signalling,
-        decode_as=tuple(decode_as),
-    )
     rtt = _rtt_by_ssrc(inventory)
     metrics = {
         s.id: measure(
@@ -130,6 +112,35 @@ def analyze(
         metrics=metrics,
         diagnosis=diagnose(inventory, metrics, capture_end=capture_end),
     )
+
+
+def _discover(path: str | os.PathLike, decoder: str, decode_as: tuple[int, ...]) -> tuple[CaptureInfo, object]:
+    """Read the capture and find its media: (capture info, MediaInventory).
+
+    A function of its own so that the per-datagram columns are freed as soon
+    as the streams have been cut out of them, before metrics run.
+    """
+    from callscope.media import MediaColumns, discover_columns, extract
+
+    if decoder == "wireshark":
+        from callscope.capture.wireshark import read_capture_wireshark
+
+        capture = read_capture_wireshark(path)
+        info, signalling = capture.info, capture.tcp_signalling
+        columns = extract(capture.datagrams)
+    else:
+        # Each chunk is reduced to compact header columns at once, so payload
+        # bytes never accumulate: memory grows with media packets, not file size.
+        reader = CaptureReader(path)
+        columns = MediaColumns.concat([extract(chunk) for chunk in reader])
+        info, signalling = reader.info, tuple(reader.tcp_signalling)
+    inventory = discover_columns(
+        columns,
+        capture_start_ns=int(info.first_time_ns or 0),
+        tcp_signalling=signalling,
+        decode_as=decode_as,
+    )
+    return info, inventory
 
 
 def _rtt_by_ssrc(inventory) -> dict[int, float]:

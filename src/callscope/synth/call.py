@@ -114,6 +114,12 @@ class Network:
 class SimulatedCall:
     """A simulated call with per-packet ground truth, in send order.
 
+    ``scenario`` holds the true parameters of the impairment (drawn or set),
+    ``network`` those of the path under it, ``facts`` numbers measured while
+    simulating (an actual cut-off time, the loss a Gilbert chain should give),
+    ``windows`` the spans during which the impairment acted, and ``streams``
+    every flow with what was sent and delivered.
+
     Per-packet arrays (one row per datagram sent by anyone, lost or not):
 
     - ``kind`` (:class:`Kind`), ``stream`` (index into ``streams``, -1 for
@@ -369,8 +375,7 @@ def _rtcp_part(
 
 
 def _fate_shared(
-    times: np.ndarray, sched: MediaSchedule, outcome: Outcome, media_arrival: np.ndarray,
-    rng: np.random.Generator, base: float, noise: float,
+    times: np.ndarray, sched: MediaSchedule, outcome: Outcome, rng: np.random.Generator, base: float, noise: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Arrival and drop reason of RTCP packets sent at ``times``.
 
@@ -719,8 +724,7 @@ def _rtcp(
         t = starts[d] + np.cumsum(gaps)
         t = t[t < duration]
         times.append(t)
-        fate.append(_fate_shared(t, scheds[d], effect.outcomes[d], arrivals[d], rng,
-                                 base_delay[d], net_noise[d]))
+        fate.append(_fate_shared(t, scheds[d], effect.outcomes[d], rng, base_delay[d], net_noise[d]))
     receivers = [
         _Receiver.of(arrivals[d], media_parts[d].seq, media_parts[d].rtp_ts, codec.clock_rate)
         for d in (A_TO_B, B_TO_A)

@@ -212,7 +212,7 @@ def aimd_bottleneck(
     rtt: float,
     restart_every: float = math.inf,
     cross_packet: int = 1500,
-) -> tuple[np.ndarray, np.ndarray, int, int]:
+) -> tuple[np.ndarray, int, int]:
     """A drop-tail bottleneck shared with a TCP-like bulk flow.
 
     From ``cross_start`` a cross-traffic flow sends ``cross_packet``-byte
@@ -253,8 +253,6 @@ def aimd_bottleneck(
     -------
     depart : float64, shape (n,)
         Departure times of the voice packets; NaN where dropped.
-    queue_delay : float64, shape (n,)
-        Queueing delay each voice packet met (NaN where dropped).
     cross_sent, cross_dropped : int
         Packets of the bulk flow offered and dropped.
 
@@ -311,8 +309,7 @@ def aimd_bottleneck(
             if not dropped:
                 depart[i] = t + backlog / capacity
             i += 1
-    queue_delay = depart - np.asarray(time, np.float64)
-    return depart, queue_delay, cross_sent, cross_dropped
+    return depart, cross_sent, cross_dropped
 
 
 def in_windows(time: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

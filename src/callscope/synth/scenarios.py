@@ -265,7 +265,7 @@ class Congestion(Scenario):
         def one(o: Offered) -> Outcome:
             # After halving, the bulk flow climbs back to the capacity in ramp_s.
             increase = 0.5 * self.capacity_Bps / self.ramp_s
-            depart, _, sent, dropped = mechanisms.aimd_bottleneck(
+            depart, sent, dropped = mechanisms.aimd_bottleneck(
                 o.time, o.size, self.capacity_Bps, self.buffer_packets,
                 ctx.media_start + self.start_s, increase, self.rtt_s, self.transfer_s,
             )

@@ -1,0 +1,80 @@
+"""The fast paths give the same numbers as the obvious slow ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from callscope.capture.datagrams import Datagrams
+from callscope.metrics.delay import _theil_sen_slope
+from callscope.metrics.smoothing import exponential_average, linear_recurrence
+
+
+def _loop(u: np.ndarray, a: float, y0: float) -> np.ndarray:
+    out, y = [], y0
+    for v in u:
+        y = a * y + v
+        out.append(y)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("a", [0.0, 0.5, 15 / 16, 0.998002])
+@pytest.mark.parametrize("n", [1, 3, 1000, 30_000])
+def test_recurrence_matches_a_loop_over_every_sample(a, n):
+    u = np.random.default_rng(n).normal(0, 50, n)
+    got = linear_recurrence(u, a, initial=7.0)
+    assert np.max(np.abs(got - _loop(u, a, 7.0))) < 1e-9 * np.abs(u).max()
+
+
+def test_recurrence_crosses_block_boundaries_exactly():
+    # a = 15/16 gives blocks of a few thousand samples: 20 000 spans several
+    u = np.zeros(20_000)
+    u[0] = 16.0
+    y = linear_recurrence(u, 15 / 16)
+    assert y[0] == 16.0
+    assert y[10_000] == pytest.approx(16.0 * (15 / 16) ** 10_000, rel=1e-9, abs=1e-300)
+    assert y[5000] == pytest.approx(16.0 * (15 / 16) ** 5000, rel=1e-9)
+
+
+def test_jitter_recurrence_is_rfc3550_running_estimate():
+    d = np.array([0.0, 16.0, 16.0, 0.0, 32.0])
+    j, expect = 0.0, []
+    for x in d:  # RFC 3550 §6.4.1: J(i) = J(i-1) + (|D(i-1,i)| - J(i-1)) / 16
+        j += (abs(x) - j) / 16
+        expect.append(j)
+    assert exponential_average(d, 1 / 16).tolist() == pytest.approx(expect, rel=1e-15)
+
+
+def test_theil_sen_is_the_median_pairwise_slope():
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([0.0, 1.0, 2.0, 3.0, 100.0])  # one outlier does not tilt it
+    assert _theil_sen_slope(x, y) == pytest.approx(1.0)
+    assert _theil_sen_slope(np.array([1.0, 1.0]), np.array([0.0, 5.0])) is None
+
+
+def _datagrams(data: np.ndarray, start: np.ndarray, caplen: np.ndarray) -> Datagrams:
+    n = start.size
+    z = np.zeros(n, np.int64)
+    return Datagrams(
+        frame=z, time_ns=z, ip_version=np.full(n, 4, np.uint8), src=np.zeros((n, 16), np.uint8),
+        dst=np.zeros((n, 16), np.uint8), sport=np.zeros(n, np.uint16), dport=np.zeros(n, np.uint16),
+        udp_payload_len=caplen, payload_caplen=caplen, frame_caplen=caplen, frame_len=caplen,
+        payload_start=start, data=data,
+    )
+
+
+def test_payload_prefix_equals_byte_slices_zero_padded():
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        size = int(rng.integers(1, 120))
+        data = rng.integers(0, 256, size, dtype=np.uint8)
+        start = rng.integers(0, size, 12).astype(np.int64)
+        caplen = np.minimum(rng.integers(0, 40, 12), size - start).astype(np.int32)
+        d = _datagrams(data, start, caplen)
+        for width in (1, 12, 24, 30):
+            got = d.payload_prefix(width)
+            for i in range(start.size):
+                row = data[start[i] : start[i] + min(int(caplen[i]), width)]
+                assert got[i, : row.size].tolist() == row.tolist()
+                assert not got[i, row.size :].any()
+

@@ -415,3 +415,21 @@ def test_pcmu_payloads_carry_a_speech_like_signal():
     # Energy sits in the voice band, mostly below 1.5 kHz (harmonics falling 6 dB/octave).
     assert spectrum[:1500].sum() > 3 * spectrum[1500:].sum()
     assert 500 < np.abs(pcm).mean() < 8000
+
+
+def test_opus_payloads_start_with_a_toc_for_their_frame_length():
+    call = simulate("codec-downshift", seed=1, duration=12, codec="opus", time_s=5.0,
+                    new_ptime_ms=60, size_factor=1.0)
+    rows = _media(call, B_TO_A)
+    toc = np.array([call.payload(i)[12] for i in rows])
+    gaps = np.diff(call.rtp_ts[rows])
+    # RFC 6716 §3.1: config 9 = SILK WB 20 ms, 11 = SILK WB 60 ms; code 0, mono.
+    assert set(toc.tolist()) == {9 << 3, 11 << 3}
+    assert np.array_equal(toc[1:] == 11 << 3, gaps == 2880)
+
+
+def test_ptime_a_codec_cannot_carry_is_refused():
+    from callscope.errors import CallscopeError
+
+    with pytest.raises(CallscopeError, match="opus cannot packetize 30 ms"):
+        simulate("clean", codec="opus", ptime_ms=30, duration=5)

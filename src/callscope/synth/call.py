@@ -61,6 +61,8 @@ RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2: recommended minimum interval
 RTP_PORT_RANGE = (16384, 32767)  # the range most softphones pick RTP ports from
 VANTAGES = ("a", "b", "receivers")
 G711_ENCODERS = {"pcmu": linear_to_ulaw, "pcma": linear_to_alaw}
+#: RFC 6716 §3.1 Table 2: TOC configuration numbers of SILK wideband frames by duration (ms).
+OPUS_SILK_WB_CONFIG = {10: 8, 20: 9, 40: 10, 60: 11}
 #: Voice pitch of A's and B's speech-like signal (a low and a higher voice), Hz.
 VOICE_PITCH_HZ = (120.0, 210.0)
 #: The path and sender of every stream of :func:`simulate_many_streams`.
@@ -270,6 +272,11 @@ def _media_part(
         starts = np.cumsum(size) - size + header
         first = np.cumsum(sched.payload) - sched.payload
         body[np.repeat(starts - first, sched.payload) + np.arange(samples.size)] = samples
+    if codec.name == "opus" and not opaque and n:
+        # RFC 6716 §3.1: a TOC byte (code 0, one frame, mono) naming the SILK wideband
+        # configuration of the frame's duration; the frame itself stays random bytes.
+        toc = np.array([OPUS_SILK_WB_CONFIG[int(p)] << 3 for p in sched.ptime_ms], np.uint8)
+        body[np.cumsum(size) - size + header] = toc
     seq = seq0 + np.arange(n, dtype=np.int64)
     ts = ts0 + sched.ts_offset
     if not opaque:

@@ -35,6 +35,9 @@ class Codec:
         zero for variable-bit-rate ones.
     vbr_mean_bytes : tuple of float
         For VBR codecs, the range the per-call mean payload per 20 ms is drawn from.
+    frame_ms : tuple of int
+        The packetization intervals allowed; empty means multiples of 10 ms
+        (G.711 and G.729 both divide into 10 ms frames).
     """
 
     name: str
@@ -44,6 +47,14 @@ class Codec:
     channels: int = 1
     bytes_per_ms: float = 0.0
     vbr_mean_bytes: tuple[float, float] = (0.0, 0.0)
+    frame_ms: tuple[int, ...] = ()
+
+    def check_ptime(self, ptime_ms: float) -> None:
+        """Raise unless packets of ``ptime_ms`` can carry whole frames of this codec."""
+        ok = ptime_ms in self.frame_ms if self.frame_ms else ptime_ms > 0 and ptime_ms % 10 == 0
+        if not ok or ptime_ms > 200:
+            allowed = ", ".join(map(str, self.frame_ms)) if self.frame_ms else "a multiple of 10 up to 200"
+            raise CallscopeError(f"{self.name} cannot packetize {ptime_ms} ms; ptime must be {allowed}")
 
     @property
     def rtpmap(self) -> str:
@@ -80,7 +91,9 @@ CODECS: dict[str, Codec] = {
     "g729": Codec("g729", "G729", 18, 8000, bytes_per_ms=1.0),
     # RFC 7587 §4.1, §7: Opus, dynamic PT (111 as WebRTC offers it), 48 kHz clock,
     # ~24-40 kbit/s for wideband voice -> 60-100 bytes per 20 ms.
-    "opus": Codec("opus", "opus", 111, 48000, channels=2, vbr_mean_bytes=(60.0, 100.0)),
+    # RFC 6716 §2.1.4: frames of 2.5-60 ms; softphones send 10, 20, 40 or 60 ms per packet.
+    "opus": Codec("opus", "opus", 111, 48000, channels=2, vbr_mean_bytes=(60.0, 100.0),
+                  frame_ms=(10, 20, 40, 60)),
 }
 
 

@@ -78,6 +78,9 @@ def media_schedule(
         A codec adaptation: from ``change_at`` on, frames of
         ``ptime_after_ms`` and payloads scaled by ``size_factor_after``.
     """
+    codec.check_ptime(ptime_ms)
+    if ptime_after_ms is not None:
+        codec.check_ptime(ptime_after_ms)
     p1 = ptime_ms / 1e3
     clock_per_s = codec.clock_rate
     if change_at is None or change_at >= end:

@@ -1,0 +1,134 @@
+"""callscope evaluate: scoring verdicts against truth sidecars."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from callscope.cli import cli
+from callscope.diagnose import Diagnosis, Evidence, Finding
+from callscope.evaluate import (
+    Case,
+    Truth,
+    evaluate,
+    find_cases,
+    read_truth,
+    score,
+    truth_path,
+)
+from callscope.synth.corpus import generate_corpus
+
+
+def case(truth: str, predicted: str, **params: float) -> Case:
+    return Case(Path(f"{truth}.pcap"), Truth(truth, tuple(sorted(params.items()))), predicted, 0.9)
+
+
+def test_confusion_matrix_and_macro_f1_by_hand():
+    cases = [
+        case("clean", "clean"),
+        case("clean", "clean"),
+        case("policing", "policing"),
+        case("policing", "random-loss"),
+        case("random-loss", "random-loss"),
+        case("random-loss", "policing"),
+    ]
+    ev = score(cases)
+    assert ev.labels == ("clean", "random-loss", "policing")
+    i = {p: k for k, p in enumerate(ev.labels)}
+    assert ev.confusion[i["policing"], i["random-loss"]] == 1
+    assert ev.precision[i["clean"]] == 1.0
+    assert ev.recall[i["policing"]] == 0.5
+    assert ev.f1[i["policing"]] == pytest.approx(0.5)
+    assert ev.macro_f1 == pytest.approx((1.0 + 0.5 + 0.5) / 3)
+    # One of the four ordinary captures (clean, random) was called policing.
+    assert (ev.false_alarms, ev.ordinary) == (1, 4)
+
+
+def test_predictions_outside_the_truth_count_against_recall_only():
+    ev = score([case("clean", "clean"), case("clean", "jitter")])
+    assert ev.labels == ("clean", "jitter")
+    assert ev.n_truth == 1
+    assert ev.recall[0] == 0.5 and ev.precision[0] == 1.0
+
+
+def test_parameter_errors_are_relative_or_absolute():
+    def with_params(label, truth, est):
+        f = Finding(label, 0.9, "s", params=tuple(Evidence(k, v) for k, v in est.items()))
+        d = Diagnosis((f,), {}, label, 0.9)
+        return Case(Path("x.pcap"), Truth(label, tuple(sorted(truth.items()))), label, 0.9,
+                    tuple((p.name, p.value) for p in d.primary.params))
+
+    ev = score([
+        with_params("policing", {"rate_Bps": 4000.0, "burst_bytes": 800.0, "start_s": 0.0},
+                    {"rate_Bps": 4100.0, "burst_bytes": 700.0}),
+        with_params("cutoff", {"time_s": 10.0, "bytes": 1000.0}, {"time_s": 10.3, "bytes": 1100.0}),
+    ])
+    errs = {e.check.truth_name: e for e in ev.param_errors}
+    assert errs["rate_Bps"].error == pytest.approx(2.5) and errs["rate_Bps"].within
+    assert errs["burst_bytes"].error == pytest.approx(-12.5)
+    assert errs["time_s"].error == pytest.approx(0.3) and errs["time_s"].within
+    assert errs["bytes"].error == pytest.approx(10.0) and not errs["bytes"].within
+
+
+def test_burst_is_scored_only_when_the_policer_starts_with_media():
+    t = Truth("policing", (("burst_bytes", 800.0), ("rate_Bps", 4000.0), ("start_s", 3.0)))
+    c = Case(Path("x.pcap"), t, "policing", 0.9, (("burst_bytes", 5000.0), ("rate_Bps", 4000.0)))
+    assert [e.check.truth_name for e in score([c]).param_errors] == ["rate_Bps"]
+
+
+def test_sidecars_are_found_beside_their_captures(tmp_path):
+    (tmp_path / "a.pcap").write_bytes(b"")
+    (tmp_path / "a.truth.json").write_text(json.dumps({"label": "clean", "params": {"x": 1, "mode": "periodic"}}))
+    (tmp_path / "b.pcapng").write_bytes(b"")  # no sidecar: not a case
+    assert find_cases([tmp_path]) == [tmp_path / "a.pcap"]
+    assert truth_path(tmp_path / "c.pcap.gz") == tmp_path / "c.truth.json"
+    t = read_truth(tmp_path / "a.truth.json")
+    assert t.param("x") == 1.0 and t.matches(("mode", "periodic"))
+
+
+def test_an_unreadable_capture_is_an_error_row(tmp_path):
+    (tmp_path / "bad.pcap").write_bytes(b"not a capture")
+    (tmp_path / "bad.truth.json").write_text(json.dumps({"label": "clean", "params": {}}))
+    ev = evaluate([tmp_path])
+    assert ev.cases[0].predicted == "error" and "NotACapture" in ev.cases[0].error
+
+
+def test_cli_prints_the_matrix_and_ends_with_macro_f1(tmp_path):
+    generate_corpus(tmp_path, 1, seed=3, patterns=["clean", "policing"])
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == "macro-F1 1.00"
+    assert any(line.startswith("policing") for line in lines)
+    js = CliRunner().invoke(cli, ["evaluate", str(tmp_path), "--format", "json"])
+    doc = json.loads(js.output)
+    assert doc["macro_f1"] == 1.0 and doc["confusion"]["policing"]["policing"] == 1
+
+
+def test_cli_without_labelled_captures_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path)])
+    assert result.exit_code != 0
+
+
+@pytest.mark.slow
+def test_small_corpus_meets_the_targets(tmp_path):
+    """Two calls per pattern, seeds never tuned on: macro-F1, recall and false alarms."""
+    generate_corpus(tmp_path / "rtp", 3, seed=20261129)
+    ev = evaluate([tmp_path / "rtp"])
+    assert ev.macro_f1 >= 0.9
+    assert np.all(ev.recall >= 2 / 3)
+    assert ev.false_alarms == 0
+    within = [e.within for e in ev.param_errors if e.check.truth_name in ("rate_Bps", "time_s", "period_s")]
+    assert np.mean(within) >= 0.8
+
+
+@pytest.mark.slow
+def test_small_opaque_corpus_meets_its_target(tmp_path):
+    generate_corpus(tmp_path, 2, seed=20261130, opaque=True)
+    ev = evaluate([tmp_path])
+    assert ev.macro_f1 >= 0.8
+    assert ev.false_alarms <= 1

@@ -166,3 +166,16 @@ def test_analyze_plot_option_writes_pngs_beside_the_text_report(tmp_path):
     assert res.exit_code == 0, res.output
     assert "bursty-loss" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s1-distributions.png", "s1-loss.png", "s1-timeline.png"]
+
+
+@pytest.mark.parametrize("seconds", [5, 60, 1800])
+def test_spectrogram_columns_stay_bounded_for_long_calls(seconds):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(seconds * 8000).astype(np.float32)
+    with np.errstate(all="raise"):
+        f, t, sxx = plots.spectrogram_power(x, 8000)
+    assert sxx.shape == (f.size, t.size) == (plots.SPECTROGRAM_NFFT // 2 + 1, t.size)
+    assert t.size <= plots.SPECTROGRAM_MAX_COLUMNS
+    assert t[-1] <= seconds
+    # white noise of unit variance: one-sided PSD 2 / fs per Hz away from DC and Nyquist
+    assert np.mean(sxx[5:-5]) == pytest.approx(2 / 8000, rel=0.05)

@@ -475,7 +475,7 @@ def spectrogram_power(x: np.ndarray, fs: int, max_columns: int = SPECTROGRAM_MAX
     hop = SPECTROGRAM_NFFT - SPECTROGRAM_OVERLAP
     if x.size // hop <= max_columns:
         return spectrogram(x, fs=fs, nperseg=SPECTROGRAM_NFFT, noverlap=SPECTROGRAM_OVERLAP)
-    col = int(math.ceil(x.size / max_columns))
+    col = max(int(math.ceil(x.size / max_columns)), SPECTROGRAM_NFFT)
     n_cols = x.size // col
     blocks = []
     for i in range(0, n_cols, SPECTROGRAM_BLOCK):

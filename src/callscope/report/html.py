@@ -156,7 +156,10 @@ def _findings_html(doc: dict) -> str:
         return "<p>No degradation found: every stream is clean.</p>"
     out = []
     for f in sorted(doc["findings"], key=lambda f: -(f["confidence"] or 0)):
-        about = f"stream {f['stream_id']}" if f.get("stream_id") else f"call {f.get('call_id')}"
+        if f.get("stream_id"):
+            about = f"stream {f['stream_id']}"
+        else:
+            about = f"call {f['call_id']}" if f.get("call_id") else "the whole capture"
         out.append(f'<div class="finding"><div class="head">{e(f["pattern"])} '
                    f'<span class="meta">— confidence {_fmt(f["confidence"], "{:.2f}")}, {e(about)}</span></div>')
         out.append(f"<p>{e(f['summary'])}</p>")

@@ -19,7 +19,7 @@ import numpy as np
 from callscope.diagnose.delay import pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.loss import burst_gap, gilbert, loss_runs
+from callscope.diagnose.loss import burst_gap, fit_gilbert_elliott, gilbert, loss_runs
 from callscope.diagnose.trace import Trace
 
 #: Below this loss a stream is clean (DESIGN.md pattern table: loss < 0.5 %).
@@ -59,6 +59,8 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
         confidence = ramp(burst_ratio, 1.8, 1.3)
     if not thin or pattern == "random-loss":
         confidence *= 0.4 + 0.6 * c_data
+    # Just above the clean bound, the bound itself is within sampling error.
+    confidence *= ramp(trace.loss_fraction, CLEAN_LOSS, 2 * CLEAN_LOSS)
 
     ms = 1000.0
     evidence = (
@@ -75,9 +77,19 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
         Evidence("losses_at_high_delay", round(rise.fraction, 3)),
         Evidence("delay_spread_p5_p95", round(spread * ms, 2), "ms"),
     )
+    # The two-state fit above puts every loss in the bad state; a bursty
+    # channel also drops in its good state and delivers some in its bad one,
+    # which only the four-parameter maximum-likelihood fit separates.
+    if pattern == "bursty-loss" and not thin:
+        ml = fit_gilbert_elliott(rec)
+        p_est, r_est, k_est, h_est = ml.p, ml.r, ml.loss_good, ml.loss_bad
+    else:
+        p_est, r_est, k_est, h_est = ge.p, ge.r, 0.0, 1.0
     params = (
-        Evidence("p", round(ge.p, 5)),
-        Evidence("r", round(ge.r, 5)),
+        Evidence("p", round(p_est, 5)),
+        Evidence("r", round(r_est, 5)),
+        Evidence("loss_good", round(k_est, 5)),
+        Evidence("loss_bad", round(h_est, 4)),
         Evidence("burst_ratio", round(burst_ratio, 3)),
         Evidence("loss_fraction", round(trace.loss_fraction, 5)),
         Evidence("onset_s", round(float(trace.time[runs.start[0]]), 3), "s"),
@@ -97,7 +109,8 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
         )
     elif pattern == "bursty-loss":
         summary = (
-            f"{pct:.1f} % lost in bursts (Gilbert p {ge.p:.4f}, r {ge.r:.3f}, BurstR {burst_ratio:.2f}, "
+            f"{pct:.1f} % lost in bursts (Gilbert-Elliott p {p_est:.4f}, r {r_est:.3f}, loss "
+            f"{100 * k_est:.1f} % / {100 * h_est:.0f} % in the good / bad state; BurstR {burst_ratio:.2f}; "
             f"longest {runs.length.max()} packets = {longest_ms:.0f} ms) with no delay rise before them"
         )
     else:

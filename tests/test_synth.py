@@ -181,6 +181,9 @@ def test_codec_downshift_doubles_packet_interval():
     switch = call.send_time[rows][1:][gaps == 320][0]
     assert switch == pytest.approx(call.media_start + 12.0, abs=0.06)
     assert not call.lost.any()
+    assert call.facts["pps_before"] == pytest.approx(50.0, rel=0.01)
+    assert call.facts["pps_after"] == pytest.approx(25.0, rel=0.01)
+    assert call.facts["rate_Bps_after"] == pytest.approx(25 * (320 + 12), rel=0.01)
 
 
 def test_congestion_queue_delay_peaks_before_drops():

@@ -36,6 +36,7 @@ from callscope.synth.scenarios import (
     B_TO_A,
     DIRECTIONS,
     CallContext,
+    Downshift,
     DropReason,
     Effect,
     Offered,
@@ -434,6 +435,22 @@ def _sip_parts(
     return parts
 
 
+def _downshift_facts(shift: Downshift | None, scheds: list[MediaSchedule], header: int) -> dict[str, float]:
+    """Packet rate and payload byte rate before and after a codec downshift, as sent."""
+    if shift is None:
+        return {}
+    sched = scheds[shift.direction]
+    after = sched.adapted
+    facts = {}
+    for name, part in (("before", ~after), ("after", after)):
+        if np.count_nonzero(part) < 2:
+            continue
+        span = np.ptp(sched.time[part]) + sched.ptime_ms[part][-1] / 1e3
+        facts[f"pps_{name}"] = float(np.count_nonzero(part) / span)
+        facts[f"rate_Bps_{name}"] = float((sched.payload[part] + header).sum() / span)
+    return facts
+
+
 def _keepalive_parts(
     rng: np.random.Generator, duration: float, ips: tuple[int, int], base_delay: np.ndarray
 ) -> list[_Part]:
@@ -697,7 +714,8 @@ def simulate(
 
     cols = _assemble(parts, net_rng, vantage)
     return SimulatedCall(
-        scenario=truth, network=network, facts=effect.facts, windows=effect.windows, seed=seed,
+        scenario=truth, network=network, facts={**effect.facts, **_downshift_facts(shift, scheds, header)},
+        windows=effect.windows, seed=seed,
         duration=duration,
         codec=cdc, opaque=opaque, vantage=vantage, media_start=ctx.media_start,
         streams=tuple(streams), **cols,

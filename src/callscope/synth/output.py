@@ -31,6 +31,8 @@ TRUTH_SCHEMA = 1
 #: What the parameters count, for whoever compares estimates with them.
 UNITS = {
     "rate_Bps": "UDP payload bytes per second",
+    "rate_Bps_before": "UDP payload bytes per second sent before the codec change",
+    "rate_Bps_after": "UDP payload bytes per second sent after the codec change",
     "burst_bytes": "UDP payload bytes",
     "buffer_bytes": "UDP payload bytes",
     "capacity_Bps": "UDP payload bytes per second",

@@ -33,12 +33,15 @@ class MediaSchedule:
         RTP timestamp of each frame minus the first one's, in clock units.
     ptime_ms : float64
         Packetization interval of each frame.
+    adapted : bool
+        Frames sent after the codec adaptation (all False without one).
     """
 
     time: np.ndarray
     payload: np.ndarray
     ts_offset: np.ndarray
     ptime_ms: np.ndarray
+    adapted: np.ndarray
 
     def __len__(self) -> int:
         return int(self.time.shape[0])
@@ -107,4 +110,4 @@ def media_schedule(
         held = (nominal >= h) & (nominal < h + stall)
         time[held] = h + stall + BURST_SPACING_S * np.arange(np.count_nonzero(held))
     time = np.maximum.accumulate(np.maximum(time, start))
-    return MediaSchedule(time, payload, ts_offset, ptimes)
+    return MediaSchedule(time, payload, ts_offset, ptimes, np.arange(n1 + n2) >= n1)

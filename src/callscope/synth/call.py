@@ -435,6 +435,14 @@ def _sip_parts(
     return parts
 
 
+def _loss_facts(arrivals: list[np.ndarray]) -> dict[str, float]:
+    """Fraction of each direction's media lost, whatever the cause."""
+    return {
+        f"loss_fraction_{name.replace('->', '_to_')}": float(np.isnan(arr).mean()) if arr.size else 0.0
+        for name, arr in zip(DIRECTIONS, arrivals, strict=True)
+    }
+
+
 def _downshift_facts(shift: Downshift | None, scheds: list[MediaSchedule], header: int) -> dict[str, float]:
     """Packet rate and payload byte rate before and after a codec downshift, as sent."""
     if shift is None:
@@ -714,7 +722,8 @@ def simulate(
 
     cols = _assemble(parts, net_rng, vantage)
     return SimulatedCall(
-        scenario=truth, network=network, facts={**effect.facts, **_downshift_facts(shift, scheds, header)},
+        scenario=truth, network=network,
+        facts={**effect.facts, **_downshift_facts(shift, scheds, header), **_loss_facts(arrivals)},
         windows=effect.windows, seed=seed,
         duration=duration,
         codec=cdc, opaque=opaque, vantage=vantage, media_start=ctx.media_start,

@@ -437,3 +437,13 @@ def test_ptime_a_codec_cannot_carry_is_refused():
 
     with pytest.raises(CallscopeError, match="opus cannot packetize 30 ms"):
         simulate("clean", codec="opus", ptime_ms=30, duration=5)
+
+
+def test_gilbert_fit_recovers_the_simple_model_and_sidecar_keeps_it():
+    rng = np.random.default_rng(3)
+    lost, _ = mech.gilbert_elliott(rng, 300_000, 0.02, 0.4, 0.0, 1.0)
+    p, r = mech.gilbert_fit(lost)
+    assert p == pytest.approx(0.02, rel=0.05) and r == pytest.approx(0.4, rel=0.05)
+    call = simulate("bursty-loss", seed=4, duration=30, direction="b->a")
+    rows = _media(call, B_TO_A)
+    assert (call.facts["p_observed"], call.facts["r_observed"]) == mech.gilbert_fit(call.lost[rows])

@@ -91,6 +91,23 @@ def gilbert_elliott(
     return lost, bad
 
 
+def gilbert_fit(lost: np.ndarray) -> tuple[float, float]:
+    """The simple Gilbert model of a loss sequence: ``p`` = P(lost | previous received),
+    ``r`` = P(received | previous lost), by counting transitions.
+
+    References
+    ----------
+    RFC 3611 §4.7.2 (burst/gap model); ITU-T G.107 (the E-model's BurstR = 1 / (p + r)
+    for a two-state Markov loss model).
+    """
+    prev, nxt = lost[:-1], lost[1:]
+    received_before = np.count_nonzero(~prev)
+    lost_before = np.count_nonzero(prev)
+    p = np.count_nonzero(~prev & nxt) / received_before if received_before else 0.0
+    r = np.count_nonzero(prev & ~nxt) / lost_before if lost_before else 1.0
+    return float(p), float(r)
+
+
 def token_bucket(
     time: np.ndarray,
     size: np.ndarray,

@@ -213,19 +213,28 @@ class BurstyLoss(Scenario):
                    loss_bad=round(loss_bad, 4), direction=str(rng.choice(["b->a", "b->a", BOTH])))
 
     def impair(self, rng, ctx, offered):
+        observed = []
+
         def one(o: Offered) -> Outcome:
             lost, bad = mechanisms.gilbert_elliott(
                 rng, len(o.time), self.p, self.r, self.loss_good, self.loss_bad
             )
+            observed.append(mechanisms.gilbert_fit(lost))
             reason = np.where(bad, DropReason.BURST, DropReason.RANDOM).astype(np.uint8)
             return Outcome(np.where(lost, np.nan, o.time), np.where(lost, reason, 0).astype(np.uint8))
 
         pi_bad = self.p / (self.p + self.r)
+        outcomes = self._per_direction(offered, one)
+        p_seen, r_seen = observed[-1]
         facts = {
             "loss_expected": pi_bad * self.loss_bad + (1 - pi_bad) * self.loss_good,
             "burst_ratio": 1.0 / (self.p + self.r),  # BurstR for loss_bad=1, loss_good=0
+            # The simple Gilbert model of the losses as they fell (last impaired direction):
+            # what an estimator that sees only lost/received can recover.
+            "p_observed": p_seen,
+            "r_observed": r_seen,
         }
-        return Effect(self._per_direction(offered, one), facts)
+        return Effect(outcomes, facts)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ TURN_SERVER = ("198.51.100.10", wire.STUN_PORT)  # RFC 5737 documentation range
 SIGNAL_SERVER = ("203.0.113.7", 443)  # RFC 5737 documentation range
 KEEPALIVE_INTERVAL_S = 5.0
 SIP_PORT = 5060  # RFC 3261 §18.1.1
+#: RFC 8445 §5.1.2.1 / §7.1.1: priority a check carries, as a peer-reflexive candidate
+#: (type preference 110), local preference 65535, component 1 (RTP).
+ICE_CHECK_PRIORITY = (110 << 24) | (65535 << 8) | (256 - 1)
 RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2: recommended minimum interval
 RTP_PORT_RANGE = (16384, 32767)  # the range most softphones pick RTP ports from
 VANTAGES = ("a", "b", "receivers")
@@ -503,7 +506,7 @@ def _stun_parts(
         if not sel.any():
             continue
         method = wire.STUN_BINDING_REQUEST if which == 0 else wire.STUN_ALLOCATE_REQUEST
-        msgs = [wire.stun_request(method, ids[j], 0x6E7F1EFF if which == 0 else None) for j in tx[sel]]
+        msgs = [wire.stun_request(method, ids[j], ICE_CHECK_PRIORITY if which == 0 else None) for j in tx[sel]]
         size = np.array([len(m) for m in msgs], np.int32)
         n = int(sel.sum())
         parts.append(_Part(

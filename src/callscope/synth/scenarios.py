@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar, Self
@@ -144,15 +145,12 @@ class Scenario:
         return None
 
     def _per_direction(
-        self, offered: tuple[Offered, Offered], one: Any
+        self, offered: tuple[Offered, Offered], one: Callable[[Offered], Outcome]
     ) -> tuple[Outcome, Outcome]:
+        """``one`` applied to the impaired directions, the others untouched."""
         hit = self.impaired_directions()
         a, b = (one(o) if d in hit else Outcome.untouched(o) for d, o in enumerate(offered))
         return a, b
-
-
-def _direction_field(default: str = "b->a") -> Any:
-    return dataclasses.field(default=default)
 
 
 def _check_direction(direction: str, allowed: tuple[str, ...]) -> None:
@@ -173,7 +171,7 @@ class RandomLoss(Scenario):
 
     label: ClassVar[str] = "random-loss"
     loss: float = 0.05
-    direction: str = _direction_field()
+    direction: str = "b->a"
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -197,7 +195,7 @@ class BurstyLoss(Scenario):
     r: float = 0.3
     loss_good: float = 0.0
     loss_bad: float = 0.9
-    direction: str = _direction_field()
+    direction: str = "b->a"
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -252,7 +250,7 @@ class Congestion(Scenario):
     ramp_s: float = 4.0
     rtt_s: float = 0.1
     transfer_s: float = 8.0
-    direction: str = _direction_field()
+    direction: str = "b->a"
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -300,7 +298,7 @@ class IntermittentOutage(Scenario):
     period_s: float = 4.0
     off_s: float = 0.8
     first_s: float = 2.0
-    direction: str = _direction_field(BOTH)
+    direction: str = BOTH
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -358,7 +356,7 @@ class Policing(Scenario):
     rate_Bps: float = 5000.0
     burst_bytes: float = 800.0
     start_s: float = 0.0
-    direction: str = _direction_field()
+    direction: str = "b->a"
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -392,7 +390,7 @@ class Shaping(Scenario):
     rate_Bps: float = 6000.0
     buffer_bytes: float = 3000.0
     start_s: float = 0.0
-    direction: str = _direction_field()
+    direction: str = "b->a"
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -435,7 +433,7 @@ class Cutoff(Scenario):
     label: ClassVar[str] = "cutoff"
     after_s: float = 10.0
     after_bytes: float = 0.0
-    direction: str = _direction_field(BOTH)
+    direction: str = BOTH
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -474,7 +472,7 @@ class OneWay(Scenario):
 
     label: ClassVar[str] = "one-way"
     start_s: float = 0.0
-    direction: str = _direction_field()
+    direction: str = "b->a"
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -506,7 +504,7 @@ class SetupBlocked(Scenario):
     rto_s: float = 0.5
     retransmissions: int = 6
     gap_s: float = 2.0
-    direction: str = _direction_field(BOTH)
+    direction: str = BOTH
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -544,7 +542,7 @@ class Jitter(Scenario):
     spikes_per_min: float = 2.0
     spike_ms: float = 200.0
     loss: float = 0.002
-    direction: str = _direction_field()
+    direction: str = "b->a"
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:
@@ -592,7 +590,7 @@ class CodecDownshift(Scenario):
     time_s: float = 10.0
     new_ptime_ms: int = 40
     size_factor: float = 1.0
-    direction: str = _direction_field()
+    direction: str = "b->a"
 
     @classmethod
     def draw(cls, rng: np.random.Generator, ctx: CallContext) -> Self:

@@ -179,3 +179,31 @@ def test_spectrogram_columns_stay_bounded_for_long_calls(seconds):
     assert t[-1] <= seconds
     # white noise of unit variance: one-sided PSD 2 / fs per Hz away from DC and Nyquist
     assert np.mean(sxx[5:-5]) == pytest.approx(2 / 8000, rel=0.05)
+
+
+def test_long_calls_are_drawn_as_envelopes_and_merged_windows():
+    from callscope.metrics import Timeline
+
+    n_windows = 7200
+    lost = np.zeros(n_windows, np.int64)
+    lost[::10] = 25  # one window in ten loses half its packets
+    expected = np.full(n_windows, 50, np.int64)
+    tl = Timeline(window_s=1.0, start_s=np.arange(n_windows, dtype=float), packets=expected - lost,
+                  expected=expected, lost=lost, loss_fraction=lost / expected,
+                  jitter_ms=np.zeros(n_windows), delay_ms=np.zeros(n_windows),
+                  bitrate_kbps=np.full(n_windows, 64.0), mos=np.full(n_windows, 4.0))
+    start, width, loss, bitrate, mos = plots._coarse_windows(tl)
+    assert start.size <= plots.MAX_WINDOWS and width == 12.0
+    assert loss.mean() == pytest.approx(100 * lost.sum() / expected.sum())
+    assert np.allclose(bitrate, 64.0) and np.allclose(mos, 4.0)
+
+    fig = plots._figure(6, 3)
+    ax = fig.subplots()
+    t = np.arange(360_000) * 0.02
+    y = np.where(np.arange(t.size) % 100 == 0, 500.0, 20.0)
+    plots._packet_line(ax, t, y, "#1f77b4")
+    (median,) = ax.lines
+    assert len(median.get_xdata()) == plots.ENVELOPE_BINS
+    assert np.allclose(median.get_ydata(), 20.0)
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.max() == 500.0 and band.min() == 20.0

@@ -50,6 +50,9 @@ PATTERN_COLOURS = {
 }
 DIRECTION_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 SPAN_ALPHA = 0.18
+MAX_LINE_POINTS = 20_000  # longer per-packet series are drawn as per-bin range and median
+ENVELOPE_BINS = 1_000
+MAX_WINDOWS = 600  # more windows than this are merged for display
 LINE_BREAK_FACTOR = 10  # a gap of this many median packet intervals breaks a per-packet line
 LINE_BREAK_MIN_S = 0.2  # ... and never less than this (s)
 LABEL_STEP_PT = 12  # vertical distance between stacked finding labels, points
@@ -111,7 +114,7 @@ def format_clock(seconds: float, span_s: float) -> str:
     whole = int(round(abs(seconds)))
     h, rem = divmod(whole, 3600)
     m, s = divmod(rem, 60)
-    if span_s < 7200 and h == 0:
+    if span_s < 3600:
         return f"{sign}{m:02d}:{s:02d}"
     return f"{sign}{h}:{m:02d}:{s:02d}"
 
@@ -133,7 +136,7 @@ def set_time_axis(ax: Axes, start_s: float, end_s: float, *, label: bool = True)
     ax.xaxis.set_major_locator(MultipleLocator(time_step(span)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: format_clock(x, span)))
     if label:
-        unit = "s" if span < 120 else ("mm:ss" if span < 7200 else "h:mm:ss")
+        unit = "s" if span < 120 else ("mm:ss" if span < 3600 else "h:mm:ss")
         ax.set_xlabel(f"time since capture start ({unit})")
 
 
@@ -213,6 +216,9 @@ def _packet_line(ax: Axes, t: np.ndarray, y: np.ndarray, colour: str) -> None:
     """
     t = np.asarray(t, np.float64)
     y = np.asarray(y, np.float64)
+    if t.size > MAX_LINE_POINTS:
+        _envelope(ax, t, y, colour)
+        return
     if t.size > 1:
         dt = np.diff(t)
         limit = max(LINE_BREAK_FACTOR * float(np.median(dt)), LINE_BREAK_MIN_S)
@@ -220,6 +226,59 @@ def _packet_line(ax: Axes, t: np.ndarray, y: np.ndarray, colour: str) -> None:
         t = np.insert(t, cut, np.nan)
         y = np.insert(y, cut, np.nan)
     ax.plot(t, y, lw=0.7, color=colour, marker=".", ms=1.5)
+
+
+def _envelope(ax: Axes, t: np.ndarray, y: np.ndarray, colour: str) -> None:
+    """A long per-packet series as its per-bin range (shaded) and median (line).
+
+    Hundreds of thousands of points drawn as one line are a solid block; the
+    range and median over ``ENVELOPE_BINS`` bins show the same extremes and
+    the typical value. Empty bins (outages) stay gaps.
+    """
+    ok = np.isfinite(y)
+    t, y = t[ok], y[ok]
+    if t.size == 0:
+        return
+    edges = np.linspace(t[0], t[-1], ENVELOPE_BINS + 1)
+    b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, ENVELOPE_BINS - 1)
+    order = np.lexsort((y, b))
+    b, y = b[order], y[order]
+    first = np.searchsorted(b, np.arange(ENVELOPE_BINS), side="left")
+    last = np.searchsorted(b, np.arange(ENVELOPE_BINS), side="right") - 1
+    has = last >= first
+    lo = np.where(has, y[np.minimum(first, y.size - 1)], np.nan)
+    hi = np.where(has, y[np.maximum(last, 0)], np.nan)
+    mid = np.where(has, y[np.clip((first + last) // 2, 0, y.size - 1)], np.nan)
+    x = 0.5 * (edges[:-1] + edges[1:])
+    ax.fill_between(x, lo, hi, color=colour, alpha=0.3, lw=0, label="range per bin")
+    ax.plot(x, mid, color=colour, lw=0.9, label="median per bin")
+
+
+def _coarse_windows(tl) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray]:
+    """The timeline merged into at most ``MAX_WINDOWS`` windows for display.
+
+    Loss is recomputed from the merged counts (lost / expected); bitrate and
+    MOS are averaged over the merged windows. Returns start, width, loss %,
+    bitrate, MOS.
+    """
+    k = max(1, int(math.ceil(tl.start_s.size / MAX_WINDOWS)))
+    loss = 100 * np.nan_to_num(tl.loss_fraction)
+    if k == 1:
+        return tl.start_s, tl.window_s, loss, tl.bitrate_kbps, tl.mos
+    n = tl.start_s.size
+    idx = np.arange(n) // k
+    m = int(idx[-1]) + 1
+    lost = np.bincount(idx, weights=tl.lost, minlength=m)
+    expected = np.bincount(idx, weights=tl.expected, minlength=m)
+    count = np.bincount(idx, minlength=m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = np.where(expected > 0, 100 * lost / np.maximum(expected, 1), 0.0)
+    bitrate = np.bincount(idx, weights=tl.bitrate_kbps, minlength=m) / count
+    mos_ok = np.isfinite(tl.mos)
+    mos_n = np.bincount(idx[mos_ok], minlength=m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mos = np.bincount(idx[mos_ok], weights=tl.mos[mos_ok], minlength=m) / mos_n
+    return tl.start_s[::k], tl.window_s * k, loss, bitrate, np.where(mos_n > 0, mos, np.nan)
 
 
 def _step(ax: Axes, start: np.ndarray, window_s: float, values: np.ndarray, **kw) -> None:
@@ -287,18 +346,22 @@ def timeline_figure(report: Report, stream_id: str) -> Figure:
         else:
             _no_data(ax["delay"], "no clock rate: delay not measurable")
 
-    loss_pct = 100 * np.nan_to_num(tl.loss_fraction)
-    if tl.start_s.size:
-        ax["loss"].bar(tl.start_s, loss_pct, width=tl.window_s, align="edge", color="#d62728", alpha=0.55,
-                       label=f"lost in window ({tl.window_s:g} s)")
+    w_start, w_len, loss_pct, bitrate, mos = _coarse_windows(tl)
+    if w_start.size:
+        ax["loss"].bar(w_start, loss_pct, width=w_len, align="edge", color="#d62728", alpha=0.55,
+                       label=f"lost in window ({w_len:g} s)")
     lost_t = pp.lost_time_s
     ax["loss"].set_ylim(0, 112)
     if lost_t.size:
         ax["loss"].vlines(lost_t, 102, 110, color="#7f0000", lw=0.8,
                           label=f"each lost packet ({lost_t.size})")
         ax["loss"].legend(loc="center left", fontsize=FONT_SIZE - 2, framealpha=0.8)
-    _step(ax["bitrate"], tl.start_s, tl.window_s, tl.bitrate_kbps, color="#9467bd", lw=1.0)
-    _step(ax["mos"], tl.start_s, tl.window_s, tl.mos, color="#17becf", lw=1.2)
+    _step(ax["bitrate"], w_start, w_len, bitrate, color="#9467bd", lw=1.0)
+    _step(ax["mos"], w_start, w_len, mos, color="#17becf", lw=1.2)
+    if w_len != tl.window_s:
+        for a in (ax["bitrate"], ax["mos"]):
+            a.annotate(f"mean per {w_len:g} s", xy=(1, 1), xycoords="axes fraction", xytext=(-4, -4),
+                       textcoords="offset points", ha="right", va="top", fontsize=FONT_SIZE - 2, color="#555555")
     ax["mos"].set_ylim(*MOS_RANGE)
     ax["bitrate"].set_ylim(bottom=0)
 

@@ -178,7 +178,9 @@ class RandomLoss(Scenario):
         return cls(loss=round(float(rng.uniform(0.01, 0.10)), 4),
                    direction=str(rng.choice(["b->a", "b->a", BOTH])))
 
-    def impair(self, rng, ctx, offered):
+    def impair(
+        self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
+    ) -> Effect:
         def one(o: Offered) -> Outcome:
             lost = mechanisms.bernoulli_loss(rng, len(o.time), self.loss)
             return Outcome.dropping(o, lost, DropReason.RANDOM)
@@ -210,7 +212,9 @@ class BurstyLoss(Scenario):
         return cls(p=round(p, 5), r=round(r, 4), loss_good=round(loss_good, 5),
                    loss_bad=round(loss_bad, 4), direction=str(rng.choice(["b->a", "b->a", BOTH])))
 
-    def impair(self, rng, ctx, offered):
+    def impair(
+        self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
+    ) -> Effect:
         observed = []
 
         def one(o: Offered) -> Outcome:
@@ -266,7 +270,9 @@ class Congestion(Scenario):
             direction=str(rng.choice(["b->a", "b->a", BOTH])),
         )
 
-    def impair(self, rng, ctx, offered):
+    def impair(
+        self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
+    ) -> Effect:
         counts = []
 
         def one(o: Offered) -> Outcome:
@@ -335,7 +341,9 @@ class IntermittentOutage(Scenario):
         keep = starts < ctx.duration
         return starts[keep], (starts + off)[keep]
 
-    def impair(self, rng, ctx, offered):
+    def impair(
+        self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
+    ) -> Effect:
         starts, ends = self.windows(rng, ctx)
 
         def one(o: Offered) -> Outcome:
@@ -370,7 +378,9 @@ class Policing(Scenario):
             direction=_draw_direction(rng),
         )
 
-    def impair(self, rng, ctx, offered):
+    def impair(
+        self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
+    ) -> Effect:
         def one(o: Offered) -> Outcome:
             passed = mechanisms.token_bucket(
                 o.time, o.size, self.rate_Bps, self.burst_bytes, ctx.media_start + self.start_s
@@ -405,7 +415,9 @@ class Shaping(Scenario):
             direction=_draw_direction(rng),
         )
 
-    def impair(self, rng, ctx, offered):
+    def impair(
+        self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
+    ) -> Effect:
         def one(o: Offered) -> Outcome:
             depart = mechanisms.fifo_queue(
                 o.time, o.size, self.rate_Bps, self.buffer_bytes, ctx.media_start + self.start_s
@@ -445,7 +457,9 @@ class Cutoff(Scenario):
             after_s = 0.0
         return cls(after_s=round(after_s, 3), after_bytes=after_bytes, direction=BOTH)
 
-    def impair(self, rng, ctx, offered):
+    def impair(
+        self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
+    ) -> Effect:
         hit = self.impaired_directions()
         if self.after_bytes > 0:
             times = np.concatenate([offered[d].time for d in hit])
@@ -479,7 +493,9 @@ class OneWay(Scenario):
         start = 0.0 if rng.random() < 0.3 else _between(rng, 2.0, min(10.0, 0.5 * ctx.duration))
         return cls(start_s=round(start, 3), direction="b->a")
 
-    def impair(self, rng, ctx, offered):
+    def impair(
+        self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
+    ) -> Effect:
         _check_direction(self.direction, DIRECTIONS)
         t0 = ctx.media_start + self.start_s
 
@@ -554,7 +570,9 @@ class Jitter(Scenario):
             direction=str(rng.choice(["b->a", "b->a", BOTH])),
         )
 
-    def impair(self, rng, ctx, offered):
+    def impair(
+        self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
+    ) -> Effect:
         reordered = []
 
         def one(o: Offered) -> Outcome:

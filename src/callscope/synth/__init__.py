@@ -4,11 +4,17 @@
 >>> call = simulate("policing", seed=3, duration=20)
 >>> write_capture(call, "out/policed.pcap")  # also writes out/policed.truth.json
 PosixPath('out/policed.truth.json')
+
+``simulate_many_streams`` makes big captures (benchmarks), ``generate_corpus``
+a labelled corpus for ``callscope evaluate``, and ``write_two_point`` both
+ends' captures of one call for ``callscope compare``.
 """
 
 from callscope.synth.call import Kind, SimulatedCall, StreamInfo, simulate, simulate_many_streams
+from callscope.synth.corpus import generate_corpus
 from callscope.synth.output import truth_document, truth_path, write_capture
 from callscope.synth.scenarios import SCENARIOS, DropReason
+from callscope.synth.twopoint import write_two_point
 
 __all__ = [
     "SCENARIOS",
@@ -16,9 +22,11 @@ __all__ = [
     "Kind",
     "SimulatedCall",
     "StreamInfo",
+    "generate_corpus",
     "simulate",
     "simulate_many_streams",
     "truth_document",
     "truth_path",
     "write_capture",
+    "write_two_point",
 ]

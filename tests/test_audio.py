@@ -122,3 +122,6 @@ def test_audio_command_writes_the_wav_and_refuses_other_codecs(tmp_path):
                                    "-o", str(tmp_path / "g729.wav")], standalone_mode=False)
     assert "only G.711" in str(res.exception)
     assert not (tmp_path / "g729.wav").exists()
+
+    help_text = CliRunner().invoke(cli, ["audio", "--help"]).output
+    assert "G.711" in help_text and "PCMU" in help_text and "PCMA" in help_text

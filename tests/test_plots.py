@@ -207,3 +207,13 @@ def test_long_calls_are_drawn_as_envelopes_and_merged_windows():
     assert np.allclose(median.get_ydata(), 20.0)
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert band.max() == 500.0 and band.min() == 20.0
+
+
+def test_loading_the_commands_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, callscope.cli.plot, callscope.cli.report, callscope.cli.audio, callscope.cli.analyze; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

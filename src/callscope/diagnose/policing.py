@@ -146,7 +146,9 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     from_start = t1 - t0 <= ONSET_WINDOW_S
     # Once the bucket has drained its depth no longer matters: replay the
     # policed stretch with a bucket of one packet and compare the drop counts.
-    drops = replay_token_bucket(trace.time[region], size[region], rate, float(size[region].max()))
+    # (two packets' worth at least: a shallower bucket wastes tokens, which the
+    # measured goodput already reflects).
+    drops = replay_token_bucket(trace.time[region], size[region], rate, 2.0 * float(size[region].max()))
     cum_pred = np.cumsum(drops)
     cum_real = np.cumsum(~rec[region])
     tb_error = float(np.max(np.abs(cum_pred - cum_real))) / lost_idx.size
@@ -161,7 +163,10 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     c_flat = ramp(flat, 0.35, 0.12)
     c_tb = ramp(tb_error, 0.25, 0.08)
     c_runs = ramp(too_long, 0.15, 0.05)
-    c_veto = ramp(queue_height, 2 * QUEUE_VETO_S, QUEUE_VETO_S) * ramp(rise.z, 1.5, 0.7)
+    # A queue shows as delay standing well above typical before the drops, in
+    # absolute terms as well as against the stream's own spread.
+    queued_before = min(ramp(rise.z, 0.7, 1.5), ramp(rise.rise_s, 0.3 * QUEUE_VETO_S, QUEUE_VETO_S))
+    c_veto = ramp(queue_height, 2 * QUEUE_VETO_S, QUEUE_VETO_S) * (1.0 - queued_before)
     confidence = c_even * (0.5 + 0.25 * c_flat + 0.25 * c_tb) * c_runs * c_veto
     if confidence < 0.2:
         return None

@@ -219,11 +219,38 @@ def _explained(delta: np.ndarray, c: float) -> float:
     return float(np.mean((k >= 1) & (np.abs(x - k) < CADENCE_TOLERANCE)))
 
 
+#: How many more gaps (share) a finer grid must explain to be the cadence.
+SUBDIVIDE_GAIN = 0.08
 #: Shortest run of regular gaps (packets) that shows a sender's cadence.
 MIN_CADENCE_RUN = 25
 
 
 def cadence_interval(time: np.ndarray) -> float:
+    """The packet interval of a constant-rate sender (see :func:`_cadence_level`).
+
+    A policer that drops every other packet from the start leaves a steady
+    cadence of twice the interval, broken by gaps of three intervals: when
+    half or a third of the level found explains clearly more of the gaps as
+    whole multiples, arrivals are not bunched (where jitter would make any
+    finer grid fit) and a few gaps of the finer interval itself occur (the
+    bucket's first burst), the finer interval is the sender's.
+    """
+    c = _cadence_level(time)
+    delta = np.diff(time)
+    d = delta[delta >= MIN_PTIME_S]
+    if d.size < 10 or np.mean(delta < 0.25 * c) > 0.03:
+        return c
+    base = _explained(d, c)
+    for m in (2, 3):
+        fine = c / m
+        # The sender must have been seen sending at the finer interval at all.
+        seen = np.count_nonzero(np.abs(d / fine - 1.0) < CADENCE_TOLERANCE) >= 3
+        if fine >= 2 * MIN_PTIME_S and seen and _explained(d, fine) >= base + SUBDIVIDE_GAIN:
+            return fine
+    return c
+
+
+def _cadence_level(time: np.ndarray) -> float:
     """The packet interval of a constant-rate sender seen through loss, queueing and jitter.
 
     Loss and queueing only lengthen gaps, so the sender's interval is a

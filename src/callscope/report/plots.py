@@ -13,12 +13,14 @@ step that suits a 10 s call as well as a 2 h one.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from callscope.diagnose.findings import Finding
     from callscope.media.stream import MediaStream
     from callscope.report.audio import Rendering
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Tick steps (s) the time axis may use: round numbers of seconds, minutes, hours.
 TIME_STEPS_S = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
@@ -70,23 +75,43 @@ MAX_RUN_BIN = 60
 MIN_RUN_BINS = 8
 
 
+#: rcParams every figure is built (and saved) with; applied in a context, so a
+#: user's own matplotlib settings are left as they were.
+STYLE = {
+    "font.size": FONT_SIZE,
+    "axes.titlesize": FONT_SIZE + 1,
+    "axes.labelsize": FONT_SIZE,
+    "figure.titlesize": FONT_SIZE + 2,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "svg.fonttype": "none",
+}
+
+
 def _matplotlib():
-    """Import matplotlib with the Agg backend forced (no display, no GUI toolkit)."""
+    """Import matplotlib with the Agg backend forced (no display, no GUI toolkit).
+
+    Figures here never go through pyplot, so any backend could render them;
+    Agg is forced so that nothing ever looks for a display. A session that
+    already imported pyplot (a notebook with its inline backend) keeps its
+    backend.
+    """
     import matplotlib
 
-    matplotlib.use("Agg")
-    matplotlib.rcParams.update(
-        {
-            "font.size": FONT_SIZE,
-            "axes.titlesize": FONT_SIZE + 1,
-            "axes.labelsize": FONT_SIZE,
-            "figure.titlesize": FONT_SIZE + 2,
-            "axes.grid": True,
-            "grid.alpha": 0.3,
-            "svg.fonttype": "none",
-        }
-    )
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     return matplotlib
+
+
+def _styled(build: Callable[P, R]) -> Callable[P, R]:
+    """Run a figure builder under :data:`STYLE`."""
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _matplotlib().rc_context(STYLE):
+            return build(*args, **kwargs)
+
+    return wrapper
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -303,6 +328,7 @@ TIMELINE_PANELS = (
 )
 
 
+@_styled
 def timeline_figure(report: Report, stream_id: str) -> Figure:
     """One stream over time: Δ, jitter, delay, loss events, bitrate and MOS.
 
@@ -420,6 +446,7 @@ def gilbert_elliott_runs(p: float, r: float, loss_good: float, loss_bad: float, 
     return out / start if start > 0 else np.zeros(max_len)
 
 
+@_styled
 def loss_structure_figure(report: Report, stream_id: str) -> Figure:
     """Histogram of consecutive-loss run lengths with model fits overlaid.
 
@@ -484,6 +511,7 @@ def _cdf(ax: Axes, values: np.ndarray, label: str, colour: str) -> bool:
     return True
 
 
+@_styled
 def distributions_figure(report: Report, stream_ids: Sequence[str]) -> Figure:
     """Empirical CDFs of inter-arrival Δ, jitter and relative delay.
 
@@ -549,6 +577,7 @@ def spectrogram_power(x: np.ndarray, fs: int, max_columns: int = SPECTROGRAM_MAX
     return f, t, np.concatenate(blocks, axis=0).T
 
 
+@_styled
 def spectrogram_figure(rendering: Rendering, stream: MediaStream, start_s: float = 0.0) -> Figure:
     """Spectrogram of a decoded G.711 stream, concealed stretches marked.
 
@@ -684,6 +713,7 @@ def save_plots(
     written = []
     for kind, subject, fig in figures(report, stream_ids):
         path = out / f"{subject}-{kind}.{fmt}"
-        fig.savefig(path, format=fmt, dpi=DPI)
+        with _matplotlib().rc_context(STYLE):
+            fig.savefig(path, format=fmt, dpi=DPI)
         written.append(PlotFile(kind, subject, path))
     return written

@@ -23,14 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from callscope.capture.datagrams import str_to_address
 from callscope.capture.reader import Capture
 from callscope.errors import CallscopeError
+from callscope.media.demux import gather
+from callscope.media.rtp import RTP_HEADER_LEN, parse_headers
 from callscope.media.stream import MediaStream
 
 G711_RATE = 8000  # RFC 3551 §4.5.14: G.711 samples at 8 kHz, one octet per sample
 PT_PCMU = 0  # RFC 3551 §6 Table 4
 PT_PCMA = 8  # RFC 3551 §6 Table 4
-RTP_HEADER_LEN = 12  # RFC 3550 §5.1, fixed part
 SEQ_MOD = 1 << 16  # RFC 3550 §5.1: sequence numbers are 16 bits
 RTP_PADDING_BIT = 0x20  # RFC 3550 §5.1: P bit of the first octet
 RTP_CC_MASK = 0x0F  # RFC 3550 §5.1: CSRC count
@@ -165,13 +167,6 @@ def g711_law(stream: MediaStream) -> str:
     )
 
 
-def _gather(data: np.ndarray, start: np.ndarray, avail: np.ndarray, width: int) -> np.ndarray:
-    """``width`` bytes at each ``start`` (zero past ``avail`` bytes), shape (n, width)."""
-    from callscope.media.demux import gather
-
-    return gather(data, start, avail, width)
-
-
 def _inner_offsets(capture: Capture, rows: np.ndarray, transport: str) -> np.ndarray:
     """Offset of the RTP packet inside each UDP payload (TURN framing removed)."""
     if transport == "udp":
@@ -190,23 +185,30 @@ def _inner_offsets(capture: Capture, rows: np.ndarray, transport: str) -> np.nda
     return off
 
 
-def _select_packets(capture: Capture, stream: MediaStream, law: str):
-    """Frame, arrival time, sequence number, timestamp, payload start and length of its audio packets."""
-    from callscope.media.rtp import parse_headers
+def _select_packets(capture: Capture, stream: MediaStream, law: str) -> tuple[np.ndarray, ...]:
+    """Frame, arrival time, sequence number, timestamp, payload start and length of its audio packets.
 
+    The stream's frames, kept when the 5-tuple (for plain UDP; TURN-relayed
+    media is addressed to the relay) and the RTP SSRC and payload type match.
+    """
     dg = capture.datagrams
     rows = np.flatnonzero(np.isin(dg.frame, stream.packets.frame))
     if stream.transport == "udp":
-        same_ports = (dg.sport[rows] == stream.src_port) & (dg.dport[rows] == stream.dst_port)
-        rows = rows[same_ports]
+        same_flow = (
+            (dg.sport[rows] == stream.src_port)
+            & (dg.dport[rows] == stream.dst_port)
+            & (dg.src[rows] == str_to_address(stream.src)).all(axis=1)
+            & (dg.dst[rows] == str_to_address(stream.dst)).all(axis=1)
+        )
+        rows = rows[same_flow]
     off = _inner_offsets(capture, rows, stream.transport)
     rows, off = rows[off >= 0], off[off >= 0]
     start = dg.payload_start[rows] + off
     length = np.maximum(dg.payload_caplen[rows].astype(np.int64) - off, 0)
-    head = _gather(dg.data, start, length, RTP_HEADER_LEN)
+    head = gather(dg.data, start, length, RTP_HEADER_LEN)
     cc = (head[:, 0] & RTP_CC_MASK).astype(np.int64)
-    ext_word = _gather(dg.data, start + RTP_HEADER_LEN + 4 * cc, length - RTP_HEADER_LEN - 4 * cc, 4)
-    last = _gather(dg.data, start + np.maximum(length - 1, 0), (length > 0).astype(np.int64), 1)[:, 0]
+    ext_word = gather(dg.data, start + RTP_HEADER_LEN + 4 * cc, length - RTP_HEADER_LEN - 4 * cc, 4)
+    last = gather(dg.data, start + np.maximum(length - 1, 0), (length > 0).astype(np.int64), 1)[:, 0]
     hdr = parse_headers(head, length, ext_word, last)
     keep = hdr.valid & (hdr.ssrc == np.uint32(stream.ssrc)) & (hdr.pt == SUPPORTED_CODECS[law])
     pad = np.where((hdr.b0 & RTP_PADDING_BIT) != 0, last.astype(np.int64), 0)

@@ -17,7 +17,7 @@ import functools
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -635,7 +635,7 @@ class PlotFile:
     path: Path
 
 
-def figures(report: Report, stream_ids: Sequence[str] | None = None, *, audio: bool = True):
+def figures(report: Report, stream_ids: Sequence[str] | None = None) -> Iterator[tuple[str, str, Figure]]:
     """Every figure of a report as ``(kind, subject, Figure)``, in reading order.
 
     Per stream: timeline, loss structure (when it lost packets) and, for
@@ -649,7 +649,7 @@ def figures(report: Report, stream_ids: Sequence[str] | None = None, *, audio: b
         yield "timeline", sid, timeline_figure(report, sid)
         if report.metrics[sid].missing > 0:
             yield "loss", sid, loss_structure_figure(report, sid)
-        if audio and _decodable(stream):
+        if _decodable(stream):
             from callscope.report.audio import render_stream
 
             if capture is None:

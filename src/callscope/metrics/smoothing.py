@@ -22,6 +22,8 @@ the large factors ``a^-k`` multiply the most recent terms, which the final
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 #: Largest factor a^-k allowed inside one block: keeps partial sums far from
@@ -58,14 +60,13 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
         return np.zeros(0)
     if a == 0.0:
         return u.copy()
-    block = int(min(n, max(1, np.floor(np.log(_MAX_GROWTH) / -np.log(a)))))
+    rise, fall = _powers(a)
+    block = min(n, fall.size)
+    rise, fall = rise[:block], fall[:block]
     blocks = -(-n // block)
     padded = np.zeros(blocks * block)
     padded[:n] = u
     padded = padded.reshape(blocks, block)
-    k = np.arange(block)
-    rise = a ** -k.astype(np.float64)  # a^-k
-    fall = a ** k.astype(np.float64)  # a^k
     # Block-local solution from a zero state: y_j = a^j sum_{k<=j} u_k a^-k.
     local = np.cumsum(padded * rise, axis=1) * fall
     # State entering each block: s_b = a^B s_{b-1} + local_{b-1}[-1].
@@ -75,6 +76,17 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
         carry_in[1:] = linear_recurrence(local[:-1, -1], a**block, initial * a**block)
     y = local + carry_in[:, None] * (a * fall)[None, :]
     return y.ravel()[:n]
+
+
+@lru_cache(maxsize=16)
+def _powers(a: float) -> tuple[np.ndarray, np.ndarray]:
+    """``a^-k`` and ``a^k`` for k = 0 .. B - 1, the longest block with ``a^-k <= _MAX_GROWTH``."""
+    block = int(max(1, np.floor(np.log(_MAX_GROWTH) / -np.log(a))))
+    fall = a ** np.arange(block, dtype=np.float64)
+    rise = 1.0 / fall
+    fall.flags.writeable = False
+    rise.flags.writeable = False
+    return rise, fall
 
 
 def exponential_average(x: np.ndarray, gain: float, initial: float = 0.0) -> np.ndarray:

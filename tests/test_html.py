@@ -26,7 +26,7 @@ XSS_CODEC = "<script>alert(3)<script>"
 #: Everything the report is allowed to contain.
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "div", "span", "table",
-    "thead", "tbody", "tr", "th", "td", "img", "figure", "figcaption", "ul", "li", "br", "footer",
+    "thead", "tbody", "tr", "th", "td", "img", "figure", "figcaption", "ul", "li", "br", "footer", "audio", "code",
 }
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run")
@@ -34,8 +34,16 @@ CHECK_SCRIPT = """<script>
 window.addEventListener("load", () => {
   const out = document.createElement("pre");
   out.id = "callscope-check";
-  out.textContent = JSON.stringify(Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]));
-  document.body.appendChild(out);
+  const audio = Array.from(document.querySelectorAll("audio"));
+  Promise.all(audio.map(a => new Promise(ok => {
+    if (a.readyState >= 1) { ok(); } else { a.onloadedmetadata = ok; a.onerror = ok; a.load(); }
+  }))).then(() => {
+    out.textContent = JSON.stringify({
+      images: Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]),
+      audio: audio.map(a => [a.error ? a.error.code : 0, a.duration]),
+    });
+    document.body.appendChild(out);
+  });
 });
 </script>"""
 
@@ -162,7 +170,26 @@ def test_report_images_decode_and_console_is_clean(policed_report, tmp_path):
     res = _chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
     found = re.search(r'<pre id="callscope-check">(.*?)</pre>', res.stdout)
     assert found, res.stderr[-2000:]
-    images = json.loads(found.group(1))
+    result = json.loads(found.group(1))
+    images = result["images"]
     # two timelines, one loss structure, two spectrograms, one distributions figure (or more loss plots)
     assert len(images) >= 6
     assert all(complete and width > 300 and height > 200 for complete, width, height in images)
+    # both directions' audio decodes to about the 10 s of media
+    assert len(result["audio"]) == 2
+    assert all(error == 0 and 8.0 < duration < 10.5 for error, duration in result["audio"])
+
+
+def test_long_streams_get_the_audio_command_instead_of_an_embedded_player(tmp_path, monkeypatch):
+    from callscope.report import html as html_report
+
+    capture = tmp_path / "short.pcap"
+    write_capture(simulate("clean", seed=1, duration=4, codec="pcma"), capture)
+    report = analyze(capture)
+    embedded = html_report._listen_html(report, None)
+    assert embedded.count("<audio controls") == 2
+    assert embedded.count("data:audio/wav;base64,UklGR") == 2  # "RIFF"
+    monkeypatch.setattr(html_report, "MAX_EMBEDDED_AUDIO_S", 1.0)
+    listed = html_report._listen_html(report, ["s1"])
+    assert "<audio" not in listed
+    assert "callscope audio short.pcap --stream s1 -o s1.wav" in listed

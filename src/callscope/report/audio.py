@@ -17,6 +17,7 @@ encrypted anyway.
 
 from __future__ import annotations
 
+import io
 import os
 import wave
 from dataclasses import dataclass
@@ -149,6 +150,15 @@ class Rendering:
     def concealed(self) -> np.ndarray:
         """Per sample: made up for a lost or late packet."""
         return ~self.played & ~self.sender_silent
+
+
+def is_decodable(stream: MediaStream) -> bool:
+    """True for a clear-text G.711 RTP stream (what :func:`render_stream` accepts)."""
+    try:
+        g711_law(stream)
+    except CallscopeError:
+        return False
+    return True
 
 
 def g711_law(stream: MediaStream) -> str:
@@ -342,10 +352,21 @@ def _repeat_last_frame(samples: np.ndarray, played: np.ndarray, frame_start: np.
     samples[gap] = samples[fs + (idx[gap] - (lp + 1)) % frame_len]
 
 
-def write_wav(path: str | os.PathLike, rendering: Rendering) -> None:
-    """Write a rendering as a 16-bit mono PCM WAV file."""
-    with wave.open(os.fspath(path), "wb") as w:
+def _write(target, rendering: Rendering) -> None:
+    with wave.open(target, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rendering.sample_rate)
         w.writeframes(rendering.samples.astype("<i2").tobytes())
+
+
+def write_wav(path: str | os.PathLike, rendering: Rendering) -> None:
+    """Write a rendering as a 16-bit mono PCM WAV file."""
+    _write(os.fspath(path), rendering)
+
+
+def wav_bytes(rendering: Rendering) -> bytes:
+    """A rendering as the bytes of a 16-bit mono PCM WAV file."""
+    buf = io.BytesIO()
+    _write(buf, rendering)
+    return buf.getvalue()

@@ -1,6 +1,7 @@
 """One self-contained HTML file: verdict, findings, tables and plots of a Report.
 
-The file needs nothing else: plots are embedded as base64 PNG ``data:`` URIs,
+The file needs nothing else: plots are embedded as base64 PNG ``data:`` URIs
+(and the decoded audio of short G.711 streams as WAV ones),
 the CSS is inline, there is no script and a Content-Security-Policy forbids
 scripts and every network fetch, so it opens the same offline, from a mail
 attachment or a CI artefact. Everything that comes from the capture (file
@@ -25,7 +26,10 @@ from pathlib import Path
 from callscope.report.jsonout import report_dict
 
 #: No script, no fetch of anything: only inline styles and data: images.
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+CSP = ("default-src 'none'; img-src data:; media-src data:; style-src 'unsafe-inline'; "
+       "base-uri 'none'; form-action 'none'")
+#: Longest stream whose audio is embedded (16-bit 8 kHz WAV is 16 kB/s, 21 kB/s in base64).
+MAX_EMBEDDED_AUDIO_S = 120.0
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
@@ -45,7 +49,8 @@ th { background: #f3f3f3; } .nowrap td { white-space: nowrap; } .wrap td { overf
 .finding { border: 1px solid #ddd; border-radius: 8px; padding: .6em 1em; margin: .8em 0; }
 .finding .head { font-weight: 600; } .audible { font-style: italic; color: #444; }
 .side { display: flex; flex-wrap: wrap; gap: 0 1.5em; align-items: flex-start; }
-figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure { margin: 1em 0; } audio { width: 100%; max-width: 640px; }
+code { font-family: ui-monospace, Menlo, Consolas, monospace; background: #f3f3f3; padding: 0 .25em; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: .9em; }
 ul.notes { color: #555; }
 footer { margin-top: 3em; color: #888; font-size: .85em; }
@@ -226,6 +231,39 @@ def _plots_html(report, stream_ids: Sequence[str] | None) -> str:
     return "".join(out)
 
 
+def _listen_html(report, stream_ids: Sequence[str] | None) -> str:
+    """Each G.711 stream as a WAV player: what the listener heard, losses concealed."""
+    from callscope.capture.reader import read_capture
+    from callscope.report.audio import is_decodable, render_stream, wav_bytes
+    from callscope.report.plots import format_clock, stream_title
+
+    wanted = set(stream_ids) if stream_ids is not None else None
+    streams = [s for s in report.inventory.streams
+               if is_decodable(s) and (wanted is None or s.id in wanted)]
+    if not streams:
+        return ""
+    out = ["<h2>Listen</h2><p>Decoded G.711 as a listener behind an adaptive playout buffer heard it: "
+           "lost and late packets are filled with the last frame repeated (a phone's simplest "
+           "concealment), which is how evenly spaced losses turn metallic.</p>"]
+    capture = None
+    name = Path(report.path).name
+    for s in streams:
+        m = report.metrics[s.id]
+        if m.duration_s > MAX_EMBEDDED_AUDIO_S:
+            out.append(f"<p>{e(stream_title(s))}: {e(format_clock(m.duration_s, m.duration_s))} is too long "
+                       f"to embed; write it with <code>callscope audio {e(name)} --stream {e(s.id)} "
+                       f"-o {e(s.id)}.wav</code>.</p>")
+            continue
+        if capture is None:
+            capture = read_capture(report.path)
+        heard = render_stream(capture, s, conceal="repeat", late=m.per_packet.late_adaptive)
+        uri = "data:audio/wav;base64," + base64.b64encode(wav_bytes(heard)).decode("ascii")
+        out.append(f'<figure><audio controls preload="metadata" src="{uri}"></audio>'
+                   f"<figcaption>{e(stream_title(s))}: {heard.duration_s:.1f} s, "
+                   f"{heard.concealed_s:.2f} s concealed ({heard.packets_late} packets late).</figcaption></figure>")
+    return "".join(out)
+
+
 def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool = True) -> str:
     """The whole report as one HTML document (a string).
 
@@ -234,9 +272,10 @@ def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool 
     report : Report
         From :func:`callscope.analyze`.
     stream_ids : sequence of str, optional
-        Plot only these streams (the tables always list all).
+        Plot (and embed the audio of) only these streams; the tables always list all.
     plots : bool
-        Embed the plots of :func:`callscope.report.plots.figures`.
+        Embed the plots of :func:`callscope.report.plots.figures` and, for
+        G.711 streams up to ``MAX_EMBEDDED_AUDIO_S`` long, the decoded audio.
     """
     doc = report_dict(report)
     cap = doc["capture"]
@@ -274,6 +313,7 @@ def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool 
     parts.append(_sip_html(doc))
     if plots and doc["streams"]:
         parts.append(_plots_html(report, stream_ids))
+        parts.append(_listen_html(report, stream_ids))
     parts.append(f"<footer>callscope {e(doc['callscope_version'])}, schema {e(doc['schema'])}. "
                  "Definitions: RFC 3550 (loss, jitter), RFC 3611 (bursts), ITU-T G.107 (MOS).</footer>")
     parts.append("</body></html>\n")

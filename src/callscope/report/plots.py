@@ -642,6 +642,8 @@ def figures(report: Report, stream_ids: Sequence[str] | None = None) -> Iterator
     G.711 RTP, the spectrogram of the decoded audio. Per call (or lone
     stream): the distributions of both directions.
     """
+    from callscope.report.audio import is_decodable, render_stream
+
     wanted = [s.id for s in report.inventory.streams] if stream_ids is None else list(stream_ids)
     capture = None
     for sid in wanted:
@@ -649,9 +651,7 @@ def figures(report: Report, stream_ids: Sequence[str] | None = None) -> Iterator
         yield "timeline", sid, timeline_figure(report, sid)
         if report.metrics[sid].missing > 0:
             yield "loss", sid, loss_structure_figure(report, sid)
-        if _decodable(stream):
-            from callscope.report.audio import render_stream
-
+        if is_decodable(stream):
             if capture is None:
                 from callscope.capture.reader import read_capture
 
@@ -661,17 +661,6 @@ def figures(report: Report, stream_ids: Sequence[str] | None = None) -> Iterator
             yield "spectrogram", sid, spectrogram_figure(rendering, stream, first)
     for group in _groups(report, wanted):
         yield "distributions", "+".join(group), distributions_figure(report, group)
-
-
-def _decodable(stream: MediaStream) -> bool:
-    from callscope.errors import CallscopeError
-    from callscope.report.audio import g711_law
-
-    try:
-        g711_law(stream)
-    except CallscopeError:
-        return False
-    return True
 
 
 def _groups(report: Report, wanted: Sequence[str]) -> list[list[str]]:

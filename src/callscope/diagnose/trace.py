@@ -221,6 +221,9 @@ def _explained(delta: np.ndarray, c: float) -> float:
 
 #: How many more gaps (share) a finer grid must explain to be the cadence.
 SUBDIVIDE_GAIN = 0.08
+#: Share of the call (from its start) in which a regular window counts as
+#: showing the sender's own cadence.
+EARLY_WINDOWS = 0.2
 #: Shortest run of regular gaps (packets) that shows a sender's cadence.
 MIN_CADENCE_RUN = 25
 
@@ -253,12 +256,12 @@ def cadence_interval(time: np.ndarray) -> float:
 def _cadence_level(time: np.ndarray) -> float:
     """The packet interval of a constant-rate sender seen through loss, queueing and jitter.
 
-    Loss and queueing only lengthen gaps, so the sender's interval is a
-    spacing the stream keeps up regularly: among the windows of
-    :data:`MIN_CADENCE_RUN` gaps in which most gaps agree with their median
-    within :data:`CADENCE_TOLERANCE`, the smaller of the first such window's
-    median (calls start before a throttle does) and the most common median (a
-    queue draining is regular too, but briefly). The caller refines it with
+    The sender's interval is a spacing the stream keeps up regularly: among
+    the windows of :data:`MIN_CADENCE_RUN` gaps in which most gaps agree with
+    their median within :data:`CADENCE_TOLERANCE`, the first one's median when
+    it comes early in the call (calls start before a throttle or a queue
+    does: later, a shaper's output or a queue draining is regular too), else
+    the most common median. The caller refines it with
     :func:`_refine_interval`. With no such window (heavy jitter, or a drop
     every few packets) the largest of the candidate
     intervals that explains nearly as many gaps as whole multiples as the best
@@ -278,9 +281,12 @@ def _cadence_level(time: np.ndarray) -> float:
         agree = np.mean(np.abs(win / med[:, None] - 1.0) < CADENCE_TOLERANCE, axis=1)
         regular = (agree >= 0.8) & (med >= MIN_PTIME_S)
         if regular.any():
+            first = int(np.argmax(regular))
+            if first <= EARLY_WINDOWS * m:
+                return float(med[first])
             levels = med[regular]
             support = np.sum(np.abs(levels[:, None] / levels[None, :] - 1.0) < CADENCE_TOLERANCE, axis=1)
-            return float(min(levels[0], levels[int(np.argmax(support))]))
+            return float(levels[int(np.argmax(support))])
     d = delta[delta >= MIN_PTIME_S]
     cands = [q / m for q in np.percentile(d, [5, 10, 25, 50]) for m in (1, 2, 3)] + [mean_gap]
     cands = np.array([c for c in cands if c >= 2 * MIN_PTIME_S])

@@ -40,6 +40,8 @@ REPORT_THRESHOLD = 0.3
 #: Fewest packets and seconds of a stream worth diagnosing; below, say so.
 MIN_PACKETS = 50
 MIN_DURATION_S = 2.0
+#: A longer gap in arrivals is worth a note (DESIGN.md: clean has no gap > 2 s).
+PAUSE_S = 2.0
 
 #: Tie-break and precedence: a mechanism explaining the loss beats a generic
 #: description of it. Higher ranks first.
@@ -85,6 +87,17 @@ def _reference_end(inventory: MediaInventory, capture_end: float | None) -> floa
     ends = [float(s.packets.time[-1]) for s in inventory.streams if len(s.packets)]
     ends += [e.last_time for e in inventory.stun.exchanges]
     return max(ends, default=0.0)
+
+
+def _longest_pause(trace: Trace) -> tuple[float, float] | None:
+    """Start and length of the longest gap between consecutive slots, both received,
+    when it exceeds :data:`PAUSE_S` (RTP only: opaque slots are inferred from gaps)."""
+    if trace.opaque or trace.slots < 2:
+        return None
+    both = trace.received[:-1] & trace.received[1:]
+    gaps = np.where(both, np.diff(trace.time), 0.0)
+    i = int(np.argmax(gaps))
+    return (float(trace.time[i]), float(gaps[i])) if gaps[i] > PAUSE_S else None
 
 
 def stream_findings(trace: Trace, reordered: int = 0) -> list[Finding]:
@@ -137,6 +150,12 @@ def diagnose(
             )
             continue
         traces[s.id] = build_trace(s, end)
+        pause = _longest_pause(traces[s.id])
+        if pause is not None:
+            notes.append(
+                f"stream {s.id}: {pause[1]:.1f} s pause from {pause[0]:.1f} s with no packet missing "
+                f"(the sender stopped: silence suppression or hold, not loss)"
+            )
 
     candidates: dict[str, list[Finding]] = {sid: [] for sid in traces}
     for sid, tr in traces.items():

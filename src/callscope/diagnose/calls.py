@@ -1,9 +1,9 @@
-"""Call-level patterns: cut-off, one-way blocking, blocked setup.
+"""Call-level patterns: one-way blocking and blocked setup.
 
-These need more than one stream: a cut-off shows as every direction of a
-call stopping at once while the capture goes on; one-way blocking as one
-direction stopping (or never starting) while the other carries on; a blocked
-setup as ICE / TURN requests that are never answered and no media at all.
+These need more than one stream: one-way blocking shows as one direction
+stopping (or never starting) while the other carries on; a blocked setup as
+ICE / TURN requests that are never answered and no media at all. (A cut-off,
+every direction stopping at once, is :mod:`callscope.diagnose.cutoff`.)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from callscope.diagnose.cutoff import MIN_SERVICE_S, MIN_SILENCE_S
+from callscope.diagnose.cutoff import MIN_SILENCE_S
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
@@ -20,8 +20,6 @@ from callscope.media.sip import SdpMedia
 from callscope.media.stream import MediaStream
 from callscope.media.stun import StunSummary
 
-#: Directions of a call stopping within this of each other stopped together (s).
-TOGETHER_S = 1.0
 #: Loss fraction of the worse direction, and ratio to the better one, that make
 #: a call one-way without either direction stopping.
 ONE_WAY_LOSS = 0.5
@@ -31,74 +29,6 @@ ONE_WAY_RATIO = 10.0
 MIN_UNANSWERED = 3
 #: Media streams shorter than this do not count as media having started.
 MIN_MEDIA_PACKETS = 10
-
-
-def detect_cutoff_call(
-    call_id: str, traces: Sequence[Trace], reference_end: float, overhead: float = 0.0
-) -> Finding | None:
-    """Every direction of the call stops within :data:`TOGETHER_S` and stays silent ≥ 5 s.
-
-    The cut time T is counted from the call's first media packet; B and N
-    count the bytes and packets delivered in all directions together.
-    """
-    live = [t for t in traces if t.received.any()]
-    if not live:
-        return None
-    ends = np.array([t.end for t in live])
-    media_start = min(t.start for t in live)
-    last = float(ends.max())
-    silence = reference_end - last
-    service = last - media_start
-    if silence < MIN_SILENCE_S or service < MIN_SERVICE_S:
-        return None
-    spread = float(ends.max() - ends.min())
-    together = spread <= TOGETHER_S
-    delivered = [float(np.mean(t.received)) for t in live]
-    ptime = min(t.ptime for t in live)
-    n = int(sum(np.count_nonzero(t.received) for t in live))
-    b = float(sum(np.sum(t.size[t.received] + overhead) for t in live))
-    cut_at = last + 0.5 * ptime  # the cut fell between the last delivered packet and the next
-    confidence = (
-        ramp(silence, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
-        * ramp(service, MIN_SERVICE_S, 3 * MIN_SERVICE_S)
-        * ramp(min(delivered), 0.5, 0.8)
-        * (1.0 if together else 0.4)
-    )
-    if confidence < 0.2:
-        return None
-    opaque = all(t.opaque for t in live)
-    evidence = (
-        Evidence("last_packet", round(last, 3), "s"),
-        Evidence("silence_to_end", round(silence, 3), "s"),
-        Evidence("directions", len(live)),
-        Evidence("stop_spread", round(spread, 3), "s"),
-        Evidence("delivered_before_cut", round(min(delivered), 4)),
-    )
-    params = (
-        Evidence("time_s", round(cut_at - media_start, 3), "s"),
-        Evidence("at_s", round(cut_at, 3), "s"),
-        Evidence("bytes", b, "B"),
-        Evidence("packets", n, "packets"),
-    )
-    summary = (
-        f"{'all ' + str(len(live)) + ' directions' if len(live) > 1 else 'the stream'} delivered normally "
-        f"({100 * min(delivered):.1f} % or better) for {cut_at - media_start:.2f} s, then stopped "
-        f"{'together' if together else f'within {spread:.1f} s of each other'} at {cut_at:.2f} s with "
-        f"{silence:.1f} s of silence to the end of the capture: cut off after T = "
-        f"{cut_at - media_start:.2f} s, B = {b:.0f} bytes, N = {n} packets"
-    )
-    if opaque:
-        summary += " (encrypted media without sequence numbers)"
-    return Finding(
-        pattern="cutoff",
-        confidence=scale_confidence(live[0], confidence) if opaque else round(confidence, 3),
-        summary=summary,
-        call_id=call_id,
-        evidence=evidence,
-        audible=AUDIBLE["cutoff"],
-        spans=((round(cut_at, 3), round(reference_end, 3)),),
-        params=params,
-    )
 
 
 def detect_one_way(

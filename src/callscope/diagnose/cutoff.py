@@ -1,15 +1,18 @@
-"""Cut-off: normal service for T seconds (B bytes, N packets), then nothing.
+"""Cut-off: normal service for T seconds (B bytes, N packets), then nothing, both ways.
 
 A censor that lets a call through for a while and then blackholes it leaves
-one change point: the stream runs normally up to T and then is lost entirely
-for the rest of the capture. A stream that merely ends (hang-up) looks the
-same from the stream alone, so the capture must show that the call went on
-after it: traffic continuing for at least :data:`MIN_SILENCE_S` after the
-last packet (the other direction, RTCP, STUN, signalling, or the capture
-itself running on).
+one change point: every direction runs normally up to T and then is lost
+entirely for the rest of the capture. A call that merely ends (hang-up) looks
+the same from its media alone, so the capture must show that the call went on
+after it: the capture running on for at least :data:`MIN_SILENCE_S` after the
+last packet (its signalling, a BYE at the end, keepalives) when no other
+call's media is what keeps it running (the caller, :mod:`~callscope.diagnose.engine`,
+passes the reference end accordingly).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,71 +24,73 @@ from callscope.diagnose.trace import Trace
 MIN_SILENCE_S = 5.0
 #: Shortest stretch of service before the cut for a change point to be credible.
 MIN_SERVICE_S = 1.0
-#: Before the cut, the stream must have been delivered at least this well.
-MIN_DELIVERY_BEFORE = 0.8
+#: Directions of a call stopping within this of each other stopped together (s).
+TOGETHER_S = 1.0
 
 
-def detect_cutoff(trace: Trace, overhead: float = 0.0, reference_end: float | None = None) -> Finding | None:
-    """A cut-off finding or None.
+def detect_cutoff(
+    call_id: str, traces: Sequence[Trace], reference_end: float, overhead: float = 0.0
+) -> Finding | None:
+    """Every direction of the call stops within :data:`TOGETHER_S` and stays silent ≥ 5 s.
 
-    Parameters
-    ----------
-    trace : Trace
-    overhead : float
-        Bytes added to each payload when counting the bytes delivered.
-    reference_end : float, optional
-        Until when the call demonstrably went on (seconds since the capture's
-        first frame); the capture's end by default.
+    The cut time T is counted from the call's first media packet; B and N
+    count the bytes and packets delivered in all directions together.
     """
-    if not trace.received.any():
+    live = [t for t in traces if t.received.any()]
+    if not live:
         return None
-    end_ref = trace.capture_end if reference_end is None else reference_end
-    last = trace.end
-    silence = end_ref - last
-    service = last - trace.start
+    ends = np.array([t.end for t in live])
+    media_start = min(t.start for t in live)
+    last = float(ends.max())
+    silence = reference_end - last
+    service = last - media_start
     if silence < MIN_SILENCE_S or service < MIN_SERVICE_S:
         return None
-    rec = trace.received
-    delivered = float(np.count_nonzero(rec)) / rec.size
-    # The change point: the stream's rate in its last second of service against its median.
-    edges = np.arange(trace.start, last + 1e-9, 1.0)
-    counts, _ = np.histogram(trace.time[rec], bins=np.append(edges, last + 1e-9))
-    rate_before = float(np.median(counts[:-1])) if counts.size > 1 else float(counts.sum())
-    n = int(np.count_nonzero(rec))
-    b = float(np.sum(trace.size[rec] + overhead))
+    spread = float(ends.max() - ends.min())
+    together = spread <= TOGETHER_S
+    delivered = [float(np.mean(t.received)) for t in live]
+    ptime = min(t.ptime for t in live)
+    n = int(sum(np.count_nonzero(t.received) for t in live))
+    b = float(sum(np.sum(t.size[t.received] + overhead) for t in live))
+    cut_at = last + 0.5 * ptime  # the cut fell between the last delivered packet and the next
     confidence = (
         ramp(silence, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
         * ramp(service, MIN_SERVICE_S, 3 * MIN_SERVICE_S)
-        * ramp(delivered, 0.5, MIN_DELIVERY_BEFORE)
+        * ramp(min(delivered), 0.5, 0.8)
+        * (1.0 if together else 0.4)
     )
     if confidence < 0.2:
         return None
+    opaque = all(t.opaque for t in live)
     evidence = (
         Evidence("last_packet", round(last, 3), "s"),
         Evidence("silence_to_end", round(silence, 3), "s"),
-        Evidence("service", round(service, 3), "s"),
-        Evidence("delivered_before_cut", round(delivered, 4)),
-        Evidence("packet_rate_before_cut", round(rate_before, 1), "packets/s"),
+        Evidence("directions", len(live)),
+        Evidence("stop_spread", round(spread, 3), "s"),
+        Evidence("delivered_before_cut", round(min(delivered), 4)),
     )
     params = (
-        Evidence("time_s", round(last, 3), "s"),
+        Evidence("time_s", round(cut_at - media_start, 3), "s"),
+        Evidence("at_s", round(cut_at, 3), "s"),
         Evidence("bytes", b, "B"),
         Evidence("packets", n, "packets"),
     )
     summary = (
-        f"normal service ({100 * delivered:.1f} % delivered, {rate_before:.0f} packets/s) for "
-        f"{service:.1f} s, then total loss from {last:.2f} s for the remaining {silence:.1f} s "
-        f"while the call went on: cut off after T = {last:.2f} s, B = {b:.0f} bytes, N = {n} packets"
+        f"{'all ' + str(len(live)) + ' directions' if len(live) > 1 else 'the stream'} delivered normally "
+        f"({100 * min(delivered):.1f} % or better) for {cut_at - media_start:.2f} s, then stopped "
+        f"{'together' if together else f'within {spread:.1f} s of each other'} at {cut_at:.2f} s with "
+        f"{silence:.1f} s of silence to the end of the capture: cut off after T = "
+        f"{cut_at - media_start:.2f} s, B = {b:.0f} bytes, N = {n} packets"
     )
-    if trace.opaque:
+    if opaque:
         summary += " (encrypted media without sequence numbers)"
     return Finding(
         pattern="cutoff",
-        confidence=scale_confidence(trace, confidence),
+        confidence=scale_confidence(live[0], confidence) if opaque else round(confidence, 3),
         summary=summary,
-        stream_id=trace.stream_id,
+        call_id=call_id,
         evidence=evidence,
         audible=AUDIBLE["cutoff"],
-        spans=((round(last, 3), round(end_ref, 3)),),
+        spans=((round(cut_at, 3), round(reference_end, 3)),),
         params=params,
     )

@@ -16,14 +16,13 @@ import numpy as np
 
 from callscope.diagnose.calls import (
     MIN_MEDIA_PACKETS,
-    TOGETHER_S,
-    detect_cutoff_call,
     detect_lone_opaque,
     detect_never_started,
     detect_one_way,
     detect_setup_blocked,
 )
 from callscope.diagnose.congestion import detect_congestion
+from callscope.diagnose.cutoff import TOGETHER_S, detect_cutoff
 from callscope.diagnose.delay import find_ramp
 from callscope.diagnose.downshift import detect_downshift
 from callscope.diagnose.findings import Diagnosis, Finding
@@ -174,7 +173,7 @@ def diagnose(
         last = max(t.end for t in members)
         others = [t.end for sid, t in traces.items() if sid not in call.stream_ids]
         call_end = end if max(others, default=0.0) <= last + TOGETHER_S else last
-        cut = detect_cutoff_call(call.id, members, call_end)
+        cut = detect_cutoff(call.id, members, call_end)
         streams = [inventory.stream(t.stream_id) for t in members]
         one_way = detect_one_way(call.id, members, streams, end)
         if one_way is None and call.call_id in sip_media:

@@ -26,10 +26,10 @@ def running_median(x: np.ndarray, size: int) -> np.ndarray:
     x = np.asarray(x, np.float64)
     if size % 2 == 0 or size < 1:
         raise ValueError(f"size must be odd and positive, got {size}")
-    half = size // 2
-    padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])]) if x.size else x
     if x.size == 0:
         return x.copy()
+    half = size // 2
+    padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])])
     windows = np.lib.stride_tricks.sliding_window_view(padded, size)
     # the middle of each window in order (np.median would average it with itself, 7x slower)
     return np.partition(windows, half, axis=1)[:, half]

@@ -215,6 +215,16 @@ def gilbert_elliott_loglik(received: np.ndarray, p: float, r: float, k: float, h
     return _chain_loglik(mats)
 
 
+def bernoulli_loglik(received: np.ndarray) -> float:
+    """Log-likelihood of a loss mask under independent loss at its own rate."""
+    rec = np.asarray(received, bool)
+    n, k = rec.size, int(np.count_nonzero(~rec))
+    if k in (0, n):
+        return 0.0
+    q = k / n
+    return float(k * np.log(q) + (n - k) * np.log1p(-q))
+
+
 def fit_gilbert_elliott(received: np.ndarray) -> GilbertElliott:
     """Maximum-likelihood Gilbert-Elliott parameters of a loss mask.
 

@@ -19,13 +19,25 @@ import numpy as np
 from callscope.diagnose.delay import pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.loss import burst_gap, fit_gilbert_elliott, gilbert, loss_runs
+from callscope.diagnose.loss import (
+    bernoulli_loglik,
+    burst_gap,
+    fit_gilbert_elliott,
+    gilbert,
+    loss_runs,
+)
 from callscope.diagnose.trace import Trace
 
 #: Below this loss a stream is clean (DESIGN.md pattern table: loss < 0.5 %).
 CLEAN_LOSS = 0.005
 #: Gilbert burst ratio above which loss is called bursty (DESIGN.md pattern table).
 BURSTY_RATIO = 1.5
+#: Burst ratios from here up to BURSTY_RATIO are settled by a likelihood-ratio test.
+BORDERLINE_RATIO = 1.1
+#: 2 x log-likelihood ratio above which the Gilbert-Elliott channel (3 more
+#: parameters than independent loss) fits significantly better: the 0.999
+#: quantile of chi-squared with 3 degrees of freedom.
+LRT_CRITICAL = 16.27
 #: Losses all within this span (s) are one dropout, however many runs.
 SINGLE_DROPOUT_S = 1.0
 #: Fewest loss events for a loss-structure estimate to be more than a guess.
@@ -50,13 +62,25 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
     thin = runs.count < MIN_EVENTS
     c_data = ramp(runs.count, 1, MIN_EVENTS)
 
-    if burst_ratio >= BURSTY_RATIO or (thin and runs.length.max() >= 3):
+    ml = None
+    clustered = 0.0
+    if not thin and BORDERLINE_RATIO <= burst_ratio < BURSTY_RATIO:
+        # A mild burst ratio is settled by a likelihood-ratio test of the
+        # Gilbert-Elliott channel against independent loss (3 more parameters).
+        ml = fit_gilbert_elliott(rec)
+        clustered = 2.0 * (ml.loglik - bernoulli_loglik(rec))
+    if burst_ratio >= BURSTY_RATIO or clustered >= LRT_CRITICAL or (thin and runs.length.max() >= 3):
         pattern = "bursty-loss"
         # A few long runs are bursty beyond doubt, however few they are.
-        confidence = ramp(burst_ratio, 1.2, 2.0) if not thin else 0.6
+        if thin:
+            confidence = 0.6
+        elif burst_ratio >= BURSTY_RATIO:
+            confidence = ramp(burst_ratio, 1.2, 2.0)
+        else:
+            confidence = ramp(clustered, 0.5 * LRT_CRITICAL, 2.0 * LRT_CRITICAL)
     else:
         pattern = "random-loss"
-        confidence = ramp(burst_ratio, 1.8, 1.3)
+        confidence = ramp(burst_ratio, 1.8, 1.3) * (1.0 - ramp(clustered, 0.5 * LRT_CRITICAL, LRT_CRITICAL))
     if not thin or pattern == "random-loss":
         confidence *= 0.4 + 0.6 * c_data
     # Just above the clean bound, the bound itself is within sampling error.
@@ -69,6 +93,7 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
         Evidence("loss_events", runs.count),
         Evidence("longest_loss_run", int(runs.length.max()), "packets"),
         Evidence("gilbert_burst_ratio", round(burst_ratio, 3)),
+        Evidence("clustering_lrt", round(clustered, 2)),
         Evidence("burst_density", round(bg.burst_density, 4)),
         Evidence("gap_density", round(bg.gap_density, 4)),
         Evidence("loss_spacing_cv", round(cv, 3)),
@@ -81,7 +106,7 @@ def detect_loss_pattern(trace: Trace) -> Finding | None:
     # channel also drops in its good state and delivers some in its bad one,
     # which only the four-parameter maximum-likelihood fit separates.
     if pattern == "bursty-loss" and not thin:
-        ml = fit_gilbert_elliott(rec)
+        ml = ml if ml is not None else fit_gilbert_elliott(rec)
         p_est, r_est, k_est, h_est = ml.p, ml.r, ml.loss_good, ml.loss_bad
     else:
         p_est, r_est, k_est, h_est = ge.p, ge.r, 0.0, 1.0

@@ -401,7 +401,12 @@ def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
     grow = float(np.median(size_w[kw:]) / np.median(size_w[:kw]))
     if ratio < 1.6 or grow < 0.6 * ratio:
         return 0
-    return kw * w
+    # To the packet: the first one, near the window found, from which packets
+    # are as big as after the change (the geometric mean of the two levels).
+    lo, hi = max(0, (kw - 1) * w), min(n, (kw + 1) * w)
+    big = size[lo:hi] >= np.sqrt(np.median(size_w[:kw]) * np.median(size_w[kw:]))
+    first = np.flatnonzero(big)
+    return lo + int(first[0]) if first.size else kw * w
 
 
 #: Consecutive on-cadence gaps that mark the start of steady media.

@@ -116,19 +116,19 @@ def test_cli_without_labelled_captures_is_a_usage_error(tmp_path):
 
 @pytest.mark.slow
 def test_small_corpus_meets_the_targets(tmp_path):
-    """Two calls per pattern, seeds never tuned on: macro-F1, recall and false alarms."""
-    generate_corpus(tmp_path / "rtp", 3, seed=20261129)
-    ev = evaluate([tmp_path / "rtp"])
-    assert ev.macro_f1 >= 0.9
-    assert np.all(ev.recall >= 2 / 3)
+    """Five 30 s calls per pattern, with seeds never tuned on (about 5 s)."""
+    generate_corpus(tmp_path, 5, seed=20261129)
+    ev = evaluate([tmp_path])
+    assert ev.macro_f1 >= 0.95
+    assert np.all(ev.recall >= 0.8)
     assert ev.false_alarms == 0
-    within = [e.within for e in ev.param_errors if e.check.truth_name in ("rate_Bps", "time_s", "period_s")]
-    assert np.mean(within) >= 0.8
+    within = [e.within for e in ev.param_errors if e.check.truth_name in ("rate_Bps", "time_s", "bytes", "period_s")]
+    assert np.mean(within) >= 0.9
 
 
 @pytest.mark.slow
 def test_small_opaque_corpus_meets_its_target(tmp_path):
-    generate_corpus(tmp_path, 2, seed=20261130, opaque=True)
+    generate_corpus(tmp_path, 5, seed=20261130, opaque=True)
     ev = evaluate([tmp_path])
-    assert ev.macro_f1 >= 0.8
-    assert ev.false_alarms <= 1
+    assert ev.macro_f1 >= 0.9
+    assert ev.false_alarms == 0

@@ -42,7 +42,7 @@ def detect_congestion(trace: Trace) -> Finding | None:
     d = trace.delay[trace.received]
     spread = float(np.percentile(d, 95) - np.percentile(d, 5)) if d.size else 0.0
 
-    c_sawtooth = ramp(drained, 1, 3) if queues else 0.0
+    c_sawtooth = ramp(drained, 0, 2) if queues else 0.0
     c_losses = 0.0
     if runs.count >= 3:
         c_losses = (

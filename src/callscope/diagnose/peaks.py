@@ -81,6 +81,24 @@ def _bases(x: np.ndarray, peaks: np.ndarray, half: int, direction: int) -> tuple
     return low, peaks + direction * where
 
 
+def _trailing_min(x: np.ndarray, width: int) -> np.ndarray:
+    """Minimum of ``x[max(0, i - width + 1) .. i]`` for every i, in O(n).
+
+    Van Herk / Gil-Werman: with blocks of ``width`` samples, a window spans at
+    most two blocks; its minimum is the suffix minimum of the first block
+    part and the prefix minimum of the second.
+    """
+    n = x.size
+    blocks = -(-(n + width - 1) // width)
+    y = np.full(blocks * width, np.inf)
+    y[width - 1 : width - 1 + n] = x  # window of i ends at y[i + width - 1]
+    y = y.reshape(blocks, width)
+    prefix = np.minimum.accumulate(y, axis=1).ravel()
+    suffix = np.minimum.accumulate(y[:, ::-1], axis=1)[:, ::-1].ravel()
+    end = np.arange(n) + width - 1
+    return np.minimum(suffix[end - width + 1], prefix[end])
+
+
 def find_peaks(x: np.ndarray, prominence: float, wlen: int) -> Peaks:
     """Local maxima with a topographic prominence of at least ``prominence``.
 
@@ -92,6 +110,14 @@ def find_peaks(x: np.ndarray, prominence: float, wlen: int) -> Peaks:
     x = np.asarray(x, np.float64)
     peaks = local_maxima(x)
     half = max(int(wlen), 0) // 2 if wlen >= 2 else x.size
+    if peaks.size:
+        # A peak's prominence is at most its height above the higher of the
+        # lowest samples of its two half-windows: most peaks of a noisy series
+        # fail that bound and need no walk to their bases.
+        width = min(half, x.size) + 1
+        low_left = _trailing_min(x, width)[peaks]
+        low_right = _trailing_min(x[::-1], width)[::-1][peaks]
+        peaks = peaks[x[peaks] - np.maximum(low_left, low_right) >= prominence]
     batch = max(1, _MAX_CELLS // (half + 1))
     proms, lefts, rights = [], [], []
     for b in range(0, peaks.size, batch):

@@ -33,6 +33,7 @@ from callscope.diagnose.policing import detect_policing
 from callscope.diagnose.shaping import detect_shaping
 from callscope.diagnose.trace import Trace, build_trace
 from callscope.media.discover import MediaInventory
+from callscope.metrics.measure import StreamMetrics
 
 #: Findings below this confidence are not reported.
 REPORT_THRESHOLD = 0.3
@@ -116,7 +117,7 @@ def stream_findings(trace: Trace, reordered: int = 0) -> list[Finding]:
 
 def diagnose(
     inventory: MediaInventory,
-    metrics: Mapping[str, object],
+    metrics: Mapping[str, StreamMetrics],
     capture_end: float | None = None,
 ) -> Diagnosis:
     """What degraded each stream and call of a capture.
@@ -159,7 +160,7 @@ def diagnose(
     candidates: dict[str, list[Finding]] = {sid: [] for sid in traces}
     for sid, tr in traces.items():
         m = metrics.get(sid)
-        reordered = int(getattr(m, "reordered", 0) or 0)
+        reordered = m.reordered if m is not None else 0
         candidates[sid].extend(stream_findings(tr, reordered))
 
     call_findings: list[Finding] = []

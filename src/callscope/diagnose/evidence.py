@@ -23,6 +23,11 @@ def ramp(x: float, lo: float, hi: float) -> float:
     return float(min(1.0, max(0.0, v)))
 
 
+def loss_reliability(trace: Trace) -> float:
+    """How far cadence-inferred loss can be trusted: 1 with regular arrivals, 0 when bunched."""
+    return ramp(trace.bunched, BUNCHED_UNRELIABLE, BUNCHED_RELIABLE)
+
+
 def scale_confidence(trace: Trace, confidence: float, from_loss: bool = False) -> float:
     """Lower the confidence of a finding on an opaque stream.
 
@@ -32,7 +37,7 @@ def scale_confidence(trace: Trace, confidence: float, from_loss: bool = False) -
     """
     c = confidence * (OPAQUE_CONFIDENCE if trace.opaque else 1.0)
     if from_loss and trace.opaque:
-        c *= ramp(trace.bunched, BUNCHED_UNRELIABLE, BUNCHED_RELIABLE)
+        c *= loss_reliability(trace)
     return round(float(min(1.0, max(0.0, c))), 3)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from callscope.diagnose.delay import rfc3550_jitter
-from callscope.diagnose.evidence import ramp, scale_confidence
+from callscope.diagnose.evidence import loss_reliability, ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
 
@@ -59,7 +59,10 @@ def detect_jitter(trace: Trace, reordered: int = 0) -> Finding | None:
     """
     rec = trace.received
     n = int(np.count_nonzero(rec))
-    if n < 20 or trace.loss_fraction > MAX_LOSS:
+    # On opaque media the loss is inferred from gaps that jitter itself makes:
+    # where arrivals are bunched it is not evidence against jitter.
+    loss = trace.loss_fraction * (loss_reliability(trace) if trace.opaque else 1.0)
+    if n < 20 or loss > MAX_LOSS:
         return None
     d = _detrend(trace.time[rec], trace.delay[rec])
     j = rfc3550_jitter(d)
@@ -81,7 +84,7 @@ def detect_jitter(trace: Trace, reordered: int = 0) -> Finding | None:
         ramp(bunched, 0.03, 0.08),
     )
     confidence = (
-        score * ramp(trace.loss_fraction, MAX_LOSS, 0.5 * MAX_LOSS) * (0.5 + 0.5 * ramp(n, 50, 300))
+        score * ramp(loss, MAX_LOSS, 0.5 * MAX_LOSS) * (0.5 + 0.5 * ramp(n, 50, 300))
     )
     if confidence < 0.2:
         return None

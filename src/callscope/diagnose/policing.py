@@ -184,8 +184,14 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
         Evidence("queue_delay_ramp", round(queue_height * ms, 1), "ms"),
         Evidence("send_rate", round(send_rate, 1), "B/s"),
     )
+    # Every other packet dropped, exactly: a bucket shallower than two packets
+    # wastes the tokens that overflow it, and any rate from half the send rate
+    # up to the send rate gives this same pattern; the goodput is its floor.
+    alternating = abs(float(gaps.mean()) - 2.0) < 0.1 and cv < 0.1
+    rate_upper = send_rate if alternating else rate
     params = (
         Evidence("rate_Bps", round(rate, 1), "B/s"),
+        Evidence("rate_upper_Bps", round(rate_upper, 1), "B/s"),
         Evidence("burst_bytes", round(depth, 1), "B"),
         Evidence("burst_is_upper_bound", float(not from_start)),
         Evidence("onset_s", round(t1, 3), "s"),
@@ -199,6 +205,11 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
         + (f"burst ≈ {depth / 1000:.2f} kB" if from_start else f"burst ≤ {depth / 1000:.2f} kB "
            f"(its start is not visible: first drop {t1 - t0:.1f} s into the stream)")
     )
+    if alternating:
+        summary += (
+            f"; exactly every other packet is dropped, which any rate from {rate / 1000:.2f} up to "
+            f"{send_rate / 1000:.2f} kB/s gives with a bucket under two packets deep"
+        )
     if trace.opaque:
         summary += " (loss inferred from cadence gaps: no sequence numbers)"
     return Finding(

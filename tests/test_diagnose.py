@@ -109,6 +109,17 @@ def test_policer_rate_and_burst_are_estimated(tmp_path):
     assert f.audible == AUDIBLE["policing"] and "metallic" in f.audible
 
 
+def test_shallow_bucket_rate_is_reported_as_a_range(tmp_path):
+    # A bucket under two packets deep wastes tokens: one packet in three goes
+    # here, as it would for a range of rates.
+    d, truth = run(tmp_path, "policing", codec="pcmu", rate_Bps=6000.0, burst_bytes=250.0,
+                   start_s=0.0, direction="b->a")
+    f = primary(d)
+    assert d.verdict == "policing"
+    assert f.param("rate_Bps") <= 6000.0 <= f.param("rate_upper_Bps")
+    assert "exactly one packet in 3" in f.summary
+
+
 def test_shaper_rate_and_queue_delay_are_estimated(tmp_path):
     d, truth = run(tmp_path, "shaping", rate_Bps=6000.0, buffer_bytes=3000.0, start_s=2.0,
                    direction="b->a")

@@ -184,11 +184,12 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
         Evidence("queue_delay_ramp", round(queue_height * ms, 1), "ms"),
         Evidence("send_rate", round(send_rate, 1), "B/s"),
     )
-    # Every other packet dropped, exactly: a bucket shallower than two packets
-    # wastes the tokens that overflow it, and any rate from half the send rate
-    # up to the send rate gives this same pattern; the goodput is its floor.
-    alternating = abs(float(gaps.mean()) - 2.0) < 0.1 and cv < 0.1
-    rate_upper = send_rate if alternating else rate
+    # One drop in exactly every k packets: a bucket shallower than two packets
+    # wastes the tokens that overflow it, so a range of rates up to the send
+    # rate gives this same pattern, and the goodput is only its floor.
+    k = float(gaps.mean())
+    periodic = abs(k - round(k)) < 0.1 and cv < 0.1
+    rate_upper = send_rate if periodic else rate
     params = (
         Evidence("rate_Bps", round(rate, 1), "B/s"),
         Evidence("rate_upper_Bps", round(rate_upper, 1), "B/s"),
@@ -205,10 +206,10 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
         + (f"burst ≈ {depth / 1000:.2f} kB" if from_start else f"burst ≤ {depth / 1000:.2f} kB "
            f"(its start is not visible: first drop {t1 - t0:.1f} s into the stream)")
     )
-    if alternating:
+    if periodic:
         summary += (
-            f"; exactly every other packet is dropped, which any rate from {rate / 1000:.2f} up to "
-            f"{send_rate / 1000:.2f} kB/s gives with a bucket under two packets deep"
+            f"; exactly one packet in {round(k)} is dropped, which any rate from {rate / 1000:.2f} up to "
+            f"{send_rate / 1000:.2f} kB/s gives if the bucket is under two packets deep"
         )
     if trace.opaque:
         summary += " (loss inferred from cadence gaps: no sequence numbers)"

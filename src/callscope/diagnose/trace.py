@@ -219,6 +219,9 @@ def _explained(delta: np.ndarray, c: float) -> float:
     return float(np.mean((k >= 1) & (np.abs(x - k) < CADENCE_TOLERANCE)))
 
 
+#: Packets must grow at least this much when the interval grows for it to be a
+#: re-packetisation (the codec's header overhead is shared by more audio).
+MIN_GROWTH = 1.3
 #: How many more gaps (share) a finer grid must explain to be the cadence.
 SUBDIVIDE_GAIN = 0.08
 #: Share of the call (from its start) in which a regular window counts as
@@ -399,7 +402,7 @@ def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
     kw = int(ks[np.argmin(sse)])
     ratio = float(np.median(gap_w[kw:]) / np.median(gap_w[:kw]))
     grow = float(np.median(size_w[kw:]) / np.median(size_w[:kw]))
-    if ratio < 1.6 or grow < 0.6 * ratio:
+    if ratio < 1.6 or grow < max(MIN_GROWTH, 0.6 * ratio):
         return 0
     # To the packet: the first one, near the window found, from which packets
     # are as big as after the change (the geometric mean of the two levels).

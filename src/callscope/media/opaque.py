@@ -7,6 +7,12 @@ codec frame (10-60 ms, so 10-100 packets per second), sizes well under the
 MTU, for seconds on end, every payload different (ciphertext), unlike the
 repeated payloads of keep-alives and connectivity probes. Flows of other protocols that a capture commonly
 holds (name resolution, discovery, time, management) are never media.
+
+The cadence shows either in the gaps between packets (most of them near the
+frame interval) or, when network jitter scatters the gaps, in the packet
+count per second, which jitter only moves between neighbouring seconds.
+Packets are small except for a constant-bitrate codec at long frames
+(G.711 at 40-60 ms: 320-480 bytes of payload), whose packets all have one size.
 """
 
 from __future__ import annotations
@@ -19,6 +25,14 @@ from callscope.media.columns import TRANSPORT_UDP, TRANSPORT_ZOOM, MediaColumns
 MIN_PACKETS = 50  # at least a couple of seconds of packets
 MIN_DURATION_S = 3.0  # "lasting several seconds"
 MAX_MEDIAN_SIZE = 300  # bytes: voice frames, not bulk transfer
+#: G.711 sends 8 bits per sample at 8 kHz (RFC 3551 §4.5.14): 480 bytes per
+#: 60 ms frame, plus up to 80 bytes of the messenger's own header and tag.
+MAX_CBR_MEDIAN_SIZE = 560
+CBR_SIZE_SLACK = 16  # bytes: one cipher block of padding
+MIN_CBR_FRACTION = 0.5  # packets of the constant-bitrate size
+RATE_WINDOW_S = 1.0  # packets are counted per second
+RATE_BAND = 0.25  # a second "on cadence" holds the median count within this fraction
+MIN_STEADY_WINDOWS = 0.75  # three seconds in four on cadence
 MIN_PACKET_INTERVAL_S = 0.010  # 100 pps, the fastest voice cadence (10 ms frames)
 MAX_PACKET_INTERVAL_S = 0.100  # 10 pps, the slowest (e.g. bundled 60-100 ms frames)
 STEADY_BAND = (0.5, 2.0)  # an interval "on cadence" lies within this factor of the median
@@ -77,13 +91,41 @@ def find_opaque(cols: MediaColumns, flows, exclude_conversations: set[int]) -> l
 
 
 def _voice_cadence(time_ns: np.ndarray, size: np.ndarray) -> bool:
-    """Steady small packets at 10-100 per second for several seconds."""
+    """Voice-sized packets at 10-100 per second, steadily, for several seconds."""
     t = time_ns / 1e9
-    if t[-1] - t[0] < MIN_DURATION_S or np.median(size) > MAX_MEDIAN_SIZE:
+    if t[-1] - t[0] < MIN_DURATION_S or not _voice_sized(size):
         return False
+    return _steady_intervals(t) or _steady_rate(t)
+
+
+def _voice_sized(size: np.ndarray) -> bool:
+    """Small packets, or the one size of a constant-bitrate codec at long frames."""
+    med = float(np.median(size))
+    if med <= MAX_MEDIAN_SIZE:
+        return True
+    same = np.mean(np.abs(size - med) <= CBR_SIZE_SLACK)
+    return med <= MAX_CBR_MEDIAN_SIZE and bool(same >= MIN_CBR_FRACTION)
+
+
+def _steady_intervals(t: np.ndarray) -> bool:
+    """Most gaps between packets near their median, a voice frame interval."""
     dt = np.diff(t)
     med = float(np.median(dt))
     if not MIN_PACKET_INTERVAL_S * 0.9 <= med <= MAX_PACKET_INTERVAL_S:
         return False
     steady = np.mean((dt >= STEADY_BAND[0] * med) & (dt <= STEADY_BAND[1] * med))
     return bool(steady >= MIN_STEADY_FRACTION)
+
+
+def _steady_rate(t: np.ndarray) -> bool:
+    """Most whole seconds hold about the median count of packets, a voice rate."""
+    window = ((t - t[0]) // RATE_WINDOW_S).astype(np.int64)
+    whole = int(window[-1])  # the last window is partial
+    counts = np.bincount(window, minlength=whole + 1)[:whole]
+    if counts.size == 0:
+        return False
+    med = float(np.median(counts)) / RATE_WINDOW_S
+    if not 1.0 / MAX_PACKET_INTERVAL_S <= med <= 1.0 / (MIN_PACKET_INTERVAL_S * 0.9):
+        return False
+    steady = np.mean(np.abs(counts / RATE_WINDOW_S - med) <= RATE_BAND * med)
+    return bool(steady >= MIN_STEADY_WINDOWS)

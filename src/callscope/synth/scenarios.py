@@ -216,12 +216,14 @@ class BurstyLoss(Scenario):
         self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
     ) -> Effect:
         observed = []
+        chain = []
 
         def one(o: Offered) -> Outcome:
             lost, bad = mechanisms.gilbert_elliott(
                 rng, len(o.time), self.p, self.r, self.loss_good, self.loss_bad
             )
             observed.append(mechanisms.gilbert_fit(lost))
+            chain.append(mechanisms.gilbert_fit(bad))
             reason = np.where(bad, DropReason.BURST, DropReason.RANDOM).astype(np.uint8)
             return Outcome(np.where(lost, np.nan, o.time), np.where(lost, reason, 0).astype(np.uint8))
 
@@ -236,6 +238,13 @@ class BurstyLoss(Scenario):
             "p_observed": p_seen,
             "r_observed": r_seen,
         }
+        # The transitions the hidden chain actually made, per impaired direction
+        # (p_chain_b_to_a, ...): what the four-parameter channel fit estimates,
+        # free of the sampling spread of a finite run around the nominal p, r.
+        for d, (p_chain, r_chain) in zip(self.impaired_directions(), chain, strict=True):
+            name = DIRECTIONS[d].replace("->", "_to_")
+            facts[f"p_chain_{name}"] = p_chain
+            facts[f"r_chain_{name}"] = r_chain
         return Effect(outcomes, facts)
 
 

@@ -224,6 +224,10 @@ def _explained(delta: np.ndarray, c: float) -> float:
 MIN_GROWTH = 1.3
 #: How many more gaps (share) a finer grid must explain to be the cadence.
 SUBDIVIDE_GAIN = 0.08
+#: Share of gaps a finer grid must explain in all: a policer's drops leave
+#: whole multiples of the sender's interval, while under queueing jitter any
+#: finer grid catches more of the scattered gaps without explaining most.
+MIN_FINE_EXPLAINED = 0.9
 #: Share of the call (from its start) in which a regular window counts as
 #: showing the sender's own cadence.
 EARLY_WINDOWS = 0.2
@@ -237,9 +241,9 @@ def cadence_interval(time: np.ndarray) -> float:
     A policer that drops every other packet from the start leaves a steady
     cadence of twice the interval, broken by gaps of three intervals: when
     half or a third of the level found explains clearly more of the gaps as
-    whole multiples, arrivals are not bunched (where jitter would make any
-    finer grid fit) and a few gaps of the finer interval itself occur (the
-    bucket's first burst), the finer interval is the sender's.
+    whole multiples, and nearly all of them, arrivals are not bunched (where
+    jitter would make any finer grid fit) and a few gaps of the finer interval
+    itself occur (the bucket's first burst), the finer interval is the sender's.
     """
     c = _cadence_level(time)
     delta = np.diff(time)
@@ -251,7 +255,8 @@ def cadence_interval(time: np.ndarray) -> float:
         fine = c / m
         # The sender must have been seen sending at the finer interval at all.
         seen = np.count_nonzero(np.abs(d / fine - 1.0) < CADENCE_TOLERANCE) >= 3
-        if fine >= 2 * MIN_PTIME_S and seen and _explained(d, fine) >= base + SUBDIVIDE_GAIN:
+        explained = _explained(d, fine)
+        if fine >= 2 * MIN_PTIME_S and seen and explained >= max(base + SUBDIVIDE_GAIN, MIN_FINE_EXPLAINED):
             return fine
     return c
 

@@ -10,6 +10,7 @@ joined with :meth:`MediaColumns.concat`; discovery then runs on the columns.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,11 @@ MSG_STUN = demux.STUN
 MSG_RTCP = demux.RTCP
 
 _FLOW_KEY = 36  # src(16) dst(16) sport(2) dport(2)
+#: Per-datagram columns that :meth:`MediaColumns.gather` joins as they are
+#: (``flow`` and ``peer`` index per-chunk tables and are remapped instead).
+_ROW_COLUMNS = ("frame", "time_ns", "size", "demux", "transport", "channel", "inner", "b0", "b1",
+                "seq", "ts", "ssrc", "rtp_valid", "head_hash")
+_FIRST_CAPACITY = 1 << 16  # rows
 _PEER_KEY = 18  # address(16) port(2)
 
 
@@ -159,6 +165,63 @@ class MediaColumns:
         )
 
 
+    @staticmethod
+    def gather(chunks: Iterable[MediaColumns]) -> MediaColumns:
+        """:meth:`concat` over an iterator, holding one chunk at a time besides the result.
+
+        The per-datagram columns grow in place (``ndarray.resize``: realloc,
+        which moves large blocks by remapping their pages), so joining never
+        needs the chunks and the joined table in memory at once: peak memory
+        is the result plus one chunk, not twice the result.
+        """
+        rows: dict[str, np.ndarray] = {}
+        n = 0
+        flow, flow_keys, peer, peer_keys = [], [], [], []
+        msg_row, msg_kind, msg_start, msg_len, msg_data = [], [], [], [], []
+        data_size = 0
+        for c in chunks:
+            m = len(c)
+            if m == 0:
+                continue
+            for name in _ROW_COLUMNS:
+                col = getattr(c, name)
+                grown = rows.get(name)
+                if grown is None:
+                    grown = rows[name] = np.empty(max(m, _FIRST_CAPACITY), col.dtype)
+                elif n + m > grown.shape[0]:
+                    grown.resize(max(2 * grown.shape[0], n + m), refcheck=False)
+                grown[n : n + m] = col
+            flow.append(c.flow)
+            flow_keys.append(c.flow_keys)
+            peer.append(c.peer)
+            peer_keys.append(c.peer_keys)
+            msg_row.append(c.msg_row + n)
+            msg_kind.append(c.msg_kind)
+            msg_start.append(c.msg_start + data_size)
+            msg_len.append(c.msg_len)
+            msg_data.append(c.msg_data)
+            data_size += c.msg_data.size
+            n += m
+        if n == 0:
+            return extract(Datagrams.empty())
+        for grown in rows.values():
+            grown.resize(n, refcheck=False)
+        union_flows, flow_index = _merge_table(flow_keys, flow)
+        union_peers, peer_index = _merge_table(peer_keys, peer)
+        return MediaColumns(
+            **rows,
+            flow=flow_index,
+            peer=peer_index,
+            flow_keys=union_flows,
+            peer_keys=union_peers,
+            msg_row=np.concatenate(msg_row),
+            msg_kind=np.concatenate(msg_kind),
+            msg_start=np.concatenate(msg_start),
+            msg_len=np.concatenate(msg_len),
+            msg_data=np.concatenate(msg_data),
+        )
+
+
 def _merge_table(tables: list[np.ndarray], indices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Union of key tables; row indices (-1 = none) remapped into the union."""
     width = tables[0].shape[1]
@@ -176,9 +239,10 @@ def _merge_table(tables: list[np.ndarray], indices: list[np.ndarray]) -> tuple[n
     base = 0
     for t, idx in zip(tables, indices, strict=True):
         remap = inverse[base : base + t.shape[0]]
-        out.append(np.where(idx >= 0, remap[np.maximum(idx, 0)] if remap.size else -1, -1))
+        # int32 piece by piece: no int64 copy of every row's index
+        out.append(np.where(idx >= 0, remap[np.maximum(idx, 0)] if remap.size else -1, -1).astype(np.int32))
         base += t.shape[0]
-    return union, np.concatenate(out).astype(np.int32)
+    return union, np.concatenate(out)
 
 
 def _table(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -412,27 +412,46 @@ def _rtp_streams(
     cand = np.flatnonzero((cols.inner == demux.RTP) & cols.rtp_valid & ~conflict)
     if cand.size == 0:
         return []
-    path = np.stack(
-        [cols.flow[cand].astype(np.int64), cols.transport[cand].astype(np.int64),
-         cols.channel[cand].astype(np.int64), cols.peer[cand].astype(np.int64),
-         cols.ssrc[cand].astype(np.int64)],
+    # One stable sort on two packed keys, (flow, SSRC) and (transport,
+    # channel, peer), brings each path's rows together in capture order
+    # (np.unique over rows of five columns sorts void records: 30x slower).
+    hi = (cols.flow[cand].astype(np.int64) << 32) | cols.ssrc[cand].astype(np.int64)
+    lo = ((cols.transport[cand].astype(np.int64) << 48) | (cols.channel[cand].astype(np.int64) << 32)
+          | (cols.peer[cand].astype(np.int64) + 1))
+    tunnelled = lo.min() != lo.max()  # plain UDP paths only (the usual case): one key, one sort
+    order = np.lexsort((lo, hi)) if tunnelled else np.argsort(hi, kind="stable")
+    rows = cand[order]
+    hi = hi[order]
+    starts = np.concatenate([[True], hi[1:] != hi[:-1]])
+    if tunnelled:
+        lo = lo[order]
+        starts[1:] |= lo[1:] != lo[:-1]
+    del hi, lo, order
+    first = rows[starts]
+    groups = np.stack(
+        [cols.flow[first].astype(np.int64), cols.transport[first].astype(np.int64),
+         cols.channel[first].astype(np.int64), cols.peer[first].astype(np.int64),
+         cols.ssrc[first].astype(np.int64)],
         axis=1,
     )
-    groups, inverse = np.unique(path, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")
-    rows = cand[order]
-    g = inverse[order]
-    same = g[1:] == g[:-1]
-    dseq = (cols.seq[rows[1:]].astype(np.int64) - cols.seq[rows[:-1]]) % 65536
-    dts = (cols.ts[rows[1:]].astype(np.int64) - cols.ts[rows[:-1]]) % (1 << 32)
-    dt = (cols.time_ns[rows[1:]] - cols.time_ns[rows[:-1]]) / NS
-    good = same & (dseq >= 1) & (dseq <= MAX_SEQ_STEP) & (dts < (np.maximum(dt, 0) + CLOCK_SLACK_S) * MAX_CLOCK_RATE)
-    n_groups = groups.shape[0]
-    confirming = np.bincount(g[1:][good], minlength=n_groups)
+    bounds = np.append(np.flatnonzero(starts), rows.size)
+    # Differences in the columns' own widths wrap modulo 2^16 / 2^32 by
+    # themselves (RFC 3550 §5.1), without int64 copies of every row.
+    seq = cols.seq[rows]
+    dseq = seq[1:] - seq[:-1]
+    del seq
+    ts = cols.ts[rows]
+    dts = ts[1:] - ts[:-1]
+    del ts
+    t_ns = cols.time_ns[rows]
+    dt = (t_ns[1:] - t_ns[:-1]) / NS
+    del t_ns
+    good = ~starts[1:] & (dseq >= 1) & (dseq <= MAX_SEQ_STEP) & (dts < (np.maximum(dt, 0) + CLOCK_SLACK_S) * MAX_CLOCK_RATE)
+    del dseq, dts, dt
+    # a pair confirms the group of its second row
+    confirming = np.add.reduceat(np.concatenate([[False], good]), bounds[:-1], dtype=np.int64)
     signalled = flow_signalled[groups[:, 0]]
     confirmed = signalled | (confirming >= MIN_CONFIRMING_PAIRS)
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(g, minlength=n_groups))])
 
     ssrc_paths: dict[int, list[int]] = {}
     for k in np.flatnonzero(confirmed):
@@ -450,16 +469,19 @@ def _rtp_streams(
         elif peer_i >= 0:
             pk = cols.peer_keys[peer_i]
             peer = (flows.addr(pk[0:16]), int((int(pk[16]) << 8) | int(pk[17])))
+        # each column gathered once: a stream's rows are scattered over the
+        # whole capture, so every gather is a pass of cache misses
         time = (cols.time_ns[r] - start_ns) / NS
-        pts = pt_all[r].astype(np.uint8)
+        seq, ts, b1 = cols.seq[r], cols.ts[r], cols.b1[r]
+        pts = b1 & 0x7F
         main_pt = int(np.bincount(pts, minlength=128).argmax())
         call_id, media = flow_sdp[f] if flow_sdp[f] is not None else (None, None)
         codec, clock, source = _codec(main_pt, media)
         if clock is None:
-            clock = _infer_clock(time, cols.seq[r], cols.ts[r], pts, main_pt)
+            clock = _infer_clock(time, seq, ts, pts, main_pt)
             source = "inferred" if clock is not None else "unknown"
         notes = []
-        s = cols.seq[r].astype(np.int64)
+        s = seq.astype(np.int64)
         jumps = np.flatnonzero(np.abs(((s[1:] - s[:-1] + 32768) % 65536) - 32768) > MAX_DROPOUT)
         if jumps.size:
             j = int(jumps[0])
@@ -472,8 +494,8 @@ def _rtp_streams(
         out.append((f, MediaStream(
             id="", kind="rtp", src=src, src_port=sport, dst=dst, dst_port=dport,
             packets=PacketSeries(
-                frame=cols.frame[r], time=time, size=cols.size[r], seq=cols.seq[r], ts=cols.ts[r],
-                pt=pts, marker=(cols.b1[r] & 0x80) != 0,
+                frame=cols.frame[r], time=time, size=cols.size[r], seq=seq, ts=ts,
+                pt=pts, marker=(b1 & 0x80) != 0,
             ),
             ssrc=ssrc, payload_type=main_pt, codec=codec, clock_rate=clock, clock_source=source,
             transport=TRANSPORT_NAMES[transport], peer=peer, encrypted=encrypted, call_id=call_id,

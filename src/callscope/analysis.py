@@ -130,9 +130,10 @@ def _discover(path: str | os.PathLike, decoder: str, decode_as: tuple[int, ...])
         columns = extract(capture.datagrams)
     else:
         # Each chunk is reduced to compact header columns at once, so payload
-        # bytes never accumulate: memory grows with media packets, not file size.
+        # bytes never accumulate: memory grows with media packets, not file
+        # size; the reduced chunks are appended in place, never held twice.
         reader = CaptureReader(path)
-        columns = MediaColumns.concat([extract(chunk) for chunk in reader])
+        columns = MediaColumns.gather(extract(chunk) for chunk in reader)
         info, signalling = reader.info, tuple(reader.tcp_signalling)
     inventory = discover_columns(
         columns,

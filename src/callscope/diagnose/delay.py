@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
-from scipy.signal import find_peaks, lfilter
 
+from callscope.diagnose.peaks import find_peaks, running_median
 from callscope.diagnose.trace import Trace
+from callscope.metrics.smoothing import exponential_average
 
 #: Window before a loss in which a rising queue would show (seconds).
 PRE_LOSS_WINDOW_S = 0.5
@@ -39,14 +39,14 @@ def rfc3550_jitter(delay: np.ndarray) -> np.ndarray:
     if d.size < 2:
         return np.zeros(d.size)
     a = np.abs(np.diff(d))
-    return np.concatenate([[0.0], lfilter([JITTER_GAIN], [1.0, -(1.0 - JITTER_GAIN)], a)])
+    return np.concatenate([[0.0], exponential_average(a, JITTER_GAIN)])
 
 
 def smoothed_delay(trace: Trace, window_s: float = 0.2) -> np.ndarray:
     """Received slots' delay through a running median of about ``window_s``."""
     d = trace.delay[trace.received]
     k = max(3, int(round(window_s / trace.ptime)) | 1)
-    return median_filter(d, size=k, mode="nearest") if d.size >= k else d
+    return running_median(d, k) if d.size >= k else d
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,8 @@ def _r2(x: np.ndarray, y: np.ndarray) -> float:
 def delay_episodes(trace: Trace) -> Episodes:
     """Peaks of smoothed delay with a prominence of :data:`EPISODE_PROMINENCE_S` or more.
 
-    Peaks and their left bases are found as in ``scipy.signal.find_peaks``
-    (topographic prominence).
+    Peaks and their left bases are found as by ``scipy.signal.find_peaks``
+    (topographic prominence, :mod:`callscope.diagnose.peaks`).
     """
     rec = trace.received
     empty = np.zeros(0)
@@ -214,12 +214,11 @@ def delay_episodes(trace: Trace) -> Episodes:
     # Append a floor so that a standing queue at the end is still a peak.
     padded = np.concatenate([sd, [sd.min()]])
     wlen = 2 * int(round(EPISODE_WINDOW_S / trace.ptime)) + 1
-    peaks, props = find_peaks(padded, prominence=EPISODE_PROMINENCE_S, wlen=wlen)
-    if peaks.size == 0:
+    found = find_peaks(padded, EPISODE_PROMINENCE_S, wlen)
+    if found.index.size == 0:
         return none
-    left = props["left_bases"]
     out = {k: [] for k in ("start", "peak", "height", "rise", "r2", "drained")}
-    for k, lb, prom in zip(peaks.tolist(), left.tolist(), props["prominences"].tolist(), strict=True):
+    for k, lb, prom in zip(found.index.tolist(), found.left_base.tolist(), found.prominence.tolist(), strict=True):
         after = sd[k:]
         # The rise proper: from the last time delay stood near the trough.
         near = np.flatnonzero(sd[lb:k] <= sd[lb] + 0.2 * prom)

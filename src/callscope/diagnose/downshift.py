@@ -52,6 +52,20 @@ def _step(x: np.ndarray) -> tuple[int, float, float]:
     return k, float(x[k:].mean()) / before, float(np.sqrt(sse / x.size)) / before
 
 
+def _window_medians(w: np.ndarray, x: np.ndarray, n_w: int) -> np.ndarray:
+    """Median of ``x`` in each window ``0 .. n_w - 1`` (NaN for an empty one), all
+    windows from one sort: the middle element, or the mean of the two middle ones."""
+    order = np.lexsort((x, w))
+    s = np.asarray(x, np.float64)[order]
+    count = np.bincount(w, minlength=n_w)
+    if s.size == 0:
+        return np.full(n_w, np.nan)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    lo = np.minimum(start + (count - 1) // 2, s.size - 1)
+    hi = np.minimum(start + count // 2, s.size - 1)
+    return np.where(count > 0, (s[lo] + s[hi]) / 2, np.nan)
+
+
 def detect_downshift(trace: Trace) -> Finding | None:
     """A codec-downshift finding or None.
 
@@ -73,12 +87,7 @@ def detect_downshift(trace: Trace) -> Finding | None:
     sent_pkts, _ = np.histogram(trace.send, bins=edges)
     sent_bytes, _ = np.histogram(trace.send, bins=edges, weights=trace.size)
     w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, n_w - 1)
-    order = np.argsort(w, kind="stable")
-    bounds = np.searchsorted(w[order], np.arange(n_w + 1))
-    med_size = np.array([
-        float(np.median(size[order][a:b])) if b > a else np.nan
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ])
+    med_size = _window_medians(w, size, n_w)
     med_size = np.where(np.isfinite(med_size), med_size, np.nanmedian(med_size))
     series = {
         "packet rate": sent_pkts / WINDOW_S,

@@ -165,15 +165,19 @@ def diagnose(
 
     call_findings: list[Finding] = []
     sip_media = {c.call_id: c.media for c in inventory.sip.calls}
+    # Each stream's last arrival once, latest first: a capture of thousands of
+    # calls must not recompute every stream's end for every call.
+    ends = {sid: t.end for sid, t in traces.items()}
+    latest_first = sorted(ends, key=ends.__getitem__, reverse=True)
     for call in inventory.calls:
         members = [traces[s] for s in call.stream_ids if s in traces]
         if not members:
             continue
         # With several calls in the capture, its running on shows nothing about
         # this one when another call's media is what keeps it running.
-        last = max(t.end for t in members)
-        others = [t.end for sid, t in traces.items() if sid not in call.stream_ids]
-        call_end = end if max(others, default=0.0) <= last + TOGETHER_S else last
+        last = max(ends[s] for s in call.stream_ids if s in traces)
+        latest_other = next((ends[sid] for sid in latest_first if sid not in call.stream_ids), 0.0)
+        call_end = end if latest_other <= last + TOGETHER_S else last
         cut = detect_cutoff(call.id, members, call_end)
         streams = [inventory.stream(t.stream_id) for t in members]
         one_way = detect_one_way(call.id, members, streams, end)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from callscope.capture.datagrams import Datagrams
 from callscope.metrics.delay import _theil_sen_slope
 from callscope.metrics.smoothing import exponential_average, linear_recurrence
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURE = FIXTURES / "rtpproxy__lost.a.pcap"
 
 
 def _loop(u: np.ndarray, a: float, y0: float) -> np.ndarray:
@@ -78,3 +86,60 @@ def test_payload_prefix_equals_byte_slices_zero_padded():
                 assert got[i, : row.size].tolist() == row.tolist()
                 assert not got[i, row.size :].any()
 
+
+
+def test_peaks_and_running_median_agree_with_scipy():
+    from scipy.ndimage import median_filter
+    from scipy.signal import find_peaks as scipy_find_peaks
+
+    from callscope.diagnose.peaks import find_peaks, running_median
+
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        n = int(rng.integers(1, 400))
+        x = np.round(np.cumsum(rng.normal(size=n)), 1)  # rounding makes flat tops
+        k = 2 * int(rng.integers(0, 6)) + 1
+        assert np.array_equal(running_median(x, k), median_filter(x, size=k, mode="nearest"))
+        wlen = int(rng.integers(3, 120))
+        prominence = float(rng.uniform(0.0, 2.0))
+        index, props = scipy_find_peaks(x, prominence=prominence, wlen=wlen)
+        got = find_peaks(x, prominence, wlen)
+        assert got.index.tolist() == index.tolist(), trial
+        assert got.left_base.tolist() == props["left_bases"].tolist(), trial
+        assert got.right_base.tolist() == props["right_bases"].tolist(), trial
+        assert np.allclose(got.prominence, props["prominences"])
+
+
+def test_a_flat_topped_peak_is_found_once_at_its_middle():
+    from callscope.diagnose.peaks import find_peaks
+
+    x = np.array([0.0, 1.0, 3.0, 3.0, 3.0, 3.0, 1.0, 0.0, 2.0, 0.0])
+    got = find_peaks(x, prominence=1.5, wlen=11)
+    assert got.index.tolist() == [3, 8]
+    assert got.prominence.tolist() == [3.0, 2.0]
+
+
+def test_gathering_chunks_as_they_come_equals_joining_them():
+    from callscope.capture.reader import CaptureReader
+    from callscope.media import MediaColumns, extract
+
+    def chunks():
+        return (extract(c) for c in CaptureReader(FIXTURE, chunk_bytes=1 << 16))
+
+    gathered, joined = MediaColumns.gather(chunks()), MediaColumns.concat(list(chunks()))
+    assert len(gathered) == 244
+    for f in dataclasses.fields(MediaColumns):
+        a, b = getattr(gathered, f.name), getattr(joined, f.name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), f.name
+
+
+def test_analysing_a_policed_call_imports_no_scipy():
+    # scipy.signal alone takes longer to import than a small capture takes to
+    # analyse; only rare paths (a Gilbert-Elliott likelihood fit) may load scipy
+    code = (
+        "import sys, callscope\n"
+        f"assert callscope.analyze({str(FIXTURES / 'twopoint-policed.b.pcap')!r}).verdict == 'policing'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'matplotlib')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -143,3 +143,16 @@ def test_analysing_a_policed_call_imports_no_scipy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_media_columns_hold_header_fields_not_payload_bytes():
+    from callscope.capture.reader import CaptureReader
+    from callscope.media import MediaColumns, extract
+
+    cols = MediaColumns.gather(extract(c) for c in CaptureReader(FIXTURE))
+    per_row = sum(
+        getattr(cols, f.name).nbytes for f in dataclasses.fields(MediaColumns)
+        if getattr(cols, f.name).shape[:1] == (len(cols),)
+    ) / len(cols)
+    assert cols.msg_data.size == 0  # RTP only: no payload byte is kept
+    assert per_row <= 56  # about 54 bytes a datagram, whatever its size

@@ -34,6 +34,20 @@ def test_recurrence_matches_a_loop_over_every_sample(a, n):
     assert np.max(np.abs(got - _loop(u, a, 7.0))) < 1e-9 * np.abs(u).max()
 
 
+def test_recurrence_carries_the_initial_state_across_short_blocks(monkeypatch):
+    from callscope.metrics import smoothing
+
+    # blocks of 21 samples (0.9^-21 < 10): the carried state matters at every block
+    monkeypatch.setattr(smoothing, "_MAX_GROWTH", 10.0)
+    smoothing._powers.cache_clear()
+    try:
+        u = np.random.default_rng(0).normal(size=1000)
+        got = smoothing.linear_recurrence(u, 0.9, initial=5.0)
+    finally:
+        smoothing._powers.cache_clear()
+    assert np.max(np.abs(got - _loop(u, 0.9, 5.0))) < 1e-12
+
+
 def test_recurrence_crosses_block_boundaries_exactly():
     # a = 15/16 gives blocks of a few thousand samples: 20 000 spans several
     u = np.zeros(20_000)

@@ -73,7 +73,7 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
     carry_in = np.empty(blocks)
     carry_in[0] = initial
     if blocks > 1:
-        carry_in[1:] = linear_recurrence(local[:-1, -1], a**block, initial * a**block)
+        carry_in[1:] = linear_recurrence(local[:-1, -1], a**block, initial)
     y = local + carry_in[:, None] * (a * fall)[None, :]
     return y.ravel()[:n]
 

@@ -170,3 +170,15 @@ def test_media_columns_hold_header_fields_not_payload_bytes():
     ) / len(cols)
     assert cols.msg_data.size == 0  # RTP only: no payload byte is kept
     assert per_row <= 56  # about 54 bytes a datagram, whatever its size
+
+
+def test_key_table_is_exact_even_when_every_hash_collides(monkeypatch):
+    from callscope.media import columns
+
+    keys = np.array([[1, 2, 3], [4, 5, 6], [1, 2, 3], [7, 8, 9], [4, 5, 6]], np.uint8)
+    expect_keys, expect_index = [[1, 2, 3], [4, 5, 6], [7, 8, 9]], [0, 1, 0, 2, 1]
+    table, index = columns._table(keys)
+    assert table.tolist() == expect_keys and index.tolist() == expect_index
+    monkeypatch.setattr(columns, "_hash_keys", lambda k: np.zeros(k.shape[0], np.uint64))
+    table, index = columns._table(keys)
+    assert table.tolist() == expect_keys and index.tolist() == expect_index

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callscope.cli.common import one_line_warnings
+from callscope.cli.common import decoder_option, one_line_warnings
 
 
 @click.command()
@@ -17,7 +17,8 @@ from callscope.cli.common import one_line_warnings
 @click.option("--playout", type=click.Choice(["adaptive", "fixed", "none"]), default="adaptive",
               show_default=True,
               help="Playout buffer that drops late packets (as in `analyze`: jb_late_*); none plays all.")
-def audio(capture: str, stream_id: str, output: str, conceal: str, playout: str) -> None:
+@decoder_option
+def audio(capture: str, stream_id: str, output: str, conceal: str, playout: str, decoder: str) -> None:
     """Decode one stream of CAPTURE to a 16-bit 8 kHz mono WAV, gaps included.
 
     Supported codecs: G.711 µ-law (PCMU, payload type 0) and A-law (PCMA,
@@ -29,17 +30,17 @@ def audio(capture: str, stream_id: str, output: str, conceal: str, playout: str)
     sound "metallic".
     """
     from callscope.analysis import analyze as run
-    from callscope.capture.reader import read_capture
+    from callscope.capture import open_capture
     from callscope.cli.plot import check_stream_ids
     from callscope.report.audio import render_stream, write_wav
 
     with one_line_warnings():
-        report = run(capture)
+        report = run(capture, decoder=decoder)
         check_stream_ids(report, (stream_id,))
         stream = report.inventory.stream(stream_id)
         pp = report.metrics[stream_id].per_packet
         late = {"adaptive": pp.late_adaptive, "fixed": pp.late_fixed, "none": None}[playout]
-        rendering = render_stream(read_capture(capture), stream, conceal=conceal, late=late)
+        rendering = render_stream(open_capture(capture, decoder), stream, conceal=conceal, late=late)
     write_wav(output, rendering)
     click.echo(
         f"{output}: {rendering.duration_s:.2f} s of {rendering.codec} at {rendering.sample_rate} Hz; "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from callscope.cli.common import decoder_option
 from callscope.gates import MIN_SCORED_PACKETS, Gates, parse_patterns
 
 
@@ -105,10 +106,12 @@ class Progress:
 @click.option("--delay-ms", "one_way_delay_ms", type=float, default=None,
               help="Known one-way delay for the E-model delay term.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no table; files and exit code only.")
+@decoder_option
 @gate_options
 def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, jsonl_path: str | None,
           csv_path: str | None, junit_path: str | None, summary_path: str | None, cache_dir: str | None,
           allow_errors: bool, decode_as: tuple[int, ...], one_way_delay_ms: float | None, quiet: bool,
+          decoder: str,
           min_mos: float | None, max_loss: float | None, max_jitter_ms: float | None,
           fail_on: frozenset[str]) -> None:
     """Score every capture under PATH... (files, directories, globs) against quality gates.
@@ -122,7 +125,7 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
     if jobs is not None and dask_address is not None:
         raise click.UsageError("--jobs and --dask are exclusive: Dask decides the parallelism")
     gates = gates_from_options(min_mos, max_loss, max_jitter_ms, fail_on)
-    options = core.AnalyzeOptions(decode_as=decode_as, one_way_delay_ms=one_way_delay_ms)
+    options = core.AnalyzeOptions(decode_as=decode_as, one_way_delay_ms=one_way_delay_ms, decoder=decoder)
     captures = core.find_captures(paths)
     cache = core.ResultCache(cache_dir, options) if cache_dir is not None else None
     order = {str(p): i for i, p in enumerate(captures)}

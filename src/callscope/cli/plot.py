@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callscope.cli.common import one_line_warnings
+from callscope.cli.common import decoder_option, one_line_warnings
 
 
 @click.command()
@@ -16,7 +16,9 @@ from callscope.cli.common import one_line_warnings
 @click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png", show_default=True)
 @click.option("--window", "window_s", type=float, default=1.0, show_default=True,
               help="Width of the per-window series (loss, bitrate, MOS), seconds.")
-def plot(capture: str, out_dir: str, stream_ids: tuple[str, ...], fmt: str, window_s: float) -> None:
+@decoder_option
+def plot(capture: str, out_dir: str, stream_ids: tuple[str, ...], fmt: str, window_s: float,
+         decoder: str) -> None:
     """Plot every media stream of CAPTURE into a directory.
 
     Per stream: a timeline (inter-arrival delta, jitter, relative delay, loss,
@@ -28,7 +30,7 @@ def plot(capture: str, out_dir: str, stream_ids: tuple[str, ...], fmt: str, wind
     from callscope.report.plots import save_plots
 
     with one_line_warnings():
-        report = run(capture, window_s=window_s)
+        report = run(capture, window_s=window_s, decoder=decoder)
         wanted = check_stream_ids(report, stream_ids)
         written = save_plots(report, out_dir, fmt, wanted)
     for f in written:

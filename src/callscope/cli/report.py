@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callscope.cli.common import one_line_warnings
+from callscope.cli.common import decoder_option, one_line_warnings
 
 
 @click.command()
@@ -16,7 +16,9 @@ from callscope.cli.common import one_line_warnings
 @click.option("--no-plots", is_flag=True, help="Tables and findings only (a small file).")
 @click.option("--window", "window_s", type=float, default=1.0, show_default=True,
               help="Width of the per-window series, seconds.")
-def report(capture: str, output: str, stream_ids: tuple[str, ...], no_plots: bool, window_s: float) -> None:
+@decoder_option
+def report(capture: str, output: str, stream_ids: tuple[str, ...], no_plots: bool, window_s: float,
+           decoder: str) -> None:
     """Write one self-contained HTML report of CAPTURE.
 
     Verdict, findings with their evidence, per-call and per-stream tables and
@@ -27,7 +29,7 @@ def report(capture: str, output: str, stream_ids: tuple[str, ...], no_plots: boo
     from callscope.report.html import write_html
 
     with one_line_warnings():
-        result = run(capture, window_s=window_s)
+        result = run(capture, window_s=window_s, decoder=decoder)
         wanted = check_stream_ids(result, stream_ids)
         path = write_html(result, output, stream_ids=wanted, plots=not no_plots)
     click.echo(f"{path}: verdict {result.verdict}")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from callscope.analysis import analyze
-from callscope.diagnose.trace import cadence_interval
+from callscope.metrics.cadence import cadence_interval
 from callscope.synth.call import simulate
 from callscope.synth.output import write_capture
 

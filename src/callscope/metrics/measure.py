@@ -15,17 +15,10 @@ import numpy as np
 
 from callscope.media.stream import MediaStream
 from callscope.metrics import emodel, jitterbuffer, lossmodel, wireshark
+from callscope.metrics.cadence import infer_slots
 from callscope.metrics.delay import DelayStats, relative_delay
 from callscope.metrics.sequence import analyse_sequence, extend_timestamps
 from callscope.metrics.timeline import Timeline, build_timeline
-
-#: Shortest credible voice packet interval when inferring the cadence of
-#: opaque media (RFC 3551 §4.5: frames are >= 2.5 ms; voice packets 10-120 ms).
-MIN_PTIME_S = 0.005
-#: A gap of this many nominal intervals or more holds lost packets (opaque media).
-GAP_FACTOR = 1.5
-#: ... or, on a jittery cadence, this many robust standard deviations above one interval.
-GAP_SIGMAS = 3.0
 
 
 @dataclass(frozen=True)
@@ -187,7 +180,7 @@ def measure(
     if is_rtp:
         acc = _rtp_accounting(stream)
     else:
-        acc = _opaque_accounting(time_s)
+        acc = _opaque_accounting(time_s, p.size)
 
     # Playout buffers over first copies of media packets with a clock.
     media = np.isfinite(acc.delay_ms) & ~acc.duplicate
@@ -385,30 +378,29 @@ def _nominal_interval_ms(time_s: np.ndarray, ext_seq: np.ndarray) -> float | Non
     return float(np.median(dt) * 1000) if dt.size else None
 
 
-def _opaque_accounting(time_s: np.ndarray) -> _Accounting:
-    """Slots inferred from the cadence: a gap of k intervals holds k - 1 losses.
+def _opaque_accounting(time_s: np.ndarray, size: np.ndarray) -> _Accounting:
+    """Slots inferred from the cadence (:func:`callscope.metrics.cadence.infer_slots`).
 
-    The interval is the median inter-arrival time (ignoring bunched packets
-    closer than ``MIN_PTIME_S``); a gap counts when it exceeds
-    ``max(GAP_FACTOR, 1 + GAP_SIGMAS * sigma / interval)`` intervals.
+    The same inference the diagnosis uses: a gap of ``k`` whole packet
+    intervals holds ``k - 1`` losses, bounded by causality; leading set-up
+    packets (before the voice cadence settles) take one slot each.
     """
     n = time_s.size
     d = np.diff(time_s)
-    cadence = d[d >= MIN_PTIME_S]
-    ptime = float(np.median(cadence)) if cadence.size else None
-    steps = np.ones(max(n - 1, 0), np.int64)
-    if ptime:
-        # A jittery cadence needs a wider gap before it counts as loss:
-        # GAP_SIGMAS robust standard deviations (1.4826 MAD) above one interval.
-        sigma = 1.4826 * float(np.median(np.abs(cadence - ptime)))
-        factor = max(GAP_FACTOR, 1 + GAP_SIGMAS * sigma / ptime)
-        k = np.rint(d / ptime).astype(np.int64)
-        steps = np.where(d >= factor * ptime, np.maximum(k, 1), 1)
-    slot = np.concatenate([[0], np.cumsum(steps)]).astype(np.int64) if n else np.zeros(0, np.int64)
-    received = np.zeros(int(slot[-1]) + 1 if n else 0, bool)
+    ptime = None
+    if n >= 2:
+        order = np.argsort(time_s, kind="stable")
+        cs = infer_slots(time_s[order], size[order])
+        ptime = cs.ptime
+        slot_sorted = np.concatenate([np.arange(cs.lead), cs.lead + cs.slot]).astype(np.int64)
+        slot = np.empty(n, np.int64)
+        slot[order] = slot_sorted
+    else:
+        slot = np.zeros(n, np.int64)
+    received = np.zeros(int(slot.max()) + 1 if n else 0, bool)
     received[slot] = True
     lost_ext = np.flatnonzero(~received).astype(np.int64)
-    lost_time = np.interp(lost_ext, slot, time_s) if lost_ext.size else np.zeros(0)
+    lost_time = np.interp(lost_ext, np.sort(slot), np.sort(time_s)) if lost_ext.size else np.zeros(0)
     delta = np.concatenate([[np.nan], d * 1000]) if n else np.zeros(0)
     nan = np.full(n, np.nan)
     expected = int(received.size)

@@ -15,7 +15,7 @@ COLUMNS = (
     ("ssrc", "ssrc_hex", "{}"),
     ("codec", "codec", "{}"),
     ("pkts", "packets", "{}"),
-    ("lost", "lost", "{}"),
+    ("lost", "missing", "{}"),  # really missing; Wireshark's expected - received is `lost` in JSON
     ("loss%", "loss_pct", "{:.1f}"),
     ("jit ms", "jitter_mean_ms", "{:.2f}"),
     ("jit max", "jitter_max_ms", "{:.2f}"),

@@ -15,6 +15,7 @@ import numpy as np
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
+from callscope.metrics.timeline import window_width
 
 #: Bitrate windows (seconds).
 WINDOW_S = 1.0
@@ -77,10 +78,11 @@ def detect_downshift(trace: Trace) -> Finding | None:
         return None
     # Windows on the send clock: what the sender did, not when a queue let it through.
     start, end = float(trace.send[0]), float(trace.send[-1])
-    n_w = int((end - start) // WINDOW_S)
+    width = window_width(end - start, WINDOW_S)
+    n_w = int((end - start) // width)
     if n_w < 2 * MIN_SIDE:
         return None
-    edges = start + WINDOW_S * np.arange(n_w + 1)
+    edges = start + width * np.arange(n_w + 1)
     rec = trace.received
     t = trace.send[rec]
     size = trace.size[rec]
@@ -90,9 +92,9 @@ def detect_downshift(trace: Trace) -> Finding | None:
     med_size = _window_medians(w, size, n_w)
     med_size = np.where(np.isfinite(med_size), med_size, np.nanmedian(med_size))
     series = {
-        "packet rate": sent_pkts / WINDOW_S,
+        "packet rate": sent_pkts / width,
         "packet size": med_size,
-        "bitrate": sent_bytes / WINDOW_S,
+        "bitrate": sent_bytes / width,
     }
     best = None
     for name, x in series.items():
@@ -115,10 +117,10 @@ def detect_downshift(trace: Trace) -> Finding | None:
         return None
     size_before = float(np.median(size[t < send_change]))
     size_after = float(np.median(size[t >= send_change]))
-    pps_before = float(np.median(sent_pkts[:k])) / WINDOW_S
-    pps_after = float(np.median(sent_pkts[k:])) / WINDOW_S
-    b_before = float(np.mean(sent_bytes[:k])) / WINDOW_S
-    b_after = float(np.mean(sent_bytes[k:])) / WINDOW_S
+    pps_before = float(np.median(sent_pkts[:k])) / width
+    pps_after = float(np.median(sent_pkts[k:])) / width
+    b_before = float(np.mean(sent_bytes[:k])) / width
+    b_after = float(np.mean(sent_bytes[k:])) / width
     evidence = (
         Evidence("changed", ("packet rate", "packet size", "bitrate").index(what)),
         Evidence("ratio_after_before", round(ratio, 3)),

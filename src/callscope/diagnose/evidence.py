@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from callscope.diagnose.trace import Trace
+from callscope.metrics.timeline import window_width
 
 #: Confidence is scaled by this on opaque streams, where loss is inferred from
 #: cadence gaps rather than counted from sequence numbers.
@@ -48,6 +49,7 @@ def window_rates(
 
     Sent bytes count every slot (lost ones at their interpolated time).
     """
+    window_s = window_width(end - start, window_s)
     n = int((end - start) // window_s)
     if n < 1:
         return np.zeros(0), np.zeros(0)

@@ -15,6 +15,7 @@ from callscope.diagnose.delay import rfc3550_jitter
 from callscope.diagnose.evidence import loss_reliability, ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
+from callscope.metrics.timeline import window_width
 
 #: Jitter p95 at or above which a stream is not clean (DESIGN.md pattern table).
 JITTER_P95_S = 0.030
@@ -36,14 +37,15 @@ def _detrend(t: np.ndarray, d: np.ndarray) -> np.ndarray:
     cadence is not quite constant) is not variation a playout buffer has to
     absorb. The floor is the minimum of each :data:`BASELINE_WINDOW_S` window.
     """
-    edges = np.arange(t[0], t[-1] + BASELINE_WINDOW_S, BASELINE_WINDOW_S)
+    width = window_width(float(t[-1] - t[0]), BASELINE_WINDOW_S)
+    edges = np.arange(t[0], t[-1] + width, width)
     idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, edges.size - 2)
     mins = np.full(edges.size - 1, np.inf)
     np.minimum.at(mins, idx, d)
     ok = np.isfinite(mins)
     if np.count_nonzero(ok) < 3:
         return d
-    centres = edges[:-1] + 0.5 * BASELINE_WINDOW_S
+    centres = edges[:-1] + 0.5 * width
     slope, _ = np.polyfit(centres[ok], mins[ok], 1)
     return d - slope * (t - t[0])
 

@@ -45,6 +45,10 @@ CADENCE_TOLERANCE = 0.15
 JITTER_FRACTION = 0.35
 #: Gaps this many intervals long are loss (or an outage) whatever their phase.
 LONG_GAP = 5
+#: A silence longer than this is the sender pausing (hold, a new session on
+#: the same socket, or a clock jump in a corrupt capture), not lost packets:
+#: no slots are invented for it beyond this span.
+MAX_GAP_S = 120.0
 
 
 def _explained(delta: np.ndarray, c: float) -> float:
@@ -159,7 +163,8 @@ def _cadence_slots(t: np.ndarray, ptime: float) -> np.ndarray:
     x = delta / ptime
     k = np.rint(x)
     whole = np.abs(x - k) < CADENCE_TOLERANCE
-    gap_loss = np.where((k >= 2) & (whole | (k >= LONG_GAP)), k - 1, 0).astype(np.int64)
+    gap_loss = np.where((k >= 2) & (whole | (k >= LONG_GAP)), k - 1, 0)
+    gap_loss = np.minimum(gap_loss, int(MAX_GAP_S / ptime)).astype(np.int64)
     # One packet late by a fraction of an interval makes two gaps that are not
     # whole but add up to a whole number: the packet between them was jittered.
     frac = np.abs(x - k)
@@ -186,7 +191,7 @@ def _cadence_slots(t: np.ndarray, ptime: float) -> np.ndarray:
         whole_span = np.rint(span)
         if abs(span - whole_span) < CADENCE_TOLERANCE:
             gap_loss[a:b] = 0
-            gap_loss[a] = max(0, int(whole_span) - (b - a))
+            gap_loss[a] = min(max(0, int(whole_span) - (b - a)), int(MAX_GAP_S / ptime))
     greedy = np.concatenate([[0], np.cumsum(gap_loss)])
     idx = np.arange(n)
     origin = float(np.min(t - idx * ptime))

@@ -11,6 +11,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Most windows one stream's series may have. A stream whose packets span more
+#: (a clock jump in a corrupt or merged capture puts one packet years away) gets
+#: wider windows instead of an array of billions; ``Timeline.window_s`` says
+#: which width was used.
+MAX_WINDOWS = 200_000
+
+
+def window_width(span_s: float, window_s: float) -> float:
+    """``window_s``, widened so that ``span_s`` holds fewer than :data:`MAX_WINDOWS` windows."""
+    if span_s / window_s >= MAX_WINDOWS:
+        return span_s / (MAX_WINDOWS - 1)
+    return window_s
+
 
 @dataclass(frozen=True)
 class Timeline:
@@ -86,7 +99,8 @@ def build_timeline(
     lost_time_s : float64
         When each lost slot would have arrived.
     window_s : float
-        Window length in seconds (> 0).
+        Window length in seconds (> 0); widened when the stream spans more
+        than :data:`MAX_WINDOWS` windows.
     mos_of_loss : callable
         Vectorised ``loss fraction -> MOS`` (the stream's E-model with only
         the loss varying).
@@ -100,6 +114,7 @@ def build_timeline(
         return Timeline(window_s, z, zi, zi, zi, z, z, z, z, z)
     t0 = float(t.min())
     t_end = max(float(t.max()), float(np.max(lost_time_s)) if np.size(lost_time_s) else t0)
+    window_s = window_width(t_end - t0, window_s)
     n = int(np.floor((t_end - t0) / window_s)) + 1
     w_pkt = window_index(t, t0, window_s, n)
     w_slot = window_index(slot_time_s, t0, window_s, n)

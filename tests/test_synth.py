@@ -340,13 +340,10 @@ def test_cli_synth_writes_capture_and_sidecar(tmp_path):
 
 
 @pytest.mark.slow
-def test_million_packet_capture_is_written_fast(tmp_path):
-    import time
-
+def test_million_packet_capture_is_written_whole(tmp_path):
+    # How fast is the benchmarks' business (benchmarks/compare_tshark.py), not a test's.
     call = simulate_many_streams(100, 10_000, seed=1)
-    start = time.perf_counter()
     write_capture(call, tmp_path / "big.pcap")
-    assert time.perf_counter() - start < 10.0
     assert (tmp_path / "big.pcap").stat().st_size == 24 + 1_000_000 * (16 + 42) + call.size.sum()
 
 

@@ -137,3 +137,35 @@ def test_compare_cli_json(policed_pair):
     media = max((d for d in doc["directions"] if d["sender"] == str(a)), key=lambda d: d["sent"])
     assert media["verdict"] == "policing"
     assert media["lost"] == len(media["lost_at_s"])
+
+
+def test_two_point_figure_marks_every_lost_packet(policed_pair):
+    from callscope.report.plots import two_point_directions, two_point_figure
+
+    _, a, b = policed_pair
+    result = compare(a, b)
+    verdicts = [diagnose_direction(r) for r in result.directions]
+    fig = two_point_figure(result, verdicts)
+    shown = two_point_directions(result)
+    assert len(fig.axes) == len(shown) >= 2
+    for ax, i in zip(fig.axes, shown, strict=True):
+        r = result.directions[i]
+        ticks = [c for c in ax.collections if c.get_label().startswith("lost packet")]
+        assert len(ticks) == 1 and len(ticks[0].get_segments()) == r.lost
+        delay_line = ax.lines[0]
+        assert np.count_nonzero(np.isfinite(delay_line.get_ydata())) == r.received
+    policed = fig.axes[[result.directions[i].sender for i in shown].index(str(a))]
+    assert any(t.get_text() == "policing" for t in policed.texts)  # the finding's span is labelled
+
+
+def test_report_with_the_other_end_adds_the_two_point_section(policed_pair, tmp_path):
+    _, a, b = policed_pair
+    out = tmp_path / "r.html"
+    p = subprocess.run([sys.executable, "-m", "callscope", "report", str(a), "--received", str(b), "-o", str(out)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    html = out.read_text()
+    assert "<h2>Two-point analysis</h2>" in html
+    section = html[html.index("<h2>Two-point analysis</h2>"):]
+    assert "policing" in section and 'alt="two-point delay and loss"' in section
+    assert "data:image/png;base64," in section

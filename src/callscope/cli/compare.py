@@ -13,7 +13,9 @@ from callscope.cli.common import echo_json, one_line_warnings
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--map", "flow_map", multiple=True, metavar="SRC:PORT>DST:PORT=SRC:PORT>DST:PORT",
               help="Pair a flow of SENT with a flow of RECEIVED by hand (repeatable).")
-def compare(sent: str, received: str, fmt: str, flow_map: tuple[str, ...]) -> None:
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also write the delay-and-loss figure (PNG or SVG by the file's suffix).")
+def compare(sent: str, received: str, fmt: str, flow_map: tuple[str, ...], plot_path: str | None) -> None:
     """Follow every media packet from SENT to RECEIVED: exact loss and one-way delay.
 
     SENT and RECEIVED are captures of the same call taken at its two ends.
@@ -32,6 +34,11 @@ def compare(sent: str, received: str, fmt: str, flow_map: tuple[str, ...]) -> No
     with one_line_warnings():
         result = run(sent, received, flow_map=pairs)
     verdicts = [diagnose_direction(r, f"d{i + 1}") for i, r in enumerate(result.directions)]
+    if plot_path is not None:
+        from callscope.report.plots import save_figure, two_point_figure
+
+        save_figure(two_point_figure(result, verdicts), plot_path)
+        click.echo(f"wrote {plot_path}", err=True)
     if fmt == "json":
         echo_json(compare_dict(result, verdicts))
     else:

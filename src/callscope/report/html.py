@@ -264,7 +264,46 @@ def _listen_html(report, stream_ids: Sequence[str] | None) -> str:
     return "".join(out)
 
 
-def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool = True) -> str:
+def _two_point_html(comparison, verdicts, plots: bool) -> str:
+    """The two-point section: per direction exact loss and delay, the figure, the assumptions."""
+    from callscope.report.compare import compare_dict
+    from callscope.report.plots import two_point_figure
+
+    doc = compare_dict(comparison, verdicts)
+    rows = []
+    for d in doc["directions"]:
+        rows.append([
+            e(d["sent_flow"]), e(d["received_flow"]), _fmt(d["sent"], "{}"), _fmt(d["received"], "{}"),
+            _fmt(d["lost"], "{}"), _fmt(100 * d["loss_fraction"], "{:.2f}"), _fmt(d["duplicated"], "{}"),
+            _fmt(d["reordered"], "{}"), _fmt(d["delay_p50_ms"], "{:.1f}"), _fmt(d["delay_p95_ms"], "{:.1f}"),
+            _fmt(d["clock_drift_ppm"], "{:+.1f}"), e(d["verdict"]),
+        ])
+    out = [
+        "<h2>Two-point analysis</h2>",
+        f"<p class=\"meta\">Packets followed by payload from <span class=\"mono\">{e(Path(doc['sent']).name)}</span> "
+        f"to <span class=\"mono\">{e(Path(doc['received']).name)}</span>: exact loss and one-way delay "
+        "(above its minimum, clock offset and drift removed).</p>",
+        _table(("flow at the sender", "as the receiver saw it", "sent", "received", "lost", "loss %", "dup", "reord",
+                "delay p50 ms", "delay p95 ms", "drift ppm", "verdict"), rows,
+               (False, False, True, True, True, True, True, True, True, True, True, False), "nowrap"),
+    ]
+    summaries = [f"{d['sent_flow']}: {f['summary']}" for d in doc["directions"]
+                 for f in d["findings"] if f["pattern"] == d["verdict"]]
+    if summaries:
+        out.append("<ul class=\"notes\">" + "".join(f"<li>{e(x)}</li>" for x in summaries) + "</ul>")
+    only = [f"only in {Path(doc['sent']).name}: {f}" for f in doc["only_in_sent"]]
+    only += [f"only in {Path(doc['received']).name}: {f}" for f in doc["only_in_received"]]
+    if only:
+        out.append("<ul class=\"notes\">" + "".join(f"<li>{e(x)}</li>" for x in only) + "</ul>")
+    if plots:
+        out.append(f'<figure><img alt="two-point delay and loss" src="{_png_data_uri(two_point_figure(comparison, verdicts))}">'
+                   "<figcaption>One-way delay of every packet; red ticks: each lost packet.</figcaption></figure>")
+    out.append("<p class=\"meta\">Assumed: " + e("; ".join(doc["assumptions"])) + ".</p>")
+    return "".join(out)
+
+
+def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool = True,
+                comparison=None, comparison_verdicts: Sequence | None = None) -> str:
     """The whole report as one HTML document (a string).
 
     Parameters
@@ -276,6 +315,10 @@ def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool 
     plots : bool
         Embed the plots of :func:`callscope.report.plots.figures` and, for
         G.711 streams up to ``MAX_EMBEDDED_AUDIO_S`` long, the decoded audio.
+    comparison, comparison_verdicts : optional
+        A two-point :class:`callscope.twopoint.Comparison` of this capture with
+        the other end's, and :func:`callscope.twopoint.diagnose_direction` of
+        each direction: adds the two-point section.
     """
     doc = report_dict(report)
     cap = doc["capture"]
@@ -311,6 +354,8 @@ def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool 
     parts.append(_calls_html(doc))
     parts.append("<h2>Findings</h2>" + _findings_html(doc))
     parts.append(_sip_html(doc))
+    if comparison is not None:
+        parts.append(_two_point_html(comparison, comparison_verdicts, plots))
     if plots and doc["streams"]:
         parts.append(_plots_html(report, stream_ids))
         parts.append(_listen_html(report, stream_ids))

@@ -676,6 +676,15 @@ def _groups(report: Report, wanted: Sequence[str]) -> list[list[str]]:
     return out
 
 
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    """Write one figure; the format follows the suffix (``.png``, ``.svg``)."""
+    out = Path(path)
+    fmt = out.suffix.lstrip(".").lower() or "png"
+    with _matplotlib().rc_context(STYLE):
+        fig.savefig(out, format=fmt, dpi=DPI)
+    return out
+
+
 def save_plots(
     report: Report,
     out_dir: str | os.PathLike,
@@ -701,8 +710,73 @@ def save_plots(
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for kind, subject, fig in figures(report, stream_ids):
-        path = out / f"{subject}-{kind}.{fmt}"
-        with _matplotlib().rc_context(STYLE):
-            fig.savefig(path, format=fmt, dpi=DPI)
+        path = save_figure(fig, out / f"{subject}-{kind}.{fmt}")
         written.append(PlotFile(kind, subject, path))
     return written
+
+
+# --------------------------------------------------------------------- two-point
+
+#: Directions with fewer packets sent than this are left out of the two-point figure
+#: (RTCP and stray flows carry no timeline worth a panel).
+TWO_POINT_MIN_PACKETS = 20
+
+
+def two_point_directions(comparison) -> list[int]:
+    """Indices of the directions of a Comparison worth a panel (media, not a trickle)."""
+    return [i for i, r in enumerate(comparison.directions) if r.sent >= TWO_POINT_MIN_PACKETS]
+
+
+@_styled
+def two_point_figure(comparison, verdicts: Sequence) -> Figure:
+    """One-way delay of every packet with every lost packet marked, one panel per direction.
+
+    Parameters
+    ----------
+    comparison : callscope.twopoint.Comparison
+    verdicts : sequence of (primary Finding or None, findings)
+        As :func:`callscope.twopoint.diagnose_direction` returns them, one per direction;
+        the primary finding's spans are shaded.
+
+    Returns
+    -------
+    Figure
+        Axes in the order of :func:`two_point_directions`; lost packets are the
+        red ticks along each panel's top edge (one tick per packet).
+    """
+    shown = two_point_directions(comparison)
+    fig = _figure(11, 2.6 * max(len(shown), 1) + 0.6)
+    if not shown:
+        _no_data(fig.add_subplot(), "no media direction in common")
+        return fig
+    axes = fig.subplots(len(shown), 1, squeeze=False)[:, 0]
+    span = max(float(comparison.directions[i].send_time[-1]) for i in shown)
+    for ax, i in zip(axes, shown, strict=True):
+        r = comparison.directions[i]
+        primary = verdicts[i][0]
+        ok = ~r.lost_mask
+        # delay in blue or green, never the red of the loss ticks
+        colour = DIRECTION_COLOURS[0] if i % 2 == 0 else DIRECTION_COLOURS[2]
+        _packet_line(ax, r.send_time[ok], r.delay_ms[ok], colour)
+        top = float(np.nanmax(r.delay_ms)) if ok.any() else 1.0
+        top = max(top, 1.0) * 1.15
+        lost_t = r.send_time[r.lost_mask]
+        ax.vlines(lost_t, top * 0.92, top, color="#b30000", lw=0.8, label=f"lost packet ({r.lost})")
+        ax.set_ylim(0, top)
+        ax.set_ylabel("one-way delay\nabove minimum (ms)")
+        if primary is not None:
+            _shade_findings([ax], [primary])
+        verdict = primary.pattern if primary is not None else "clean"
+        ax.set_title(
+            "{}:{} → {}:{}".format(*r.sent_flow)
+            + f"   sent {r.sent}, lost {r.lost} ({100 * r.loss_fraction:.1f} %), reordered {r.reordered}"
+            + f"   verdict: {verdict}",
+            loc="left", fontsize=FONT_SIZE,
+        )
+        ax.legend(loc="upper right", fontsize=FONT_SIZE - 1)
+        set_time_axis(ax, 0.0, span, label=ax is axes[-1])
+        if ax is axes[-1]:
+            ax.set_xlabel(ax.get_xlabel().replace("capture start", "first packet sent"))
+    fig.suptitle(f"two-point: {Path(comparison.sent_path).name} ↔ {Path(comparison.received_path).name}   "
+                 f"(clock offset and drift removed)", fontsize=FONT_SIZE + 1)
+    return fig

@@ -236,12 +236,13 @@ def fit_gilbert_elliott(received: np.ndarray) -> GilbertElliott:
     ----------
     ITU-T P.564 (Gilbert-Elliott model); Rabiner (1989) §III-C (maximum likelihood).
     """
-    from scipy.optimize import minimize
-
     rec = np.asarray(received, bool)
     g = gilbert(rec)
     if rec.size < 50 or rec.all() or (~rec).all():
         return GilbertElliott(g.p, g.r, 0.0, 1.0, 0.0)
+    # Imported here: scipy.optimize costs ~0.3 s, and only a real fit needs it.
+    from scipy.optimize import minimize
+
     eps = 1e-4
 
     def unpack(x: np.ndarray) -> tuple[float, float, float, float]:

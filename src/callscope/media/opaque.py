@@ -72,17 +72,21 @@ def find_opaque(cols: MediaColumns, flows, exclude_conversations: set[int]) -> l
         return []
     # Zoom-looking rows stay candidates: a confirmed Zoom stream already
     # excludes its conversation, an unconfirmed one was a coincidence.
+    # Flows that could still be opaque media, decided per flow before any
+    # per-row work: on a capture that is all RTP, no row is touched at all.
+    never = np.array(sorted(NEVER_MEDIA_PORTS), dtype=np.int64)
+    eligible = ~np.isin(flows.conversation, np.array(sorted(exclude_conversations), dtype=np.int64))
+    eligible &= ~np.isin(flows.sport, never) & ~np.isin(flows.dport, never)
+    if not eligible.any():
+        return []
     media_like = np.isin(cols.transport, (TRANSPORT_UDP, TRANSPORT_ZOOM)) & np.isin(cols.demux, _MEDIA_CLASSES)
+    media_like &= eligible[cols.flow]
     rows = np.flatnonzero(media_like)
     rows = rows[np.argsort(cols.flow[rows], kind="stable")]  # by flow, capture order within
     counts = np.bincount(cols.flow[rows], minlength=n_flows)
     bounds = np.concatenate([[0], np.cumsum(counts)])
     out = []
     for flow in np.flatnonzero(counts >= MIN_PACKETS):
-        if int(flows.conversation[flow]) in exclude_conversations:
-            continue
-        if flows.sport[flow] in NEVER_MEDIA_PORTS or flows.dport[flow] in NEVER_MEDIA_PORTS:
-            continue
         r = rows[bounds[flow] : bounds[flow + 1]]
         distinct = np.unique(cols.head_hash[r]).size / r.size
         if distinct >= MIN_DISTINCT_FRACTION and _voice_cadence(cols.time_ns[r], cols.size[r]):

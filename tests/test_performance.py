@@ -173,12 +173,12 @@ def test_media_columns_hold_header_fields_not_payload_bytes():
 
 
 def test_key_table_is_exact_even_when_every_hash_collides(monkeypatch):
-    from callscope.media import columns
+    from callscope.capture import flows
 
     keys = np.array([[1, 2, 3], [4, 5, 6], [1, 2, 3], [7, 8, 9], [4, 5, 6]], np.uint8)
     expect_keys, expect_index = [[1, 2, 3], [4, 5, 6], [7, 8, 9]], [0, 1, 0, 2, 1]
-    table, index = columns._table(keys)
+    table, index = flows.group_rows(keys)
     assert table.tolist() == expect_keys and index.tolist() == expect_index
-    monkeypatch.setattr(columns, "_hash_keys", lambda k: np.zeros(k.shape[0], np.uint64))
-    table, index = columns._table(keys)
+    monkeypatch.setattr(flows, "_hash_keys", lambda k: np.zeros(k.shape[0], np.uint64))
+    table, index = flows.group_rows(keys)
     assert table.tolist() == expect_keys and index.tolist() == expect_index

@@ -17,13 +17,44 @@ def flow_keys(d: Datagrams) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([d.src, d.dst, ports], axis=1))
 
 
+def void_rows(keys: np.ndarray) -> np.ndarray:
+    """Each key row as one opaque byte record (sortable and comparable as a whole)."""
+    keys = np.ascontiguousarray(keys)
+    return keys.view(np.dtype((np.void, keys.shape[1]))).ravel()
+
+
+#: Odd 64-bit multipliers for hashing key rows of up to 40 bytes (golden-ratio constants).
+_KEY_MULT = np.array(
+    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5, 0x94D049BB133111EB],
+    dtype=np.uint64,
+)
+
+
+def _hash_keys(keys: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each key row (zero-padded to whole 64-bit words, multiplied and summed)."""
+    n, width = keys.shape
+    words = -(-width // 8)
+    padded = np.zeros((n, 8 * words), np.uint8)
+    padded[:, :width] = keys
+    return (padded.view(np.uint64) * _KEY_MULT[None, :words]).sum(axis=1, dtype=np.uint64)
+
+
 def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unique key rows and, for every row of ``keys``, the index of its group."""
+    """Unique rows of ``keys`` in first-seen order and each row's index (int32) into them.
+
+    Rows are grouped by a 64-bit hash (an integer sort, twice as fast as
+    sorting byte records), and every row is then compared with its group's
+    first one: on a hash collision the byte records are sorted after all.
+    """
     if keys.shape[0] == 0:
-        return keys, np.zeros(0, np.int64)
-    view = keys.view(np.dtype((np.void, keys.shape[1]))).ravel()
-    uniq, inverse = np.unique(view, return_inverse=True)
-    return uniq.view(np.uint8).reshape(-1, keys.shape[1]), inverse.ravel()
+        return keys, np.zeros(0, np.int32)
+    _, first, inverse = np.unique(_hash_keys(keys), return_index=True, return_inverse=True)
+    if not np.array_equal(keys[first[inverse.ravel()]], keys):
+        _, first, inverse = np.unique(void_rows(keys), return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return keys[first[order]], rank[inverse.ravel()].astype(np.int32)
 
 
 @dataclass(frozen=True)

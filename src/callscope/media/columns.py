@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from callscope.capture.datagrams import Datagrams, str_to_address
+from callscope.capture.flows import flow_keys as datagram_flow_keys
+from callscope.capture.flows import group_rows, void_rows
 from callscope.media import demux, rtp
 from callscope.media.stun import DATA_INDICATION, SEND_INDICATION, parse_stun
 
@@ -42,18 +44,12 @@ MSG_SIP = demux.SIP
 MSG_STUN = demux.STUN
 MSG_RTCP = demux.RTCP
 
-_FLOW_KEY = 36  # src(16) dst(16) sport(2) dport(2)
 #: Per-datagram columns that :meth:`MediaColumns.gather` joins as they are
 #: (``flow`` and ``peer`` index per-chunk tables and are remapped instead).
 _ROW_COLUMNS = ("frame", "time_ns", "size", "demux", "transport", "channel", "inner", "b0", "b1",
                 "seq", "ts", "ssrc", "rtp_valid", "head_hash")
 _FIRST_CAPACITY = 1 << 16  # rows
 _PEER_KEY = 18  # address(16) port(2)
-
-
-def _void_rows(keys: np.ndarray) -> np.ndarray:
-    keys = np.ascontiguousarray(keys)
-    return keys.view(np.dtype((np.void, keys.shape[1]))).ravel()
 
 
 @dataclass(frozen=True)
@@ -228,7 +224,7 @@ def _merge_table(tables: list[np.ndarray], indices: list[np.ndarray]) -> tuple[n
     stacked = np.concatenate(tables).reshape(-1, width)
     if stacked.shape[0] == 0:
         return stacked, np.concatenate(indices)
-    _, first, inverse = np.unique(_void_rows(stacked), return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(void_rows(stacked), return_index=True, return_inverse=True)
     union = stacked[np.sort(first)]
     # renumber so the union keeps first-seen order
     order = np.argsort(first)
@@ -245,44 +241,10 @@ def _merge_table(tables: list[np.ndarray], indices: list[np.ndarray]) -> tuple[n
     return union, np.concatenate(out)
 
 
-def _table(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unique rows of ``keys`` in first-seen order and each row's index into them.
-
-    Rows are grouped by a 64-bit hash (an integer sort, twice as fast as
-    sorting byte records), and every row is then compared with its group's
-    first one: on a hash collision the byte records are sorted after all.
-    """
-    if keys.shape[0] == 0:
-        return keys, np.zeros(0, np.int32)
-    _, first, inverse = np.unique(_hash_keys(keys), return_index=True, return_inverse=True)
-    if not np.array_equal(keys[first[inverse.ravel()]], keys):
-        _, first, inverse = np.unique(_void_rows(keys), return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return keys[first[order]], rank[inverse.ravel()].astype(np.int32)
-
-
 #: Odd 64-bit multipliers for a cheap row hash (golden-ratio constants).
 _HASH_MULT = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64
 )
-
-
-#: Odd 64-bit multipliers for hashing table keys of up to 40 bytes.
-_KEY_MULT = np.array(
-    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5, 0x94D049BB133111EB],
-    dtype=np.uint64,
-)
-
-
-def _hash_keys(keys: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each key row (zero-padded to whole 64-bit words, multiplied and summed)."""
-    n, width = keys.shape
-    words = -(-width // 8)
-    padded = np.zeros((n, 8 * words), np.uint8)
-    padded[:, :width] = keys
-    return (padded.view(np.uint64) * _KEY_MULT[None, :words]).sum(axis=1, dtype=np.uint64)
 
 
 def _hash_rows(head: np.ndarray) -> np.ndarray:
@@ -357,7 +319,7 @@ def extract(datagrams: Datagrams) -> MediaColumns:
         if msg.peer is not None:
             peer[i] = len(peers)
             peers.append(peer_key(*msg.peer))
-    peer_keys, peer_idx = _table(np.array(peers, np.uint8).reshape(-1, _PEER_KEY))
+    peer_keys, peer_idx = group_rows(np.array(peers, np.uint8).reshape(-1, _PEER_KEY))
     has_peer = peer >= 0
     peer[has_peer] = peer_idx[peer[has_peer]]
 
@@ -395,11 +357,7 @@ def extract(datagrams: Datagrams) -> MediaColumns:
     else:
         msg_data = np.zeros(0, np.uint8)
 
-    keys = np.concatenate(
-        [d.src.astype(np.uint8), d.dst.astype(np.uint8), _port_bytes(d.sport), _port_bytes(d.dport)],
-        axis=1,
-    ).reshape(-1, _FLOW_KEY)
-    flow_keys, flow = _table(keys)
+    flow_keys, flow = group_rows(datagram_flow_keys(d))
     return MediaColumns(
         frame=d.frame.astype(np.int64),
         time_ns=d.time_ns.astype(np.int64),

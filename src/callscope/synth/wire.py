@@ -12,23 +12,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from callscope.media.demux import STUN_MAGIC_COOKIE
+from callscope.media.rtcp import PT_SDES as RTCP_SDES
+from callscope.media.rtcp import PT_SR as RTCP_SR
+from callscope.media.rtcp import SDES_CNAME
+from callscope.media.rtp import RTP_HEADER_LEN, RTP_VERSION
+from callscope.media.stun import METHOD_ALLOCATE, METHOD_BINDING
 from callscope.synth.codecs import Codec
 
-RTP_VERSION = 2  # RFC 3550 §5.1
-RTP_HEADER_LEN = 12  # RFC 3550 §5.1: fixed header, no CSRC, no extension
+# The protocol numbers are the ones media/ decodes with, so writer and reader
+# cannot drift apart.
 #: RFC 3550 §5.1 fixed header, network byte order.
 RTP_HEADER_DTYPE = np.dtype(
     [("vpxcc", "u1"), ("mpt", "u1"), ("seq", ">u2"), ("ts", ">u4"), ("ssrc", ">u4")]
 )
 
-RTCP_SR = 200  # RFC 3550 §6.4.1
-RTCP_SDES = 202  # RFC 3550 §6.5
-SDES_CNAME = 1  # RFC 3550 §6.5.1
 NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 
-STUN_MAGIC_COOKIE = 0x2112A442  # RFC 5389 §6
-STUN_BINDING_REQUEST = 0x0001  # RFC 5389 §18.1
-STUN_ALLOCATE_REQUEST = 0x0003  # RFC 5766 §13
+# A request's class bits are zero (RFC 5389 §6): its message type is the method.
+STUN_BINDING_REQUEST = METHOD_BINDING
+STUN_ALLOCATE_REQUEST = METHOD_ALLOCATE
 STUN_ATTR_REQUESTED_TRANSPORT = 0x0019  # RFC 5766 §14.7
 STUN_ATTR_PRIORITY = 0x0024  # RFC 8445 §7.1.1
 STUN_ATTR_SOFTWARE = 0x8022  # RFC 5389 §15.10

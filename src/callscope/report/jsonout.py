@@ -63,7 +63,7 @@ def jsonable(obj: object, *, arrays: bool = True) -> object:
     if isinstance(obj, np.ndarray):
         if obj.ndim == 0:
             return jsonable(obj.item())
-        return [jsonable(v) for v in obj.tolist()] if arrays else _SKIP
+        return _array_list(obj) if arrays else _SKIP
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {}
         for f in dataclasses.fields(obj):
@@ -76,6 +76,23 @@ def jsonable(obj: object, *, arrays: bool = True) -> object:
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [v for v in (jsonable(x, arrays=arrays) for x in obj) if v is not _SKIP]
     return str(obj)
+
+
+def _array_list(a: np.ndarray) -> list:
+    """A numpy array as nested lists of plain values, NaN and infinities as null.
+
+    One ``tolist`` for the whole array; only the non-finite entries of a float
+    array are visited in Python (per-window series hold thousands of values).
+    """
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a)
+        if bad.any():
+            a = a.astype(object)
+            a[bad] = None
+        return a.tolist()
+    if a.dtype.kind in "biu":
+        return a.tolist()
+    return [jsonable(v) for v in a.tolist()]
 
 
 class _Skip:

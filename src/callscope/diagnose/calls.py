@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from callscope.diagnose.cutoff import MIN_SILENCE_S
-from callscope.diagnose.evidence import ramp, scale_confidence
+from callscope.diagnose.evidence import opaque_confidence, ramp
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.trace import Trace
+from callscope.diagnose.trace import TraceSummary
 from callscope.media.sip import SdpMedia
 from callscope.media.stream import MediaStream
 from callscope.media.stun import StunSummary
@@ -32,7 +30,7 @@ MIN_MEDIA_PACKETS = 10
 
 
 def detect_one_way(
-    call_id: str, traces: Sequence[Trace], streams: Sequence[MediaStream], reference_end: float
+    call_id: str, traces: Sequence[TraceSummary], streams: Sequence[MediaStream], reference_end: float
 ) -> Finding | None:
     """One direction stops (≥ 5 s before the other) or loses far more than the other.
 
@@ -43,7 +41,7 @@ def detect_one_way(
     live = [
         (t, (s.src, s.dst))
         for t, s in zip(traces, streams, strict=True)
-        if np.count_nonzero(t.received) >= MIN_MEDIA_PACKETS
+        if t.received_count >= MIN_MEDIA_PACKETS
     ]
     directions = {d for _, d in live}
     if len(directions) < 2:
@@ -58,7 +56,7 @@ def detect_one_way(
     gap = running.end - stopped.end
     if gap >= MIN_SILENCE_S and reference_end - running.end < MIN_SILENCE_S:
         confidence = ramp(gap, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0) * ramp(
-            float(np.mean(running.received)), 0.5, 0.8
+            running.delivered, 0.5, 0.8
         )
         evidence = (
             Evidence("stopped_at", round(stopped.end, 3), "s"),
@@ -96,7 +94,7 @@ def detect_one_way(
         return None
     return Finding(
         pattern="one-way",
-        confidence=scale_confidence(stopped, confidence),
+        confidence=opaque_confidence(confidence, stopped.opaque),
         summary=summary,
         stream_id=stopped.stream_id,
         call_id=call_id,
@@ -108,7 +106,7 @@ def detect_one_way(
 
 
 def detect_never_started(
-    call_id: str, offers: Sequence[SdpMedia], streams: Sequence[MediaStream], traces: Sequence[Trace]
+    call_id: str, offers: Sequence[SdpMedia], streams: Sequence[MediaStream], traces: Sequence[TraceSummary]
 ) -> Finding | None:
     """A party that said in SDP it would send media, is sent media, but never sends any.
 
@@ -131,7 +129,7 @@ def detect_never_started(
             continue
         return Finding(
             pattern="one-way",
-            confidence=scale_confidence(other, 0.9 * confidence),
+            confidence=opaque_confidence(0.9 * confidence, other.opaque),
             summary=(
                 f"{m.address} announced {m.direction} audio on port {m.port} and was sent "
                 f"{span:.1f} s of media ({other.stream_id}), but never sent any itself: "
@@ -150,7 +148,7 @@ def detect_never_started(
     return None
 
 
-def detect_lone_opaque(call_id: str, traces: Sequence[Trace], streams: Sequence[MediaStream]) -> Finding | None:
+def detect_lone_opaque(call_id: str, traces: Sequence[TraceSummary], streams: Sequence[MediaStream]) -> Finding | None:
     """Encrypted messenger media flowing one way only, for the whole call.
 
     A messenger voice call always carries media both ways (there is no
@@ -170,7 +168,7 @@ def detect_lone_opaque(call_id: str, traces: Sequence[Trace], streams: Sequence[
     s = streams[0]
     return Finding(
         pattern="one-way",
-        confidence=scale_confidence(only, confidence),
+        confidence=opaque_confidence(confidence, only.opaque),
         summary=(
             f"encrypted voice flows only from {s.src}:{s.src_port} to {s.dst}:{s.dst_port} "
             f"({span:.1f} s) and never back: the other direction of the call is blocked "

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from callscope.diagnose.evidence import ramp, scale_confidence
+from callscope.diagnose.evidence import opaque_confidence, ramp
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.trace import Trace
+from callscope.diagnose.trace import TraceSummary
 
 #: Total loss to the end must last at least this long (DESIGN.md pattern table).
 MIN_SILENCE_S = 5.0
@@ -29,14 +29,14 @@ TOGETHER_S = 1.0
 
 
 def detect_cutoff(
-    call_id: str, traces: Sequence[Trace], reference_end: float, overhead: float = 0.0
+    call_id: str, traces: Sequence[TraceSummary], reference_end: float, overhead: float = 0.0
 ) -> Finding | None:
     """Every direction of the call stops within :data:`TOGETHER_S` and stays silent ≥ 5 s.
 
     The cut time T is counted from the call's first media packet; B and N
     count the bytes and packets delivered in all directions together.
     """
-    live = [t for t in traces if t.received.any()]
+    live = [t for t in traces if t.received_count > 0]
     if not live:
         return None
     ends = np.array([t.end for t in live])
@@ -48,10 +48,10 @@ def detect_cutoff(
         return None
     spread = float(ends.max() - ends.min())
     together = spread <= TOGETHER_S
-    delivered = [float(np.mean(t.received)) for t in live]
+    delivered = [t.delivered for t in live]
     ptime = min(t.ptime for t in live)
-    n = int(sum(np.count_nonzero(t.received) for t in live))
-    b = float(sum(np.sum(t.size[t.received] + overhead) for t in live))
+    n = int(sum(t.received_count for t in live))
+    b = float(sum(t.received_bytes + overhead * t.received_count for t in live))
     cut_at = last + 0.5 * ptime  # the cut fell between the last delivered packet and the next
     confidence = (
         ramp(silence, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
@@ -86,7 +86,7 @@ def detect_cutoff(
         summary += " (encrypted media without sequence numbers)"
     return Finding(
         pattern="cutoff",
-        confidence=scale_confidence(live[0], confidence) if opaque else round(confidence, 3),
+        confidence=opaque_confidence(confidence, opaque) if opaque else round(confidence, 3),
         summary=summary,
         call_id=call_id,
         evidence=evidence,

@@ -1,7 +1,9 @@
 """diagnose(): run every detector over a capture's streams and calls, pick verdicts.
 
 Each stream is turned into a slot :class:`~callscope.diagnose.trace.Trace`
-and given to the per-stream detectors; calls get the call-level ones. A
+and given to the per-stream detectors; calls get the call-level ones, which
+need only a :class:`~callscope.diagnose.trace.TraceSummary` of each member,
+so one stream's slot arrays are in memory at a time. A
 stream's primary verdict is its best-supported finding. Mechanisms that
 explain loss (an outage pattern, a policer, a shaper, a cut-off) outrank the
 generic loss descriptions (random, bursty) when both fire, because a policer
@@ -31,8 +33,9 @@ from callscope.diagnose.lossmodel import detect_loss_pattern
 from callscope.diagnose.outage import detect_outages
 from callscope.diagnose.policing import detect_policing
 from callscope.diagnose.shaping import detect_shaping
-from callscope.diagnose.trace import Trace, build_trace
+from callscope.diagnose.trace import Trace, TraceSummary, build_trace, summarise
 from callscope.media.discover import MediaInventory
+from callscope.media.stream import MediaStream
 from callscope.metrics.measure import StreamMetrics
 
 #: Findings below this confidence are not reported.
@@ -140,7 +143,10 @@ def diagnose(
     """
     end = _reference_end(inventory, capture_end)
     notes: list[str] = []
-    traces: dict[str, Trace] = {}
+    # One stream's slot arrays at a time: its own detectors run on them, the
+    # call-level ones need only a few numbers of each stream, kept instead.
+    summaries: dict[str, TraceSummary] = {}
+    candidates: dict[str, list[Finding]] = {}
     for s in inventory.streams:
         n = len(s.packets)
         span = float(s.packets.time[-1] - s.packets.time[0]) if n else 0.0
@@ -149,37 +155,39 @@ def diagnose(
                 f"stream {s.id}: only {n} packets over {span:.1f} s, too few to diagnose"
             )
             continue
-        traces[s.id] = build_trace(s, end)
-        pause = _longest_pause(traces[s.id])
+        trace = build_trace(s, end)
+        pause = _longest_pause(trace)
         if pause is not None:
             notes.append(
                 f"stream {s.id}: {pause[1]:.1f} s pause from {pause[0]:.1f} s with no packet missing "
                 f"(the sender stopped: silence suppression or hold, not loss)"
             )
-
-    candidates: dict[str, list[Finding]] = {sid: [] for sid in traces}
-    for sid, tr in traces.items():
-        m = metrics.get(sid)
+        m = metrics.get(s.id)
         reordered = m.reordered if m is not None else 0
-        candidates[sid].extend(stream_findings(tr, reordered))
+        candidates[s.id] = stream_findings(trace, reordered)
+        summaries[s.id] = summarise(trace)
+        del trace
 
     call_findings: list[Finding] = []
     sip_media = {c.call_id: c.media for c in inventory.sip.calls}
+    by_id: dict[str, MediaStream] = {}
+    for s in inventory.streams:
+        by_id.setdefault(s.id, s)
     # Each stream's last arrival once, latest first: a capture of thousands of
     # calls must not recompute every stream's end for every call.
-    ends = {sid: t.end for sid, t in traces.items()}
+    ends = {sid: t.end for sid, t in summaries.items()}
     latest_first = sorted(ends, key=ends.__getitem__, reverse=True)
     for call in inventory.calls:
-        members = [traces[s] for s in call.stream_ids if s in traces]
+        members = [summaries[s] for s in call.stream_ids if s in summaries]
         if not members:
             continue
         # With several calls in the capture, its running on shows nothing about
         # this one when another call's media is what keeps it running.
-        last = max(ends[s] for s in call.stream_ids if s in traces)
+        last = max(ends[s] for s in call.stream_ids if s in summaries)
         latest_other = next((ends[sid] for sid in latest_first if sid not in call.stream_ids), 0.0)
         call_end = end if latest_other <= last + TOGETHER_S else last
         cut = detect_cutoff(call.id, members, call_end)
-        streams = [inventory.stream(t.stream_id) for t in members]
+        streams = [by_id[t.stream_id] for t in members]
         one_way = detect_one_way(call.id, members, streams, end)
         if one_way is None and call.call_id in sip_media:
             one_way = detect_never_started(call.id, sip_media[call.call_id], streams, members)
@@ -212,12 +220,12 @@ def diagnose(
     findings.sort(key=lambda f: _strength(f, generic), reverse=True)
     top = findings[0] if findings else None
     if top is None:
-        if not traces and media_packets < MIN_MEDIA_PACKETS and blocked is None:
+        if not summaries and media_packets < MIN_MEDIA_PACKETS and blocked is None:
             notes.append("no media stream long enough to diagnose")
         confidence = 1.0 - max(
             (f.confidence for fs in candidates.values() for f in fs), default=0.0
         )
-        if not traces:
+        if not summaries:
             confidence = min(confidence, 0.3)
         return Diagnosis(tuple(findings), verdicts, "clean", round(float(np.clip(confidence, 0, 1)), 3), tuple(notes))
     return Diagnosis(tuple(findings), verdicts, top.pattern, top.confidence, tuple(notes))

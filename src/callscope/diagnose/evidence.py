@@ -42,6 +42,13 @@ def scale_confidence(trace: Trace, confidence: float, from_loss: bool = False) -
     return round(float(min(1.0, max(0.0, c))), 3)
 
 
+def opaque_confidence(confidence: float, opaque: bool) -> float:
+    """:func:`scale_confidence` of a finding that does not rest on the loss pattern,
+    for a stream known only by its :class:`~callscope.diagnose.trace.TraceSummary`."""
+    c = confidence * (OPAQUE_CONFIDENCE if opaque else 1.0)
+    return round(float(min(1.0, max(0.0, c))), 3)
+
+
 def window_rates(
     trace: Trace, start: float, end: float, window_s: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -100,6 +100,58 @@ class Trace:
         return float(self.time[self.received][-1]) if self.received.any() else 0.0
 
 
+@dataclass(frozen=True)
+class TraceSummary:
+    """The few numbers of a :class:`Trace` that the call-level detectors use.
+
+    A capture of thousands of streams keeps one of these per stream instead
+    of every stream's slot arrays while its calls are judged.
+
+    Attributes
+    ----------
+    stream_id, opaque, ptime, start, end : as :class:`Trace`
+    slots : int
+        Packets sent (slots of the trace).
+    received_count : int
+        Slots received.
+    received_bytes : float
+        UDP payload bytes received (the received slots' sizes summed).
+    """
+
+    stream_id: str
+    opaque: bool
+    ptime: float
+    start: float
+    end: float
+    slots: int
+    received_count: int
+    received_bytes: float
+
+    @property
+    def loss_fraction(self) -> float:
+        """As :attr:`Trace.loss_fraction`."""
+        return (self.slots - self.received_count) / self.slots if self.slots else 0.0
+
+    @property
+    def delivered(self) -> float:
+        """Share of the slots received."""
+        return self.received_count / self.slots if self.slots else float("nan")
+
+
+def summarise(trace: Trace) -> TraceSummary:
+    """The :class:`TraceSummary` of ``trace``."""
+    return TraceSummary(
+        stream_id=trace.stream_id,
+        opaque=trace.opaque,
+        ptime=trace.ptime,
+        start=trace.start,
+        end=trace.end,
+        slots=trace.slots,
+        received_count=int(np.count_nonzero(trace.received)),
+        received_bytes=float(np.sum(trace.size[trace.received])),
+    )
+
+
 def _fill_lost_sizes(size: np.ndarray, received: np.ndarray) -> np.ndarray:
     """Sizes of lost slots copied from the last received slot before them."""
     idx = np.where(received, np.arange(received.size), 0)

@@ -58,6 +58,9 @@ class SequenceAnalysis:
         numbers never received) and ``lost_time`` (float64, seconds: when each
         lost packet would have arrived, interpolated from its received
         neighbours).
+    Over the distinct numbers received in range, in sequence order
+        ``first_ext`` (int64, the numbers) and ``first_time`` (float64,
+        seconds: arrival of each one's first copy).
     Counts
         ``packets``, ``unique`` (distinct numbers received in range),
         ``expected_range`` (slots in the range), ``missing``,
@@ -74,6 +77,8 @@ class SequenceAnalysis:
     received: np.ndarray
     lost_ext: np.ndarray
     lost_time: np.ndarray
+    first_ext: np.ndarray
+    first_time: np.ndarray
 
     @property
     def packets(self) -> int:
@@ -109,14 +114,25 @@ def signed_diff16(seq: np.ndarray) -> np.ndarray:
 
     The wrap rule of RFC 3550 Appendix A.1: 65535 -> 0 is +1, 0 -> 65535 is -1.
     """
-    s = np.asarray(seq).astype(np.int64)
-    return (np.diff(s) + SEQ_MOD // 2) % SEQ_MOD - SEQ_MOD // 2
+    return _signed_diff(seq, np.uint16, np.int16, SEQ_MOD)
 
 
 def signed_diff32(ts: np.ndarray) -> np.ndarray:
     """Signed 32-bit differences of RTP timestamps (wrap at 2^32, RFC 3550 §5.1)."""
-    t = np.asarray(ts).astype(np.int64)
-    return (np.diff(t) + TS_MOD // 2) % TS_MOD - TS_MOD // 2
+    return _signed_diff(ts, np.uint32, np.int32, TS_MOD)
+
+
+def _signed_diff(x: np.ndarray, unsigned, signed, mod: int) -> np.ndarray:
+    """Differences taken modulo ``mod`` into ``-mod/2 .. mod/2 - 1`` (int64).
+
+    Integers are differenced in the ``unsigned`` type of that width, whose
+    subtraction wraps modulo ``mod``, and read back as ``signed``: the same
+    value as ``(d + mod/2) % mod - mod/2`` with two passes instead of five.
+    """
+    a = np.asarray(x)
+    if a.dtype.kind in "iu":
+        return np.diff(a.astype(unsigned, copy=False)).view(signed).astype(np.int64)
+    return (np.diff(a.astype(np.int64)) + mod // 2) % mod - mod // 2
 
 
 def extend_timestamps(ts: np.ndarray) -> np.ndarray:
@@ -207,46 +223,56 @@ def analyse_sequence(
     if n == 0:
         z = np.zeros(0, np.int64)
         zb = np.zeros(0, bool)
-        return SequenceAnalysis(z, zb, zb, zb, z, 0, zb, z, np.zeros(0))
+        return SequenceAnalysis(z, zb, zb, zb, z, 0, zb, z, np.zeros(0), z, np.zeros(0))
     # Unwrap over the non-stray packets only, so a stray cannot shift the rest.
     # Removing strays can expose new jumps between the remaining packets (a
     # flow of garbage numbers), so classify again until nothing changes.
+    # ``keep`` (indices of the non-stray packets) stays None while that is
+    # every packet, the usual case, which then needs no gathers or scatters.
     stray = np.zeros(n, bool)
-    keep = np.arange(n)
+    keep = None
+    seq_k = seq
     for _ in range(_MAX_PASSES):
-        d_seq = signed_diff16(seq[keep])
-        d_ts = signed_diff32(ts[keep]) if ts is not None else None
+        d_seq = signed_diff16(seq_k)
+        d_ts = None if ts is None else signed_diff32(ts if keep is None else ts[keep])
         restart_k, stray_k, far_back_k = _classify_jumps(d_seq, d_ts)
-        ext_keep = _unwrap(seq[keep], restart_k)
-        # A far-back packet below everything seen before it is a stray too.
-        prior_min = np.minimum.accumulate(np.concatenate([[ext_keep[0]], ext_keep[:-1]]))
-        bad = stray_k | (far_back_k & (ext_keep < prior_min))
+        ext_keep = _unwrap(seq_k, restart_k, d_seq)
+        bad = stray_k.copy()
+        if far_back_k.any():
+            # A far-back packet below everything seen before it is a stray too.
+            prior_min = np.minimum.accumulate(np.concatenate([[ext_keep[0]], ext_keep[:-1]]))
+            bad |= far_back_k & (ext_keep < prior_min)
         bad[0] = False
         if not bad.any():
             break
-        stray[keep[bad]] = True
-        keep = keep[~bad]
+        idx = np.arange(n) if keep is None else keep
+        stray[idx[bad]] = True
+        keep = idx[~bad]
+        seq_k = seq[keep]
     else:  # out of passes: take the last remaining packets as they are
-        restart_k = _classify_jumps(signed_diff16(seq[keep]), None)[0]
-        ext_keep = _unwrap(seq[keep], restart_k)
-    restart = np.zeros(n, bool)
-    restart[keep] = restart_k
+        d_seq = signed_diff16(seq_k)
+        restart_k = _classify_jumps(d_seq, None)[0]
+        ext_keep = _unwrap(seq_k, restart_k, d_seq)
+    restart = restart_k if keep is None else _scatter(restart_k, keep, n, False)
 
     # Re-base each segment after a restart to continue after the highest so far.
-    seg_start = np.flatnonzero(np.concatenate([[True], restart[keep][1:]]))
-    if seg_start.size > 1:
+    seg_start = np.flatnonzero(restart_k)
+    if seg_start.size:
+        seg_start = np.concatenate([[0], seg_start])
         seg_min = np.minimum.reduceat(ext_keep, seg_start)
         seg_max = np.maximum.reduceat(ext_keep, seg_start)
         offset = np.zeros(seg_start.size, np.int64)
         for k in range(1, seg_start.size):  # one iteration per restart
             prev_hi = seg_max[k - 1] + offset[k - 1]
             offset[k] = prev_hi + 1 - seg_min[k]
-        seg_len = np.diff(np.concatenate([seg_start, [keep.size]]))
+        seg_len = np.diff(np.concatenate([seg_start, [ext_keep.size]]))
         ext_keep += np.repeat(offset, seg_len)
 
-    ext = np.empty(n, np.int64)
-    ext[keep] = ext_keep
-    if stray.any():  # strays keep their own unwrapped number, outside the accounting
+    if keep is None:
+        ext = ext_keep
+    else:  # strays keep their own unwrapped number, outside the accounting
+        ext = np.empty(n, np.int64)
+        ext[keep] = ext_keep
         prev = np.maximum.accumulate(np.where(~stray, np.arange(n), 0))
         ext[stray] = ext[prev[stray]] + (
             (seq[stray].astype(np.int64) - seq[prev[stray]].astype(np.int64) + SEQ_MOD // 2)
@@ -257,42 +283,51 @@ def analyse_sequence(
     # Duplicates: every copy after the first of the same extended number.
     order = np.argsort(ext_keep, kind="stable")
     sorted_ext = ext_keep[order]
-    first_of_run = np.concatenate([[True], sorted_ext[1:] != sorted_ext[:-1]])
-    dup_keep = np.empty(keep.size, bool)
+    first_of_run = np.empty(sorted_ext.size, bool)
+    first_of_run[0] = True
+    np.not_equal(sorted_ext[1:], sorted_ext[:-1], out=first_of_run[1:])
+    dup_keep = np.empty(ext_keep.size, bool)
     dup_keep[order] = ~first_of_run
-    duplicate = np.zeros(n, bool)
-    duplicate[keep] = dup_keep
 
     # Reordered: a first copy below the highest number received before it.
     run_max = np.maximum.accumulate(ext_keep)
-    late = np.zeros(keep.size, bool)
-    late[1:] = ext_keep[1:] < run_max[:-1]
-    reordered = np.zeros(n, bool)
-    reordered[keep] = late & ~dup_keep
+    late = np.zeros(ext_keep.size, bool)
+    np.less(ext_keep[1:], run_max[:-1], out=late[1:])
+    late &= ~dup_keep
 
     base = int(sorted_ext[0])
     received = np.zeros(int(sorted_ext[-1]) - base + 1, bool)
     received[sorted_ext - base] = True
     lost_ext = np.flatnonzero(~received).astype(np.int64) + base
+    first = order[first_of_run]
     uniq = sorted_ext[first_of_run]
-    t_first = time[keep][order][first_of_run]
+    t_first = time[first if keep is None else keep[first]]
     lost_time = np.interp(lost_ext, uniq, t_first) if lost_ext.size else np.zeros(0)
     return SequenceAnalysis(
         ext_seq=ext,
-        duplicate=duplicate,
-        reordered=reordered,
+        duplicate=dup_keep if keep is None else _scatter(dup_keep, keep, n, False),
+        reordered=late if keep is None else _scatter(late, keep, n, False),
         stray=stray,
         restarts=np.flatnonzero(restart).astype(np.int64),
         base=base,
         received=received,
         lost_ext=lost_ext,
         lost_time=np.asarray(lost_time, np.float64),
+        first_ext=uniq,
+        first_time=t_first,
     )
 
 
-def _unwrap(seq: np.ndarray, restart: np.ndarray) -> np.ndarray:
-    """Extended numbers by summing signed 16-bit steps; each restart segment starts at 0."""
-    d = signed_diff16(seq)
+def _scatter(values: np.ndarray, index: np.ndarray, n: int, fill) -> np.ndarray:
+    """``values`` placed at ``index`` in an array of ``n`` ``fill``s."""
+    out = np.full(n, fill, values.dtype)
+    out[index] = values
+    return out
+
+
+def _unwrap(seq: np.ndarray, restart: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Extended numbers by summing the signed 16-bit steps ``d`` (changed in place);
+    each restart segment starts at 0."""
     d[restart[1:]] = 0
     ext = np.empty(seq.size, np.int64)
     ext[0] = int(seq[0])

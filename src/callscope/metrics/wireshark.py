@@ -154,13 +154,19 @@ def wireshark_running_mean(values: np.ndarray, total_nr: np.ndarray) -> float:
     x = np.asarray(values, np.float64)
     if x.size == 0:
         return 0.0
+    # an elementwise sum, not np.dot: BLAS threads stall on a busy machine
+    return float(np.sum(_running_mean_weights(total_nr) * x))
+
+
+def _running_mean_weights(total_nr: np.ndarray) -> np.ndarray:
+    """Weight of each value in :func:`wireshark_running_mean` (depends on ``total_nr`` only)."""
     n = np.asarray(total_nr, np.float64)
+    if n.size == 0:
+        return n
     with np.errstate(divide="ignore"):
         log_a = np.where(n > 1, np.log((n - 1) / np.where(n > 1, n, 2)), 0.0)
     cum = np.cumsum(log_a)
-    weight = np.exp(cum[-1] - cum) / n
-    # an elementwise sum, not np.dot: BLAS threads stall on a busy machine
-    return float(np.sum(weight * x))
+    return np.exp(cum[-1] - cum) / n
 
 
 def _last_index_before(mask: np.ndarray) -> np.ndarray:
@@ -203,11 +209,11 @@ def analyse(
     t = np.asarray(time_s, np.float64) * 1000.0
     seq = np.asarray(seq).astype(np.int64)
     ts = np.asarray(ts).astype(np.int64)
-    pt = np.asarray(pt).astype(np.int64)
+    pt = np.asarray(pt)
     marker = np.asarray(marker, bool)
     clock = np.asarray(clock).astype(np.int64)
-    nan = np.full(n, np.nan)
     if n == 0:
+        nan = np.zeros(0)
         empty = np.zeros(0, bool)
         return WiresharkStats(0, 0, 0, 0, -1.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0, False,
                               nan, nan, empty, empty)  # fmt: skip
@@ -216,10 +222,17 @@ def analyse(
     rel = (ts - ts[0]) % (1 << 32)
     in_time = np.where(ts >= ts[0], rel < _HALF_TS, rel - 1 < _HALF_TS)
     in_time[0] = True
+    every_in_time = bool(in_time.all())
 
-    # Delta against the last in-time packet's arrival.
-    ref = _last_index_before(in_time)
-    delta = np.where(in_time, t - t[ref], np.nan)
+    # Delta against the last in-time packet's arrival (the previous packet
+    # when every packet is in time, the usual case).
+    if every_in_time:
+        t_ref = np.concatenate([t[:1], t[:-1]])
+        delta = t - t_ref
+    else:
+        ref = _last_index_before(in_time)
+        t_ref = t[ref]
+        delta = np.where(in_time, t - t_ref, np.nan)
     delta[0] = np.nan
 
     # Jitter over in-time packets that have a clock rate.
@@ -228,57 +241,66 @@ def analyse(
     jit_mask[0] = False
     divisor = np.maximum(clock // 1000, 1).astype(np.float64)  # C integer division
     nominal = np.where(has_clock, rel / divisor, 0.0)
-    nominal_member = jit_mask.copy()
-    nominal_member[0] = True  # lastnominaltime starts at 0 = nominal of packet 0
-    last_nom = nominal[_last_index_before(nominal_member)]
-    idx = np.flatnonzero(jit_mask)
-    d = np.abs(t[idx] - (t[ref[idx]] + nominal[idx] - last_nom[idx]))
-    j_at = exponential_average(d, RFC3550_JITTER_GAIN)
-    jitter = np.zeros(n)
-    if idx.size:
-        hold = np.zeros(n, np.int64)
-        hold[idx] = np.arange(1, idx.size + 1)
-        hold = np.maximum.accumulate(hold)
-        jitter = np.where(hold > 0, np.concatenate([[0.0], j_at])[hold], 0.0)
+    if every_in_time and has_clock[1:].all():
+        # Every packet after the first takes part: the previous packet's
+        # arrival and nominal time are the references.
+        d = np.abs(t[1:] - (t[:-1] + nominal[1:] - nominal[:-1]))
+        jitter = np.concatenate([[0.0], exponential_average(d, RFC3550_JITTER_GAIN)])
+    else:
+        nominal_member = jit_mask.copy()
+        nominal_member[0] = True  # lastnominaltime starts at 0 = nominal of packet 0
+        last_nom = nominal[_last_index_before(nominal_member)]
+        idx = np.flatnonzero(jit_mask)
+        d = np.abs(t[idx] - (t_ref[idx] + nominal[idx] - last_nom[idx]))
+        j_at = exponential_average(d, RFC3550_JITTER_GAIN)
+        jitter = np.zeros(n)
+        if idx.size:
+            hold = np.zeros(n, np.int64)
+            hold[idx] = np.arange(1, idx.size + 1)
+            hold = np.maximum.accumulate(hold)
+            jitter = np.where(hold > 0, np.concatenate([[0.0], j_at])[hold], 0.0)
+        jitter[0] = 0.0
 
     # Regular packets.
     cn = (pt == PT_CN) | (pt == PT_CN_OLD)
-    follow_cn = np.zeros(n, bool)
-    follow_cn[1:] = cn[:-1]
-    regular = in_time & ~marker & ~cn & ~follow_cn
+    regular = in_time & ~marker & ~cn
+    regular[1:] &= ~cn[:-1]  # not following comfort noise
     regular[0] = False
-    total_nr = np.arange(n)  # packets processed before this one
 
+    # Packets processed before each regular one are its index (total_nr).
     reg = np.flatnonzero(regular)
+    weights = _running_mean_weights(reg)
     if reg.size:
         dreg = delta[reg]
         k = int(np.argmax(dreg))
         max_delta = max(0.0, float(dreg[k]))
         max_frame = int(frame[reg[k]]) if frame is not None and dreg[k] > 0 else 0
         min_delta = float(dreg.min())
-        mean_delta = wireshark_running_mean(dreg, total_nr[reg])
+        mean_delta = float(np.sum(weights * dreg))
     else:
         max_delta, max_frame, min_delta, mean_delta = 0.0, 0, -1.0, 0.0
-    regj = np.flatnonzero(regular & has_clock)
+    regj = reg[has_clock[reg]]
     if regj.size:
         jreg = jitter[regj]
         max_jitter = max(0.0, float(jreg.max()))
         min_jitter = float(jreg.min())
-        mean_jitter = wireshark_running_mean(jreg, total_nr[regj])
+        if regj.size != reg.size:
+            weights = _running_mean_weights(regj)
+        mean_jitter = float(np.sum(weights * jreg))
     else:
         max_jitter, min_jitter, mean_jitter = 0.0, -1.0, 0.0
 
-    # Sequence cycles: a two-state machine ("under") driven by in-time packets.
-    prev_seq = np.concatenate([[seq[0]], seq[:-1]])
+    # Sequence cycles: a two-state machine ("under") driven by in-time
+    # packets; only the packets that move it (its events) matter.
     start = seq[0]
-    go_under = in_time & ((seq < start) | ((seq == 0) & (prev_seq == 65535)))
-    go_over = in_time & (seq > start)
-    go_under[0] = go_over[0] = False
-    event = np.where(go_under, 1, np.where(go_over, -1, 0))
-    pos = np.maximum.accumulate(np.where(event != 0, np.arange(n), -1))
-    state = np.where(pos >= 0, event[np.maximum(pos, 0)], -1)  # 1 under, -1 not under
-    prev_state = np.concatenate([[-1], state[:-1]])
-    seq_cycles = int(np.count_nonzero(go_under & (prev_state != 1)))
+    go_under = seq < start
+    go_under[1:] |= (seq[1:] == 0) & (seq[:-1] == 65535)
+    go_over = seq > start
+    moves = np.flatnonzero((go_under | go_over) & in_time)
+    moves = moves[moves > 0]
+    under = go_under[moves]  # else over
+    was_under = np.concatenate([[False], under[:-1]])
+    seq_cycles = int(np.count_nonzero(under & ~was_under))
     expected = int(seq[-1] + 65536 * seq_cycles - start + 1)
 
     return WiresharkStats(
@@ -295,7 +317,7 @@ def analyse(
         max_delta_frame=max_frame,
         jitter_known=bool(regj.size),
         delta_ms=delta,
-        jitter_ms=np.where(np.arange(n) == 0, 0.0, jitter),
+        jitter_ms=jitter,
         regular=regular,
         in_time=in_time,
     )

@@ -65,21 +65,30 @@ def relative_delay(
     RFC 3550 §6.4.1; RFC 5481 §4.2; Moon et al., INFOCOM 1999.
     """
     t = np.asarray(time_s, np.float64)
-    ok = np.asarray(clock) > 0
-    d = np.full(t.size, np.nan)
+    clock = np.asarray(clock)
+    ok = clock > 0
     if not ok.any():
-        return DelayStats(d, None, None, None, None, None)
-    rate = np.where(ok, clock, 1).astype(np.float64)
-    base_ts = ext_ts[ok][0]
-    d_raw = (t - (ext_ts - base_ts) / rate) * 1000.0
-    seg = np.zeros(t.size, np.int64) if segment is None else np.asarray(segment)
-    d = np.where(ok, d_raw, np.nan)
-    nseg = int(seg.max()) + 1 if seg.size else 0
-    seg_min = np.full(nseg, np.inf)
-    np.minimum.at(seg_min, seg[ok], d_raw[ok])
-    d = d - seg_min[seg]
-    v = d[ok]
-    tv = t[ok]
+        return DelayStats(np.full(t.size, np.nan), None, None, None, None, None)
+    every = bool(ok.all())
+    seg = None if segment is None else np.asarray(segment)
+    if seg is not None and (seg.size == 0 or seg.max() == 0):
+        seg = None
+    if every:
+        # every packet has a clock: no masking (the usual case)
+        d_raw = (t - (ext_ts - ext_ts[0]) / clock.astype(np.float64)) * 1000.0
+        d = d_raw - d_raw.min() if seg is None else d_raw - _segment_minima(d_raw, seg, ok)[seg]
+        v, tv = d, t
+    else:
+        rate = np.where(ok, clock, 1).astype(np.float64)
+        base_ts = ext_ts[ok][0]
+        d_raw = (t - (ext_ts - base_ts) / rate) * 1000.0
+        d = np.where(ok, d_raw, np.nan)
+        if seg is None:
+            d = d - d_raw[ok].min()
+        else:
+            d = d - _segment_minima(d_raw, seg, ok)[seg]
+        v = d[ok]
+        tv = t[ok]
     skew_slope = _lower_envelope_slope(tv, v)
     trend = None
     if v.size >= 3 and tv[-1] > tv[0]:
@@ -95,6 +104,13 @@ def relative_delay(
     )
 
 
+def _segment_minima(d: np.ndarray, seg: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Smallest ``d`` of each segment over the ``ok`` packets (inf for a segment without any)."""
+    seg_min = np.full(int(seg.max()) + 1, np.inf)
+    np.minimum.at(seg_min, seg[ok], d[ok])
+    return seg_min
+
+
 def _lower_envelope_slope(t: np.ndarray, d: np.ndarray) -> float | None:
     """Slope (ms/s) of the lower envelope: Theil-Sen line through per-window minima.
 
@@ -104,14 +120,22 @@ def _lower_envelope_slope(t: np.ndarray, d: np.ndarray) -> float | None:
     if t.size < 2 * _ENVELOPE_WINDOWS or t[-1] <= t[0]:
         return None
     edges = np.linspace(t[0], t[-1], _ENVELOPE_WINDOWS + 1)
-    w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, _ENVELOPE_WINDOWS - 1)
-    # the first packet of each window holding that window's smallest delay
-    low = np.full(_ENVELOPE_WINDOWS, np.inf)
-    np.minimum.at(low, w, d)
-    at_min = np.flatnonzero(d == low[w])
-    first = np.full(_ENVELOPE_WINDOWS, t.size)
-    np.minimum.at(first, w[at_min], at_min)
-    pick = first[first < t.size]
+    if np.all(t[1:] >= t[:-1]):
+        # Arrival order: each window is one slice of the packets, bounded by
+        # the first packet at or after each inner edge.
+        bounds = np.concatenate([[0], np.searchsorted(t, edges[1:-1], side="left"), [t.size]])
+        pick = np.array(
+            [a + int(np.argmin(d[a:b])) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a],
+            np.int64,
+        )
+    else:
+        w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, _ENVELOPE_WINDOWS - 1)
+        low = np.full(_ENVELOPE_WINDOWS, np.inf)
+        np.minimum.at(low, w, d)
+        at_min = np.flatnonzero(d == low[w])
+        first = np.full(_ENVELOPE_WINDOWS, t.size)
+        np.minimum.at(first, w[at_min], at_min)
+        pick = first[first < t.size]
     if pick.size < 2:
         return None
     return _theil_sen_slope(t[pick] - t[0], d[pick])

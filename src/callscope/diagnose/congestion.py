@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.diagnose.delay import delay_episodes, pre_loss_rise
+from callscope.diagnose.delay import PreLossRise, delay_episodes, delay_spread, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.loss import loss_runs
 from callscope.diagnose.trace import Trace
 
 #: A queue episode must add this much delay (s) ...
@@ -31,16 +30,20 @@ MIN_RISE_S = 0.5
 MIN_RISE_R2 = 0.9
 
 
-def detect_congestion(trace: Trace) -> Finding | None:
-    """A congestion finding or None."""
+def detect_congestion(trace: Trace, rise: PreLossRise | None = None) -> Finding | None:
+    """A congestion finding or None.
+
+    ``rise``: :func:`~callscope.diagnose.delay.pre_loss_rise` at the trace's
+    loss runs, when already computed.
+    """
     ep = delay_episodes(trace)
     ok = (ep.height >= MIN_HEIGHT_S) & (ep.rise >= MIN_RISE_S) & (ep.rise_r2 >= MIN_RISE_R2)
     queues = int(np.count_nonzero(ok))
     drained = int(np.count_nonzero(ok & ep.drained))
-    runs = loss_runs(trace.received)
-    rise = pre_loss_rise(trace, runs.start)
-    d = trace.delay[trace.received]
-    spread = float(np.percentile(d, 95) - np.percentile(d, 5)) if d.size else 0.0
+    runs = trace.loss_runs
+    if rise is None:
+        rise = pre_loss_rise(trace, runs.start)
+    spread = delay_spread(trace)
 
     c_sawtooth = ramp(drained, 0, 2) if queues else 0.0
     c_losses = 0.0

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callscope.diagnose.peaks import find_peaks, running_median
+from callscope.diagnose.peaks import find_peaks
+from callscope.diagnose.quantile import median_sorted, percentile_sorted
 from callscope.diagnose.trace import Trace
 from callscope.metrics.smoothing import exponential_average
 
@@ -42,11 +43,10 @@ def rfc3550_jitter(delay: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], exponential_average(a, JITTER_GAIN)])
 
 
-def smoothed_delay(trace: Trace, window_s: float = 0.2) -> np.ndarray:
-    """Received slots' delay through a running median of about ``window_s``."""
-    d = trace.delay[trace.received]
-    k = max(3, int(round(window_s / trace.ptime)) | 1)
-    return running_median(d, k) if d.size >= k else d
+def delay_spread(trace: Trace) -> float:
+    """Spread of the received slots' delay: 95th minus 5th percentile (s), 0 when none arrived."""
+    s = trace.sorted_delay
+    return percentile_sorted(s, 95) - percentile_sorted(s, 5) if s.size else 0.0
 
 
 @dataclass(frozen=True)
@@ -68,13 +68,13 @@ class PreLossRise:
 
 def pre_loss_rise(trace: Trace, event_slots: np.ndarray) -> PreLossRise:
     """Delay just before each loss event against the stream's typical delay."""
-    rec = trace.received
-    t = trace.time[rec]
-    d = trace.delay[rec]
+    t = trace.received_time
+    d = trace.received_delay
     if event_slots.size == 0 or d.size < 10:
         return PreLossRise(0.0, 0.0, 0.0, 0)
-    med = float(np.median(d))
-    q25, q75 = np.percentile(d, [25, 75])
+    s = trace.sorted_delay
+    med = median_sorted(s)
+    q25, q75 = percentile_sorted(s, 25), percentile_sorted(s, 75)
     scale = max(float(q75 - q25), 1e-4)
     ev_t = trace.time[event_slots]
     lo = np.searchsorted(t, ev_t - PRE_LOSS_WINDOW_S)
@@ -118,14 +118,14 @@ def find_ramp(trace: Trace) -> Ramp | None:
     (below 10 % of the peak height) before the peak to the first time it came
     within 10 % of the peak.
     """
-    rec = trace.received
-    if np.count_nonzero(rec) < 20:
+    if trace.received_count < 20:
         return None
-    sd = smoothed_delay(trace)
-    t = trace.time[rec]
-    send = trace.send[rec]
-    base = float(np.percentile(sd, 2))
-    peak = float(np.percentile(sd, 98))
+    sd = trace.smoothed_delay
+    t = trace.received_time
+    send = trace.send[trace.received]
+    sd_sorted = np.sort(sd)
+    base = percentile_sorted(sd_sorted, 2)
+    peak = percentile_sorted(sd_sorted, 98)
     height = peak - base
     if height <= 0:
         return None
@@ -203,14 +203,13 @@ def delay_episodes(trace: Trace) -> Episodes:
     Peaks and their left bases are found as by ``scipy.signal.find_peaks``
     (topographic prominence, :mod:`callscope.diagnose.peaks`).
     """
-    rec = trace.received
     empty = np.zeros(0)
     none = Episodes(empty, empty, empty, empty, empty, np.zeros(0, bool))
-    if np.count_nonzero(rec) < 20:
+    if trace.received_count < 20:
         return none
-    sd = smoothed_delay(trace)
-    t = trace.time[rec]
-    raw = trace.delay[rec]
+    sd = trace.smoothed_delay
+    t = trace.received_time
+    raw = trace.received_delay
     # Append a floor so that a standing queue at the end is still a peak.
     padded = np.concatenate([sd, [sd.min()]])
     wlen = 2 * int(round(EPISODE_WINDOW_S / trace.ptime)) + 1

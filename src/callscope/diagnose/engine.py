@@ -25,7 +25,7 @@ from callscope.diagnose.calls import (
 )
 from callscope.diagnose.congestion import detect_congestion
 from callscope.diagnose.cutoff import TOGETHER_S, detect_cutoff
-from callscope.diagnose.delay import find_ramp
+from callscope.diagnose.delay import find_ramp, pre_loss_rise
 from callscope.diagnose.downshift import detect_downshift
 from callscope.diagnose.findings import Diagnosis, Finding
 from callscope.diagnose.jitter import detect_jitter
@@ -106,12 +106,13 @@ def _longest_pause(trace: Trace) -> tuple[float, float] | None:
 def stream_findings(trace: Trace, reordered: int = 0) -> list[Finding]:
     """Every per-stream detector's finding on one trace (unfiltered)."""
     queue = find_ramp(trace)
+    rise = pre_loss_rise(trace, trace.loss_runs.start)
     found = [
         detect_outages(trace),
-        detect_policing(trace),
+        detect_policing(trace, queue=queue),
         detect_shaping(trace, queue=queue),
-        detect_congestion(trace),
-        detect_loss_pattern(trace),
+        detect_congestion(trace, rise=rise),
+        detect_loss_pattern(trace, rise=rise),
         detect_jitter(trace, reordered),
         detect_downshift(trace),
     ]

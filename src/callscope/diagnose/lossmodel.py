@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.diagnose.delay import pre_loss_rise
+from callscope.diagnose.delay import PreLossRise, delay_spread, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.loss import (
@@ -24,7 +24,6 @@ from callscope.diagnose.loss import (
     burst_gap,
     fit_gilbert_elliott,
     gilbert,
-    loss_runs,
 )
 from callscope.diagnose.trace import Trace
 
@@ -44,20 +43,24 @@ SINGLE_DROPOUT_S = 1.0
 MIN_EVENTS = 8
 
 
-def detect_loss_pattern(trace: Trace) -> Finding | None:
-    """random-loss or bursty-loss, or None when the loss is negligible."""
+def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Finding | None:
+    """random-loss or bursty-loss, or None when the loss is negligible.
+
+    ``rise``: :func:`~callscope.diagnose.delay.pre_loss_rise` at the trace's
+    loss runs, when already computed.
+    """
     rec = trace.received
     lost = trace.lost
     if lost == 0 or trace.loss_fraction < CLEAN_LOSS:
         return None
     ge = gilbert(rec)
     bg = burst_gap(rec)
-    runs = loss_runs(rec)
-    rise = pre_loss_rise(trace, runs.start)
+    runs = trace.loss_runs
+    if rise is None:
+        rise = pre_loss_rise(trace, runs.start)
     gaps = np.diff(runs.start).astype(np.float64)
     cv = float(gaps.std() / gaps.mean()) if gaps.size >= 2 and gaps.mean() > 0 else float("nan")
-    d = trace.delay[rec]
-    spread = float(np.percentile(d, 95) - np.percentile(d, 5)) if d.size else 0.0
+    spread = delay_spread(trace)
     burst_ratio = ge.burst_ratio
     thin = runs.count < MIN_EVENTS
     c_data = ramp(runs.count, 1, MIN_EVENTS)

@@ -16,7 +16,7 @@ import numpy as np
 
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.loss import Runs, loss_runs
+from callscope.diagnose.loss import Runs
 from callscope.diagnose.trace import Trace
 
 #: Shortest run of total loss that counts as an outage (DESIGN.md pattern table).
@@ -40,7 +40,7 @@ class Outages:
 
 def find_outages(trace: Trace, min_s: float = MIN_OUTAGE_S) -> Outages:
     """The loss runs lasting ``min_s`` or longer (duration = run length × ptime)."""
-    runs = loss_runs(trace.received)
+    runs = trace.loss_runs
     dur = runs.length * trace.ptime
     long = dur >= min_s - 1e-9
     kept = Runs(runs.start[long], runs.length[long])

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.diagnose.delay import find_ramp, pre_loss_rise
+from callscope.diagnose.delay import Ramp, find_ramp, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of, window_rates
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.loss import loss_runs
@@ -96,7 +96,7 @@ def replay_token_bucket(
     return drop
 
 
-def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
+def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = None) -> Finding | None:
     """A policing finding for ``trace`` or None when the pattern is absent.
 
     Parameters
@@ -105,6 +105,9 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     overhead : float
         Bytes added to each UDP payload when counting what the policer meters
         (e.g. 28 for IPv4 + UDP headers); 0 counts payload bytes.
+    queue : Ramp, optional
+        :func:`~callscope.diagnose.delay.find_ramp` of the trace, when already
+        computed.
     """
     rec = trace.received
     lost_idx = np.flatnonzero(~rec)
@@ -154,7 +157,8 @@ def detect_policing(trace: Trace, overhead: float = 0.0) -> Finding | None:
     tb_error = float(np.max(np.abs(cum_pred - cum_real))) / lost_idx.size
 
     rise = pre_loss_rise(trace, runs.start + i1)
-    queue = find_ramp(trace)
+    if queue is None:
+        queue = find_ramp(trace)
     # Only a ramp steep enough to be a rate clamp is a queue; slower drifts
     # are clock skew or, on opaque media, a loss the cadence did not reveal.
     queue_height = queue.height_s if queue is not None and queue.slope >= MIN_SLOPE else 0.0

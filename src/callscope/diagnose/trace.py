@@ -14,9 +14,12 @@ is less certain, which the detectors reflect in their confidence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
+from callscope.diagnose.loss import Runs, loss_runs
+from callscope.diagnose.peaks import running_median
 from callscope.media.stream import MediaStream
 from callscope.metrics.cadence import (
     DEFAULT_PTIME_S,
@@ -28,6 +31,10 @@ from callscope.metrics.sequence import (
     analyse_sequence,
     extend_timestamps,
 )
+
+#: Window of the running median that smooths relative delay before ramps and
+#: queue episodes are sought in it (s): ten packets at 20 ms.
+DELAY_SMOOTHING_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -72,32 +79,68 @@ class Trace:
     def slots(self) -> int:
         return int(self.received.size)
 
+    # Derived views, computed once on first use and shared by every detector
+    # (the arrays above are never modified after construction).
+
+    @cached_property
+    def received_count(self) -> int:
+        """Slots received."""
+        return int(np.count_nonzero(self.received))
+
     @property
     def lost(self) -> int:
-        return int(self.slots - np.count_nonzero(self.received))
+        return self.slots - self.received_count
 
     @property
     def loss_fraction(self) -> float:
         return self.lost / self.slots if self.slots else 0.0
 
-    @property
+    @cached_property
+    def received_time(self) -> np.ndarray:
+        """``time`` of the received slots."""
+        return self.time[self.received]
+
+    @cached_property
+    def received_delay(self) -> np.ndarray:
+        """``delay`` of the received slots (finite)."""
+        return self.delay[self.received]
+
+    @cached_property
+    def sorted_delay(self) -> np.ndarray:
+        """:attr:`received_delay` sorted, for its percentiles (:mod:`callscope.diagnose.quantile`)."""
+        return np.sort(self.received_delay)
+
+    @cached_property
+    def smoothed_delay(self) -> np.ndarray:
+        """:attr:`received_delay` through a running median of about :data:`DELAY_SMOOTHING_S`
+        (at least 3 samples, an odd number); unsmoothed when shorter than that."""
+        d = self.received_delay
+        k = max(3, int(round(DELAY_SMOOTHING_S / self.ptime)) | 1)
+        return running_median(d, k) if d.size >= k else d
+
+    @cached_property
+    def loss_runs(self) -> Runs:
+        """Runs of consecutive lost slots (:func:`callscope.diagnose.loss.loss_runs`)."""
+        return loss_runs(self.received)
+
+    @cached_property
     def bunched(self) -> float:
         """Share of arrivals less than a quarter packet interval after the previous one.
 
         Bunching is what delay variation leaves in the arrival times; where it
         is common, gaps in an opaque stream's cadence say little about loss.
         """
-        t = self.time[self.received]
+        t = self.received_time
         return float(np.mean(np.diff(t) < 0.25 * self.ptime)) if t.size > 1 else 0.0
 
     @property
     def start(self) -> float:
         return float(self.time[0]) if self.slots else 0.0
 
-    @property
+    @cached_property
     def end(self) -> float:
         """Arrival time of the last received packet."""
-        return float(self.time[self.received][-1]) if self.received.any() else 0.0
+        return float(self.received_time[-1]) if self.received_count else 0.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +190,7 @@ def summarise(trace: Trace) -> TraceSummary:
         start=trace.start,
         end=trace.end,
         slots=trace.slots,
-        received_count=int(np.count_nonzero(trace.received)),
+        received_count=trace.received_count,
         received_bytes=float(np.sum(trace.size[trace.received])),
     )
 

@@ -85,8 +85,13 @@ def simulate(
         z = np.zeros(0, bool)
         return JitterBufferResult(z, z, 0.0, 0.0)
     start = np.zeros(n.size, bool) if talkspurt_start is None else np.asarray(talkspurt_start, bool)
-    anchor = np.maximum.accumulate(np.where(start, np.arange(n.size), 0))
-    fixed_playout = n[anchor] + fixed_ms
+    # the first packet of each talkspurt anchors the fixed buffer
+    spurts = np.flatnonzero(start[1:]) + 1
+    if spurts.size:
+        anchor = np.repeat(np.concatenate([[0], spurts]), np.diff(np.concatenate([[0], spurts, [n.size]])))
+        fixed_playout = n[anchor] + fixed_ms
+    else:
+        fixed_playout = np.full(n.size, n[0] + fixed_ms)
     late_fixed = n > fixed_playout
 
     a = RAMJEE_ALPHA

@@ -2,14 +2,16 @@
 
 The scalar fields of :class:`StreamMetrics` are the JSON keys of a stream
 (snake_case, units in the name). Per-packet arrays live in
-:class:`PacketMetrics`, per-window series in
+:class:`PacketMetrics` (built from the stream when first asked for, see
+:func:`packet_metrics`), per-window series in
 :class:`~callscope.metrics.timeline.Timeline`, the E-model inputs in
 :class:`~callscope.metrics.emodel.EModelInputs`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -91,6 +93,12 @@ class StreamMetrics:
     Volume
         ``bitrate_kbps`` (UDP payload), ``duration_s``, ``first_time_s``,
         ``last_time_s``, ``ptime_ms`` (nominal packet interval).
+    Per packet
+        ``per_packet`` (:class:`PacketMetrics`, not a field): computed from
+        the measured ``stream`` (an init-only argument) on first access, then
+        kept. A capture's per-packet arrays would take tens of bytes per
+        packet for every stream; only plots and audio rendering read them,
+        for the few streams they show.
     """
 
     packets: int
@@ -137,7 +145,17 @@ class StreamMetrics:
     ptime_ms: float | None
     emodel: emodel.EModelInputs
     timeline: Timeline
-    per_packet: PacketMetrics
+    stream: InitVar[MediaStream | None] = None
+
+    def __post_init__(self, stream: MediaStream | None) -> None:
+        object.__setattr__(self, "_stream", stream)
+
+    @cached_property
+    def per_packet(self) -> PacketMetrics:
+        """Per-packet arrays of the measured stream (:func:`packet_metrics`), computed once."""
+        if self._stream is None:
+            raise ValueError("per-packet metrics need the stream: construct with stream=")
+        return packet_metrics(self._stream)
 
 
 def measure(
@@ -175,37 +193,28 @@ def measure(
     n = len(p)
     time_s = np.asarray(p.time, np.float64)
     size = np.asarray(p.size, np.float64)
-    is_rtp = stream.kind == "rtp" and p.seq is not None and p.ts is not None and p.pt is not None
-
-    if is_rtp:
-        acc = _rtp_accounting(stream)
-    else:
-        acc = _opaque_accounting(time_s, p.size)
-
-    # Playout buffers over first copies of media packets with a clock.
-    media = np.isfinite(acc.delay_ms) & ~acc.duplicate
-    # A talkspurt starts at a marker bit or after a non-media packet (an
-    # RFC 4733 event or comfort noise), where receivers re-anchor playout.
-    spurt = np.zeros(n, bool)
-    if p.marker is not None:
-        spurt |= np.asarray(p.marker, bool)
-    spurt[1:] |= ~np.isfinite(acc.delay_ms[:-1])
-    jb = jitterbuffer.simulate(acc.delay_ms[media], spurt[media]) if media.any() else None
-    late_fixed = np.zeros(n, bool)
-    late_adaptive = np.zeros(n, bool)
-    if jb is not None:
-        late_fixed[media] = jb.late_fixed
-        late_adaptive[media] = jb.late_adaptive
+    acc = _accounting(stream, time_s)
+    media, jb = _playout(acc, p.marker)
 
     received = acc.received
     slots = int(received.size)
     missing = int(np.count_nonzero(~received))
     structure = lossmodel.loss_structure(received, acc.ptime_ms or 20.0)
-    effective = received.copy()
-    late_slots = acc.ext_seq[late_adaptive] - acc.slot_base
-    late_slots = late_slots[(late_slots >= 0) & (late_slots < slots)]
-    effective[late_slots] = False
-    effective_loss = float(np.count_nonzero(~effective)) / slots if slots else 0.0
+    # Effective loss: the missing slots and those of packets the adaptive
+    # buffer discards as late.
+    late_slots = np.zeros(0, np.int64)
+    if jb is not None and jb.late_adaptive.any():
+        judged_ext = acc.ext_seq if media.all() else acc.ext_seq[media]
+        late_slots = judged_ext[jb.late_adaptive] - acc.slot_base
+        late_slots = late_slots[(late_slots >= 0) & (late_slots < slots)]
+    if late_slots.size:
+        effective = received.copy()
+        effective[late_slots] = False
+        effective_loss = float(np.count_nonzero(~effective)) / slots
+        burst_r = lossmodel.burst_ratio(effective)
+    else:  # the effective slots are the received ones
+        effective_loss = missing / slots if slots else 0.0
+        burst_r = structure.burst_ratio
 
     codec = _codec_for(stream, codec_override)
     if one_way_delay_ms is not None:
@@ -217,7 +226,6 @@ def measure(
     ta = None
     if network_delay is not None:
         ta = network_delay + (jb.adaptive_delay_ms if jb is not None else 0.0)
-    burst_r = lossmodel.burst_ratio(effective)
     r, inputs = emodel.r_factor(codec, 100 * effective_loss, burst_r, ta)
 
     unique = int(np.count_nonzero(received))
@@ -226,7 +234,7 @@ def measure(
         size=size,
         jitter_ms=acc.jitter_ms,
         delay_ms=acc.delay_ms,
-        slot_time_s=time_s[acc.first_copy_in_range],
+        slot_packets=acc.first_copy_in_range,
         lost_time_s=acc.lost_time_s,
         window_s=window_s,
         mos_of_loss=lambda f: emodel.mos_for_loss(codec, 100 * f, burst_r, ta),
@@ -241,7 +249,7 @@ def measure(
         reordered=int(np.count_nonzero(acc.reordered)),
         sequence_restarts=acc.restarts,
         loss_fraction=missing / (missing + unique) if (missing + unique) else 0.0,
-        loss_inferred=not is_rtp,
+        loss_inferred=not _is_rtp(stream),
         delta_min_ms=acc.delta_min,
         delta_mean_ms=acc.delta_mean,
         delta_max_ms=acc.delta_max,
@@ -277,23 +285,68 @@ def measure(
         ptime_ms=acc.ptime_ms,
         emodel=inputs,
         timeline=timeline,
-        per_packet=PacketMetrics(
-            time_s=time_s,
-            size=np.asarray(p.size),
-            ext_seq=acc.ext_seq,
-            delta_ms=acc.delta_ms,
-            jitter_ms=acc.jitter_ms,
-            delay_ms=acc.delay_ms,
-            duplicate=acc.duplicate,
-            reordered=acc.reordered,
-            late_fixed=late_fixed,
-            late_adaptive=late_adaptive,
-            slot_base=acc.slot_base,
-            received=received,
-            lost_ext=acc.lost_ext,
-            lost_time_s=acc.lost_time_s,
-        ),
+        stream=stream,
     )
+
+
+def packet_metrics(stream: MediaStream) -> PacketMetrics:
+    """Per-packet and per-slot arrays of one stream, as :func:`measure` defines them.
+
+    What ``measure(stream).per_packet`` holds; computed on demand because
+    only plots and audio rendering read them.
+
+    Parameters
+    ----------
+    stream : MediaStream
+
+    Returns
+    -------
+    PacketMetrics
+    """
+    p = stream.packets
+    n = len(p)
+    time_s = np.asarray(p.time, np.float64)
+    acc = _accounting(stream, time_s)
+    media, jb = _playout(acc, p.marker)
+    late_fixed = np.zeros(n, bool)
+    late_adaptive = np.zeros(n, bool)
+    if jb is not None:
+        late_fixed[media] = jb.late_fixed
+        late_adaptive[media] = jb.late_adaptive
+    return PacketMetrics(
+        time_s=time_s,
+        size=np.asarray(p.size),
+        ext_seq=acc.ext_seq,
+        delta_ms=acc.delta_ms,
+        jitter_ms=acc.jitter_ms,
+        delay_ms=acc.delay_ms,
+        duplicate=acc.duplicate,
+        reordered=acc.reordered,
+        late_fixed=late_fixed,
+        late_adaptive=late_adaptive,
+        slot_base=acc.slot_base,
+        received=acc.received,
+        lost_ext=acc.lost_ext,
+        lost_time_s=acc.lost_time_s,
+    )
+
+
+def _playout(
+    acc: _Accounting, marker: np.ndarray | None
+) -> tuple[np.ndarray, jitterbuffer.JitterBufferResult | None]:
+    """The packets the playout buffers judge (first copies of media packets
+    with a clock) and the buffers' verdicts on them (None when there are none)."""
+    finite = np.isfinite(acc.delay_ms)
+    media = finite & ~acc.duplicate
+    if not media.any():
+        return media, None
+    # A talkspurt starts at a marker bit or after a non-media packet (an
+    # RFC 4733 event or comfort noise), where receivers re-anchor playout.
+    spurt = np.zeros(media.size, bool) if marker is None else np.array(marker, bool)
+    spurt[1:] |= ~finite[:-1]
+    if media.all():
+        return media, jitterbuffer.simulate(acc.delay_ms, spurt)
+    return media, jitterbuffer.simulate(acc.delay_ms[media], spurt[media])
 
 
 @dataclass(frozen=True)
@@ -324,6 +377,17 @@ class _Accounting:
     delay: DelayStats | None
 
 
+def _is_rtp(stream: MediaStream) -> bool:
+    p = stream.packets
+    return stream.kind == "rtp" and p.seq is not None and p.ts is not None and p.pt is not None
+
+
+def _accounting(stream: MediaStream, time_s: np.ndarray) -> _Accounting:
+    if _is_rtp(stream):
+        return _rtp_accounting(stream)
+    return _opaque_accounting(time_s, stream.packets.size)
+
+
 def _rtp_accounting(stream: MediaStream) -> _Accounting:
     p = stream.packets
     n = len(p)
@@ -331,17 +395,19 @@ def _rtp_accounting(stream: MediaStream) -> _Accounting:
     clock = wireshark.packet_clock_rates(p.pt, stream.payload_type, stream.clock_rate)
     ws = wireshark.analyse(p.time, p.seq, p.ts, p.pt, p.marker, clock, p.frame)
     has_clock = clock > 0
-    jitter = np.where(has_clock, ws.jitter_ms, np.nan)
+    every_clock = bool(has_clock.all())
+    jitter = ws.jitter_ms if every_clock else np.where(has_clock, ws.jitter_ms, np.nan)
 
-    segment = np.zeros(n, np.int64)
+    segment = None
     if seqa.restarts.size:
+        segment = np.zeros(n, np.int64)
         segment[seqa.restarts] = 1
         segment = np.cumsum(segment)
     delay = relative_delay(p.time, extend_timestamps(p.ts), clock, segment) if n else None
     delay_ms = delay.delay_ms if delay is not None else np.zeros(0)
 
     in_range = ~seqa.duplicate & ~seqa.stray
-    reg = ws.regular & has_clock
+    reg = ws.regular if every_clock else ws.regular & has_clock
     return _Accounting(
         expected=ws.expected,
         lost=ws.lost,
@@ -363,18 +429,20 @@ def _rtp_accounting(stream: MediaStream) -> _Accounting:
         jitter_mean=ws.mean_jitter_ms if ws.jitter_known else None,
         jitter_max=ws.max_jitter_ms if ws.jitter_known else None,
         jitter_p95=float(np.percentile(ws.jitter_ms[reg], 95)) if reg.any() else None,
-        ptime_ms=_nominal_interval_ms(p.time[in_range], seqa.ext_seq[in_range]),
+        ptime_ms=_nominal_interval_ms(seqa.first_time, seqa.first_ext),
         delay=delay,
     )
 
 
-def _nominal_interval_ms(time_s: np.ndarray, ext_seq: np.ndarray) -> float | None:
-    """Median arrival spacing of consecutive sequence numbers (ms)."""
-    if time_s.size < 2:
+def _nominal_interval_ms(first_time: np.ndarray, first_ext: np.ndarray) -> float | None:
+    """Median arrival spacing of consecutive sequence numbers (ms).
+
+    ``first_ext`` are the distinct numbers received, in order, and
+    ``first_time`` when each first arrived (:class:`SequenceAnalysis`).
+    """
+    if first_time.size < 2:
         return None
-    order = np.argsort(ext_seq, kind="stable")
-    step = np.diff(ext_seq[order])
-    dt = np.diff(time_s[order])[step == 1]
+    dt = np.diff(first_time)[np.diff(first_ext) == 1]
     return float(np.median(dt) * 1000) if dt.size else None
 
 

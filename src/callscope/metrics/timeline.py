@@ -70,10 +70,15 @@ def window_index(time_s: np.ndarray, t0: float, window_s: float, n_windows: int)
     return np.clip(k, 0, max(n_windows - 1, 0))
 
 
-def _window_mean(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+def _window_mean(idx: np.ndarray, values: np.ndarray, n: int, count: np.ndarray) -> np.ndarray:
+    """Mean of the finite ``values`` per window; ``count`` is the number of all values per window."""
     ok = np.isfinite(values)
-    s = np.bincount(idx[ok], weights=values[ok], minlength=n)
-    c = np.bincount(idx[ok], minlength=n)
+    if ok.all():
+        s = np.bincount(idx, weights=values, minlength=n)
+        c = count
+    else:
+        s = np.bincount(idx[ok], weights=values[ok], minlength=n)
+        c = np.bincount(idx[ok], minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(c > 0, s / np.maximum(c, 1), np.nan)
 
@@ -84,18 +89,23 @@ def build_timeline(
     size: np.ndarray,
     jitter_ms: np.ndarray,
     delay_ms: np.ndarray,
-    slot_time_s: np.ndarray,
     lost_time_s: np.ndarray,
     window_s: float,
     mos_of_loss,
+    slot_time_s: np.ndarray | None = None,
+    slot_packets: np.ndarray | None = None,
 ) -> Timeline:
     """Bin a stream's packets and slots into windows.
 
     Parameters
     ----------
     time_s, size, jitter_ms, delay_ms : per received packet
-    slot_time_s : float64
+    slot_time_s : float64, optional
         Arrival time of each received slot's first copy.
+    slot_packets : bool, optional
+        Instead of ``slot_time_s``: which packets are those first copies
+        (``slot_time_s = time_s[slot_packets]``); their windows are then the
+        packets' own, not computed again.
     lost_time_s : float64
         When each lost slot would have arrived.
     window_s : float
@@ -117,11 +127,16 @@ def build_timeline(
     window_s = window_width(t_end - t0, window_s)
     n = int(np.floor((t_end - t0) / window_s)) + 1
     w_pkt = window_index(t, t0, window_s, n)
-    w_slot = window_index(slot_time_s, t0, window_s, n)
+    if slot_packets is None:
+        w_slot = window_index(slot_time_s, t0, window_s, n)
+    else:
+        slot_packets = np.asarray(slot_packets, bool)
+        w_slot = w_pkt if slot_packets.all() else w_pkt[slot_packets]
     w_lost = window_index(lost_time_s, t0, window_s, n)
     packets = np.bincount(w_pkt, minlength=n).astype(np.int64)
     lost = np.bincount(w_lost, minlength=n).astype(np.int64)
-    expected = np.bincount(w_slot, minlength=n).astype(np.int64) + lost
+    slot_count = packets if w_slot is w_pkt else np.bincount(w_slot, minlength=n).astype(np.int64)
+    expected = slot_count + lost
     with np.errstate(invalid="ignore", divide="ignore"):
         loss_fraction = np.where(expected > 0, lost / np.maximum(expected, 1), np.nan)
     bitrate = (
@@ -134,8 +149,8 @@ def build_timeline(
         expected=expected,
         lost=lost,
         loss_fraction=loss_fraction,
-        jitter_ms=_window_mean(w_pkt, np.asarray(jitter_ms, np.float64), n),
-        delay_ms=_window_mean(w_pkt, np.asarray(delay_ms, np.float64), n),
+        jitter_ms=_window_mean(w_pkt, np.asarray(jitter_ms, np.float64), n, packets),
+        delay_ms=_window_mean(w_pkt, np.asarray(delay_ms, np.float64), n, packets),
         bitrate_kbps=bitrate,
         mos=np.where(np.isfinite(loss_fraction), mos_of_loss(np.nan_to_num(loss_fraction)), np.nan),
     )

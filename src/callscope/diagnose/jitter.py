@@ -9,11 +9,11 @@ DESIGN.md is a jitter p95 under 30 ms.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from callscope.diagnose.delay import rfc3550_jitter
 from callscope.diagnose.evidence import loss_reliability, ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.peaks import trailing_min
 from callscope.diagnose.trace import Trace
 from callscope.metrics.timeline import window_width
 
@@ -24,8 +24,6 @@ JITTER_P95_S = 0.030
 PLAYOUT_BUDGET_S = 0.060
 #: Window of the running delay floor that lateness is measured from (s).
 BASELINE_WINDOW_S = 4.0
-#: Arrivals closer than this fraction of the packet interval are bunched.
-BUNCHED = 0.25
 #: Loss above which the stream's problem is loss, not jitter.
 MAX_LOSS = 0.03
 
@@ -59,26 +57,25 @@ def detect_jitter(trace: Trace, reordered: int = 0) -> Finding | None:
     reordered : int
         Packets that arrived after a later-numbered one (RFC 3550 §A.1 accounting).
     """
-    rec = trace.received
-    n = int(np.count_nonzero(rec))
+    n = trace.received_count
     # On opaque media the loss is inferred from gaps that jitter itself makes:
     # where arrivals are bunched it is not evidence against jitter.
     loss = trace.loss_fraction * (loss_reliability(trace) if trace.opaque else 1.0)
     if n < 20 or loss > MAX_LOSS:
         return None
-    d = _detrend(trace.time[rec], trace.delay[rec])
+    d = _detrend(trace.received_time, trace.received_delay)
     j = rfc3550_jitter(d)
     j95 = float(np.percentile(j, 95))
     # Lateness against the delay floor of the last few seconds (what an adaptive
     # playout buffer would have settled on), not of the whole call: clock skew,
     # timestamp jumps and route changes move the floor without any jitter.
     k = max(2, int(round(BASELINE_WINDOW_S / trace.ptime)))
-    floor = sliding_window_view(np.pad(d, (k - 1, 0), mode="edge"), k).min(axis=1)
+    floor = trailing_min(d, k)
     late = float(np.mean(d - floor > PLAYOUT_BUDGET_S))
     reorder = reordered / n
     # Packets arriving nearly back to back (less than a quarter interval apart)
     # are the trace reordering leaves even where no sequence number shows it.
-    bunched = float(np.mean(np.diff(trace.time[rec]) < BUNCHED * trace.ptime))
+    bunched = trace.bunched
     score = max(
         ramp(j95, 0.8 * JITTER_P95_S, 1.3 * JITTER_P95_S),
         ramp(reorder, 0.005, 0.02),

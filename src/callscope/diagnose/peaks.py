@@ -10,18 +10,66 @@ than analysing a small capture.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
 #: Cells of the temporary (peaks x window) arrays per batch of peaks.
 _MAX_CELLS = 1 << 20
+#: Widest running-median window taken by a selection network; wider ones
+#: partition every window (the network's compare-exchanges grow as size log² size).
+_NETWORK_MAX_SIZE = 21
+
+
+@cache
+def median_network(size: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """Compare-exchanges that bring the median of ``size`` (odd) inputs to wire ``size // 2``.
+
+    Batcher's odd-even merge sort on the next power of two wires, the wires
+    from ``size`` on holding +inf (so every comparator touching one is a
+    no-op and is left out), then pruned backwards to the comparators the
+    middle output depends on. Each entry is ``(a, b, min_needed, max_needed)``:
+    wire ``a`` receives the minimum, ``b`` the maximum, and an output nothing
+    later reads is not computed.
+
+    References
+    ----------
+    K. E. Batcher, "Sorting networks and their applications", AFIPS Spring
+    Joint Computer Conference 1968, pp. 307-314; D. E. Knuth, The Art of
+    Computer Programming vol. 3, §5.3.4 (merge exchange).
+    """
+    wires = 1
+    while wires < size:
+        wires *= 2
+    net = []
+    t = 1
+    while t < wires:
+        k = t
+        while k >= 1:
+            for j in range(k % t, wires - k, 2 * k):
+                for i in range(min(k, wires - j - k)):
+                    a, b = i + j, i + j + k
+                    if a // (2 * t) == b // (2 * t) and b < size:
+                        net.append((a, b))
+            k //= 2
+        t *= 2
+    live = {size // 2}
+    kept = []
+    for a, b in reversed(net):
+        if a in live or b in live:
+            kept.append((a, b, a in live, b in live))
+            live |= {a, b}
+    return tuple(reversed(kept))
 
 
 def running_median(x: np.ndarray, size: int) -> np.ndarray:
     """Median of each window of ``size`` (odd) samples centred on each sample.
 
     The array is extended at both ends by repeating its edge values, as
-    ``scipy.ndimage.median_filter(x, size, mode="nearest")`` does.
+    ``scipy.ndimage.median_filter(x, size, mode="nearest")`` does. Small
+    windows go through :func:`median_network`, one vectorised minimum or
+    maximum per comparator over shifted views of the series (exact:
+    compare-exchanges only move values).
     """
     x = np.asarray(x, np.float64)
     if size % 2 == 0 or size < 1:
@@ -30,6 +78,15 @@ def running_median(x: np.ndarray, size: int) -> np.ndarray:
         return x.copy()
     half = size // 2
     padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])])
+    if size <= _NETWORK_MAX_SIZE and not np.isnan(x).any():
+        n = x.size
+        wire = [padded[j : j + n] for j in range(size)]
+        for a, b, need_min, need_max in median_network(size):
+            low = np.minimum(wire[a], wire[b]) if need_min else wire[a]
+            if need_max:
+                wire[b] = np.maximum(wire[a], wire[b])
+            wire[a] = low
+        return wire[half]
     windows = np.lib.stride_tricks.sliding_window_view(padded, size)
     # the middle of each window in order (np.median would average it with itself, 7x slower)
     return np.partition(windows, half, axis=1)[:, half]
@@ -81,22 +138,26 @@ def _bases(x: np.ndarray, peaks: np.ndarray, half: int, direction: int) -> tuple
     return low, peaks + direction * where
 
 
-def _trailing_min(x: np.ndarray, width: int) -> np.ndarray:
+def trailing_min(x: np.ndarray, width: int) -> np.ndarray:
     """Minimum of ``x[max(0, i - width + 1) .. i]`` for every i, in O(n).
 
     Van Herk / Gil-Werman: with blocks of ``width`` samples, a window spans at
     most two blocks; its minimum is the suffix minimum of the first block
     part and the prefix minimum of the second.
+
+    References
+    ----------
+    M. van Herk, "A fast algorithm for local minimum and maximum filters on
+    rectangular and octagonal kernels", Pattern Recognition Letters 13 (1992).
     """
     n = x.size
     blocks = -(-(n + width - 1) // width)
     y = np.full(blocks * width, np.inf)
-    y[width - 1 : width - 1 + n] = x  # window of i ends at y[i + width - 1]
+    y[width - 1 : width - 1 + n] = x  # window of i is y[i .. i + width - 1]
     y = y.reshape(blocks, width)
     prefix = np.minimum.accumulate(y, axis=1).ravel()
     suffix = np.minimum.accumulate(y[:, ::-1], axis=1)[:, ::-1].ravel()
-    end = np.arange(n) + width - 1
-    return np.minimum(suffix[end - width + 1], prefix[end])
+    return np.minimum(suffix[:n], prefix[width - 1 : width - 1 + n])
 
 
 def find_peaks(x: np.ndarray, prominence: float, wlen: int) -> Peaks:
@@ -114,9 +175,12 @@ def find_peaks(x: np.ndarray, prominence: float, wlen: int) -> Peaks:
         # A peak's prominence is at most its height above the higher of the
         # lowest samples of its two half-windows: most peaks of a noisy series
         # fail that bound and need no walk to their bases.
+        # One pass gives both sides: the window ahead of i is the one behind
+        # i + width - 1 once the series is extended by +inf.
         width = min(half, x.size) + 1
-        low_left = _trailing_min(x, width)[peaks]
-        low_right = _trailing_min(x[::-1], width)[::-1][peaks]
+        low = trailing_min(np.concatenate([x, np.full(width - 1, np.inf)]), width)
+        low_left = low[peaks]
+        low_right = low[peaks + width - 1]
         peaks = peaks[x[peaks] - np.maximum(low_left, low_right) >= prominence]
     batch = max(1, _MAX_CELLS // (half + 1))
     proms, lefts, rights = [], [], []

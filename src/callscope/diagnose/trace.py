@@ -32,6 +32,8 @@ from callscope.metrics.sequence import (
     extend_timestamps,
 )
 
+#: Arrivals closer than this fraction of the packet interval are bunched.
+BUNCHED = 0.25
 #: Window of the running median that smooths relative delay before ramps and
 #: queue episodes are sought in it (s): ten packets at 20 ms.
 DELAY_SMOOTHING_S = 0.2
@@ -131,7 +133,7 @@ class Trace:
         is common, gaps in an opaque stream's cadence say little about loss.
         """
         t = self.received_time
-        return float(np.mean(np.diff(t) < 0.25 * self.ptime)) if t.size > 1 else 0.0
+        return float(np.mean(np.diff(t) < BUNCHED * self.ptime)) if t.size > 1 else 0.0
 
     @property
     def start(self) -> float:

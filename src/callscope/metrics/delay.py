@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from callscope.metrics.quantile import percentiles
+
 _ENVELOPE_WINDOWS = 10  # lower-envelope points for the skew fit
 
 
@@ -93,7 +95,7 @@ def relative_delay(
     trend = None
     if v.size >= 3 and tv[-1] > tv[0]:
         trend = _least_squares_slope(tv - tv[0], v)
-    p50, p95 = np.percentile(v, [50, 95])
+    p50, p95 = percentiles(v, (50, 95))
     return DelayStats(
         delay_ms=d,
         p50_ms=float(p50),

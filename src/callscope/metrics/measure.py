@@ -19,6 +19,7 @@ from callscope.media.stream import MediaStream
 from callscope.metrics import emodel, jitterbuffer, lossmodel, wireshark
 from callscope.metrics.cadence import infer_slots
 from callscope.metrics.delay import DelayStats, relative_delay
+from callscope.metrics.quantile import median, percentiles
 from callscope.metrics.sequence import analyse_sequence, extend_timestamps
 from callscope.metrics.timeline import Timeline, build_timeline
 
@@ -428,7 +429,7 @@ def _rtp_accounting(stream: MediaStream) -> _Accounting:
         delta_max=ws.max_delta_ms if ws.min_delta_ms >= 0 else None,
         jitter_mean=ws.mean_jitter_ms if ws.jitter_known else None,
         jitter_max=ws.max_jitter_ms if ws.jitter_known else None,
-        jitter_p95=float(np.percentile(ws.jitter_ms[reg], 95)) if reg.any() else None,
+        jitter_p95=percentiles(ws.jitter_ms[reg], (95,))[0] if reg.any() else None,
         ptime_ms=_nominal_interval_ms(seqa.first_time, seqa.first_ext),
         delay=delay,
     )
@@ -443,7 +444,7 @@ def _nominal_interval_ms(first_time: np.ndarray, first_ext: np.ndarray) -> float
     if first_time.size < 2:
         return None
     dt = np.diff(first_time)[np.diff(first_ext) == 1]
-    return float(np.median(dt) * 1000) if dt.size else None
+    return median(dt) * 1000 if dt.size else None
 
 
 def _opaque_accounting(time_s: np.ndarray, size: np.ndarray) -> _Accounting:

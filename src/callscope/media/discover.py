@@ -62,6 +62,8 @@ MAX_SEQ_STEP = 100  # a confirming pair may have lost at most 99 packets between
 MAX_CLOCK_RATE = 192_000  # Hz: no RTP clock runs faster (RFC 3551 §4.5 rates, 90 kHz video)
 CLOCK_SLACK_S = 1.0  # timestamp may run ahead of arrival by this much (sender-side buffering)
 MIN_CONFIRMING_PAIRS = 2  # consecutive consistent pairs that make a heuristic stream
+#: Rows per block where a temporary for every candidate row would cost tens of MB.
+_BLOCK = 1 << 20
 MAX_DROPOUT = 3000  # RFC 3550 §A.1: a larger sequence jump is a restart, not loss
 NS = 1_000_000_000
 MIN_CLOCK_PAIRS = 10  # adjacent packet pairs needed to infer a clock rate
@@ -379,7 +381,8 @@ def discover_columns(
         built.append((int(cols.frame[rows[0]]), MediaStream(
             id="", kind="opaque", src=src, src_port=sport, dst=dst, dst_port=dport,
             packets=PacketSeries(
-                frame=cols.frame[rows], time=(cols.time_ns[rows] - start_ns) / NS, size=cols.size[rows]),
+                frame=cols.frame[rows].astype(np.int64), time=(cols.time_ns[rows] - start_ns) / NS,
+                size=cols.size[rows]),
             encrypted=True,
         )))
     built.sort(key=lambda fs: fs[0])
@@ -410,6 +413,7 @@ def _rtp_streams(
     pt_all = cols.b1 & 0x7F
     conflict = ((cols.b1 & 0x80) != 0) & (pt_all >= rtp.RTCP_CONFLICT_PT[0]) & (pt_all <= rtp.RTCP_CONFLICT_PT[1])
     cand = np.flatnonzero((cols.inner == demux.RTP) & cols.rtp_valid & ~conflict)
+    del pt_all, conflict
     if cand.size == 0:
         return []
     # Row indices in 32 bits where they fit: at 10^7 packets every index
@@ -436,13 +440,10 @@ def _rtp_streams(
         order = np.argsort(hi, kind="stable")
     rows = cand[order]
     del cand
-    hi = hi[order]
-    starts = np.concatenate([[True], hi[1:] != hi[:-1]])
-    if tunnelled:
-        lo = lo[order]
-        starts[1:] |= lo[1:] != lo[:-1]
-        del lo
+    starts = _run_starts(order, hi, lo if tunnelled else None)
     del hi, order
+    if tunnelled:
+        del lo
     first = rows[starts]
     groups = np.stack(
         [cols.flow[first].astype(np.int64), cols.transport[first].astype(np.int64),
@@ -451,31 +452,54 @@ def _rtp_streams(
         axis=1,
     )
     bounds = np.append(np.flatnonzero(starts), rows.size)
-    # Differences in the columns' own widths wrap modulo 2^16 / 2^32 by
-    # themselves (RFC 3550 §5.1), without int64 copies of every row.
+    # Each column is gathered once, for every candidate row in stream order;
+    # streams are then slices of these arrays. (A gather per stream and
+    # column costs a Python call per stream and leaves thousands of small
+    # arrays in the C heap.) Differences in the columns' own widths wrap
+    # modulo 2^16 / 2^32 by themselves (RFC 3550 §5.1).
     seq = cols.seq[rows]
-    dseq = seq[1:] - seq[:-1]
-    del seq
     ts = cols.ts[rows]
-    dts = ts[1:] - ts[:-1]
-    del ts
     t_ns = cols.time_ns[rows]
-    dt = (t_ns[1:] - t_ns[:-1]) / NS
-    del t_ns
-    good = ~starts[1:] & (dseq >= 1) & (dseq <= MAX_SEQ_STEP) & (dts < (np.maximum(dt, 0) + CLOCK_SLACK_S) * MAX_CLOCK_RATE)
-    del dseq, dts, dt
+    good = _plausible_pairs(seq, ts, t_ns)
+    good &= ~starts[1:]
     # a pair confirms the group of its second row
     confirming = np.add.reduceat(np.concatenate([[False], good]), bounds[:-1], dtype=np.int64)
+    del good
     signalled = flow_signalled[groups[:, 0]]
     confirmed = signalled | (confirming >= MIN_CONFIRMING_PAIRS)
-
-    ssrc_paths: dict[int, list[int]] = {}
-    for k in np.flatnonzero(confirmed):
-        ssrc_paths.setdefault(int(groups[k, 4]), []).append(int(k))
+    if not confirmed.any():
+        return []
+    lengths = np.diff(bounds)
+    if not confirmed.all():
+        keep = np.repeat(confirmed, lengths)
+        rows, seq, ts, t_ns, starts = rows[keep], seq[keep], ts[keep], t_ns[keep], starts[keep]
+        del keep
+        groups, lengths = groups[confirmed], lengths[confirmed]
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+    frame = cols.frame[rows].astype(np.int64, copy=False)
+    size = cols.size[rows]
+    b1 = cols.b1[rows]
+    del rows
+    pts = b1 & 0x7F
+    marker = (b1 & 0x80) != 0
+    del b1
+    # seconds since the capture's start, computed in the nanoseconds' own buffer
+    np.subtract(t_ns, start_ns, out=t_ns)
+    time = np.divide(t_ns, NS, out=t_ns.view(np.float64))
+    del t_ns
+    dseq = seq[1:] - seq[:-1]
+    # sequence restarts: a jump beyond MAX_DROPOUT between a stream's packets
+    step = dseq.view(np.int16).astype(np.int32)
+    np.abs(step, out=step)
+    step[starts[1:]] = 0
+    jumps = np.flatnonzero(step > MAX_DROPOUT)
+    del step, dseq
+    jump_lo = np.searchsorted(jumps, bounds[:-1])
+    jump_hi = np.searchsorted(jumps, bounds[1:] - 1)
 
     out = []
-    for k in np.flatnonzero(confirmed):
-        r = rows[bounds[k] : bounds[k + 1]]
+    for k in range(lengths.size):
+        a, b = int(bounds[k]), int(bounds[k + 1])
         f, transport, channel, peer_i, ssrc = (int(v) for v in groups[k])
         src, sport, dst, dport = flows.endpoints(f)
         conv = int(flows.conversation[f])
@@ -485,39 +509,69 @@ def _rtp_streams(
         elif peer_i >= 0:
             pk = cols.peer_keys[peer_i]
             peer = (flows.addr(pk[0:16]), int((int(pk[16]) << 8) | int(pk[17])))
-        # each column gathered once: a stream's rows are scattered over the
-        # whole capture, so every gather is a pass of cache misses
-        time = (cols.time_ns[r] - start_ns) / NS
-        seq, ts, b1 = cols.seq[r], cols.ts[r], cols.b1[r]
-        pts = b1 & 0x7F
-        main_pt = int(np.bincount(pts, minlength=128).argmax())
+        main_pt = int(np.bincount(pts[a:b], minlength=128).argmax())  # most frequent, lowest on a tie
         call_id, media = flow_sdp[f] if flow_sdp[f] is not None else (None, None)
         codec, clock, source = _codec(main_pt, media)
         if clock is None:
-            clock = _infer_clock(time, seq, ts, pts, main_pt)
+            clock = _infer_clock(time[a:b], seq[a:b], ts[a:b], pts[a:b], main_pt)
             source = "inferred" if clock is not None else "unknown"
         notes = []
-        s = seq.astype(np.int64)
-        jumps = np.flatnonzero(np.abs(((s[1:] - s[:-1] + 32768) % 65536) - 32768) > MAX_DROPOUT)
-        if jumps.size:
-            j = int(jumps[0])
-            more = f" and {jumps.size - 1} more" if jumps.size > 1 else ""
-            notes.append(f"sequence restart at frame {int(cols.frame[r[j + 1]])} "
-                         f"({int(s[j])} -> {int(s[j + 1])}){more}: not loss")
+        n_jumps = int(jump_hi[k] - jump_lo[k])
+        if n_jumps:
+            j = int(jumps[jump_lo[k]])  # pair (j, j + 1) of the gathered rows
+            more = f" and {n_jumps - 1} more" if n_jumps > 1 else ""
+            notes.append(f"sequence restart at frame {int(frame[j + 1])} "
+                         f"({int(seq[j])} -> {int(seq[j + 1])}){more}: not loss")
         # Zoom encrypts every media payload (Michel et al., IMC 2022, §2)
         encrypted = (conv in secure_convs or (media is not None and media.secure)
                      or transport == TRANSPORT_ZOOM)
         out.append((f, MediaStream(
             id="", kind="rtp", src=src, src_port=sport, dst=dst, dst_port=dport,
             packets=PacketSeries(
-                frame=cols.frame[r], time=time, size=cols.size[r], seq=seq, ts=ts,
-                pt=pts, marker=(b1 & 0x80) != 0,
+                frame=frame[a:b], time=time[a:b], size=size[a:b], seq=seq[a:b], ts=ts[a:b],
+                pt=pts[a:b], marker=marker[a:b],
             ),
             ssrc=ssrc, payload_type=main_pt, codec=codec, clock_rate=clock, clock_source=source,
             transport=TRANSPORT_NAMES[transport], peer=peer, encrypted=encrypted, call_id=call_id,
             notes=tuple(notes),
         )))
     return out
+
+
+def _run_starts(order: np.ndarray, hi: np.ndarray, lo: np.ndarray | None) -> np.ndarray:
+    """Where a new key starts in sorted order: True at row 0 and wherever
+    ``(hi, lo)[order]`` changes. Block by block, so that no sorted copy of
+    every row's 8-byte key is needed (80 MB at 10^7 packets)."""
+    starts = np.ones(order.size, bool)
+    for a in range(0, order.size - 1, _BLOCK):
+        o = order[a : a + _BLOCK + 1]
+        for keys in (hi, lo):
+            if keys is not None:
+                k = keys[o]
+                starts[a + 1 : a + o.size] &= k[1:] == k[:-1]
+    starts[1:] = ~starts[1:]
+    return starts
+
+
+def _plausible_pairs(seq: np.ndarray, ts: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+    """Whether each pair of consecutive rows looks like consecutive RTP packets.
+
+    The sequence number advances by 1 to :data:`MAX_SEQ_STEP` and the
+    timestamp by less than the fastest clock (:data:`MAX_CLOCK_RATE`) runs
+    in the arrival interval plus :data:`CLOCK_SLACK_S`. Differences in the
+    columns' own widths wrap modulo 2^16 / 2^32 (RFC 3550 §5.1). Computed
+    block by block: no temporary spans every row.
+    """
+    good = np.empty(max(seq.size - 1, 0), bool)
+    for a in range(0, good.size, _BLOCK):
+        b = min(a + _BLOCK, good.size)
+        limit = (t_ns[a + 1 : b + 1] - t_ns[a:b]) / NS
+        np.maximum(limit, 0, out=limit)
+        limit += CLOCK_SLACK_S
+        limit *= MAX_CLOCK_RATE
+        dseq = seq[a + 1 : b + 1] - seq[a:b]
+        good[a:b] = ((ts[a + 1 : b + 1] - ts[a:b]) < limit) & (dseq >= 1) & (dseq <= MAX_SEQ_STEP)
+    return good
 
 
 def _number(streams: tuple[MediaStream, ...]) -> tuple[MediaStream, ...]:

@@ -47,6 +47,7 @@ The behaviour reproduced, packet by packet (packet 0 only initialises):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -163,10 +164,33 @@ def _running_mean_weights(total_nr: np.ndarray) -> np.ndarray:
     n = np.asarray(total_nr, np.float64)
     if n.size == 0:
         return n
-    with np.errstate(divide="ignore"):
-        log_a = np.where(n > 1, np.log((n - 1) / np.where(n > 1, n, 2)), 0.0)
+    k = np.asarray(total_nr)
+    if k.dtype.kind in "iu" and k.min() >= 0 and k.max() < _LOG_DECAY_TABLE_MAX:
+        log_a = _log_decay_table(1 << max(10, int(k.max()).bit_length()))[k]
+    else:
+        log_a = _log_decay(n)
     cum = np.cumsum(log_a)
     return np.exp(cum[-1] - cum) / n
+
+
+def _log_decay(n: np.ndarray) -> np.ndarray:
+    """``log((n - 1) / n)`` of each count ``n``, 0 where ``n <= 1``."""
+    with np.errstate(divide="ignore"):
+        return np.where(n > 1, np.log((n - 1) / np.where(n > 1, n, 2)), 0.0)
+
+
+#: Longest table of :func:`_log_decay` kept (1 MB); longer streams compute it.
+_LOG_DECAY_TABLE_MAX = 1 << 17
+
+
+@lru_cache(maxsize=8)
+def _log_decay_table(size: int) -> np.ndarray:
+    """:func:`_log_decay` of ``0 .. size - 1``: a stream's counts are looked up,
+    not taken logarithms of again (the same elementwise values)."""
+    with np.errstate(invalid="ignore"):  # log of -1/2 at n = 0, masked out
+        table = _log_decay(np.arange(size, dtype=np.float64))
+    table.flags.writeable = False
+    return table
 
 
 def _last_index_before(mask: np.ndarray) -> np.ndarray:
@@ -208,7 +232,9 @@ def analyse(
     n = int(np.asarray(seq).size)
     t = np.asarray(time_s, np.float64) * 1000.0
     seq = np.asarray(seq).astype(np.int64)
-    ts = np.asarray(ts).astype(np.int64)
+    ts = np.asarray(ts)
+    if ts.dtype.kind not in "iu":
+        ts = ts.astype(np.int64)
     pt = np.asarray(pt)
     marker = np.asarray(marker, bool)
     clock = np.asarray(clock).astype(np.int64)
@@ -219,8 +245,14 @@ def analyse(
                               nan, nan, empty, empty)  # fmt: skip
 
     # In time sequence: relative to the first packet's timestamp, modulo 2^32.
-    rel = (ts - ts[0]) % (1 << 32)
-    in_time = np.where(ts >= ts[0], rel < _HALF_TS, rel - 1 < _HALF_TS)
+    # (differences taken in uint32 wrap modulo 2^32 by themselves)
+    ts32 = ts.astype(np.uint32, copy=False)
+    rel = (ts32 - ts32[0]).astype(np.int64)
+    # Wireshark compares ``rel - 1`` instead when the timestamp is below the
+    # first's: that admits rel == 2^31 too.
+    in_time = rel < _HALF_TS
+    edge = np.flatnonzero(rel == _HALF_TS)
+    in_time[edge] = ts[edge] < ts[0]
     in_time[0] = True
     every_in_time = bool(in_time.all())
 
@@ -239,8 +271,11 @@ def analyse(
     has_clock = clock != 0
     jit_mask = in_time & has_clock
     jit_mask[0] = False
-    divisor = np.maximum(clock // 1000, 1).astype(np.float64)  # C integer division
-    nominal = np.where(has_clock, rel / divisor, 0.0)
+    if clock[0] != 0 and (clock == clock[0]).all():  # one clock rate: no masking
+        nominal = rel / float(max(int(clock[0]) // 1000, 1))  # C integer division
+    else:
+        divisor = np.maximum(clock // 1000, 1).astype(np.float64)  # C integer division
+        nominal = np.where(has_clock, rel / divisor, 0.0)
     if every_in_time and has_clock[1:].all():
         # Every packet after the first takes part: the previous packet's
         # arrival and nominal time are the references.
@@ -295,12 +330,15 @@ def analyse(
     start = seq[0]
     go_under = seq < start
     go_under[1:] |= (seq[1:] == 0) & (seq[:-1] == 65535)
-    go_over = seq > start
-    moves = np.flatnonzero((go_under | go_over) & in_time)
-    moves = moves[moves > 0]
-    under = go_under[moves]  # else over
-    was_under = np.concatenate([[False], under[:-1]])
-    seq_cycles = int(np.count_nonzero(under & ~was_under))
+    go_under &= in_time
+    go_under[0] = False
+    seq_cycles = 0
+    if go_under.any():
+        go_over = (seq > start) & in_time
+        moves = np.flatnonzero(go_under | go_over)
+        under = go_under[moves]  # else over
+        was_under = np.concatenate([[False], under[:-1]])
+        seq_cycles = int(np.count_nonzero(under & ~was_under))
     expected = int(seq[-1] + 65536 * seq_cycles - start + 1)
 
     return WiresharkStats(

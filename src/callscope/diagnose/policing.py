@@ -113,6 +113,14 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
     lost_idx = np.flatnonzero(~rec)
     if lost_idx.size < MIN_LOSSES:
         return None
+    # Whichever loss the policed stretch starts at, it runs to the last loss
+    # and holds every loss between: when even the densest such stretch is
+    # below MIN_LOSS (less a margin far above rounding), the test further on
+    # fails for any onset and the change point need not be sought.
+    first = np.arange(lost_idx.size - MIN_LOSSES + 1)
+    densest = float(np.max((lost_idx.size - first) / (lost_idx[-1] - lost_idx[first] + 1)))
+    if densest < MIN_LOSS * (1.0 - 1e-9):
+        return None
     # The policed stretch starts where the loss rate changes, not at the first
     # loss: a stray loss before the policer acts is not its doing.
     lost_idx = lost_idx[lost_idx >= loss_onset(rec)]

@@ -98,10 +98,15 @@ def simulate(
     d0 = n[0]
     v0 = fixed_ms / RAMJEE_BETA
     d_hat = linear_recurrence((1 - a) * n, a, d0)
-    v_hat = linear_recurrence((1 - a) * np.abs(d_hat - n), a, v0)
-    d_prev = np.concatenate([[d0], d_hat[:-1]])
-    v_prev = np.concatenate([[v0], v_hat[:-1]])
-    playout = d_prev + RAMJEE_BETA * v_prev
+    error = d_hat - n
+    np.abs(error, out=error)
+    error *= 1 - a
+    v_hat = linear_recurrence(error, a, v0)
+    # each packet is judged by the estimates from the packets before it
+    playout = np.empty(n.size)
+    playout[0] = d0 + RAMJEE_BETA * v0
+    np.multiply(v_hat[:-1], RAMJEE_BETA, out=playout[1:])
+    playout[1:] += d_hat[:-1]
     late_adaptive = n > playout
     return JitterBufferResult(
         late_fixed=late_fixed,

@@ -64,18 +64,25 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
     block = min(n, fall.size)
     rise, fall = rise[:block], fall[:block]
     blocks = -(-n // block)
-    padded = np.zeros(blocks * block)
-    padded[:n] = u
-    padded = padded.reshape(blocks, block)
+    # Everything below happens in place in one buffer of whole blocks.
+    if blocks == 1:
+        y = u * rise
+    else:
+        y = np.zeros(blocks * block)
+        y[:n] = u
+    local = y.reshape(blocks, block)
+    if blocks > 1:
+        local *= rise
     # Block-local solution from a zero state: y_j = a^j sum_{k<=j} u_k a^-k.
-    local = np.cumsum(padded * rise, axis=1) * fall
+    np.cumsum(local, axis=1, out=local)
+    local *= fall
     # State entering each block: s_b = a^B s_{b-1} + local_{b-1}[-1].
     carry_in = np.empty(blocks)
     carry_in[0] = initial
     if blocks > 1:
         carry_in[1:] = linear_recurrence(local[:-1, -1], a**block, initial)
-    y = local + carry_in[:, None] * (a * fall)[None, :]
-    return y.ravel()[:n]
+    local += carry_in[:, None] * (a * fall)[None, :]
+    return y[:n]
 
 
 @lru_cache(maxsize=16)

@@ -66,8 +66,11 @@ class Timeline:
 
 def window_index(time_s: np.ndarray, t0: float, window_s: float, n_windows: int) -> np.ndarray:
     """Window of each time (clipped into ``0 .. n_windows - 1``)."""
-    k = np.floor((np.asarray(time_s, np.float64) - t0) / window_s).astype(np.int64)
-    return np.clip(k, 0, max(n_windows - 1, 0))
+    x = np.asarray(time_s, np.float64) - t0
+    x /= window_s
+    k = np.floor(x, out=x).astype(np.int64)
+    np.maximum(k, 0, out=k)
+    return np.minimum(k, max(n_windows - 1, 0), out=k)
 
 
 def _window_mean(idx: np.ndarray, values: np.ndarray, n: int, count: np.ndarray) -> np.ndarray:
@@ -139,6 +142,7 @@ def build_timeline(
     expected = slot_count + lost
     with np.errstate(invalid="ignore", divide="ignore"):
         loss_fraction = np.where(expected > 0, lost / np.maximum(expected, 1), np.nan)
+    measured = expected > 0  # = np.isfinite(loss_fraction)
     bitrate = (
         np.bincount(w_pkt, weights=np.asarray(size, np.float64), minlength=n) * 8 / window_s / 1000
     )
@@ -152,5 +156,5 @@ def build_timeline(
         jitter_ms=_window_mean(w_pkt, np.asarray(jitter_ms, np.float64), n, packets),
         delay_ms=_window_mean(w_pkt, np.asarray(delay_ms, np.float64), n, packets),
         bitrate_kbps=bitrate,
-        mos=np.where(np.isfinite(loss_fraction), mos_of_loss(np.nan_to_num(loss_fraction)), np.nan),
+        mos=np.where(measured, mos_of_loss(np.where(measured, loss_fraction, 0.0)), np.nan),
     )

@@ -107,13 +107,20 @@ class Datagrams:
         out = np.zeros((n, words), "<u8")
         if last >= 0:
             at = np.ndarray((last + 1,), dtype="<u8", buffer=self.data, strides=(1,))
-            rows = start[inside]
+            every = bool(inside.all())  # the usual case: no masked writes
+            rows = start if every else start[inside]
             for w in range(words):
-                out[inside, w] = at[rows + 8 * w]
-            # zero the bytes past each payload's end: keep the low `kept` bytes
-            kept = np.clip(caplen[:, None] - 8 * np.arange(words)[None, :], 0, 8).astype(np.uint64)
-            mask = np.where(kept >= 8, ~np.uint64(0), (np.uint64(1) << (np.uint64(8) * kept)) - np.uint64(1))
-            out &= mask
+                if every:
+                    out[:, w] = at[rows + 8 * w]
+                else:
+                    out[inside, w] = at[rows + 8 * w]
+            # zero the bytes past each short payload's end: keep the low `kept` bytes
+            short = np.flatnonzero(caplen < 8 * words)
+            if short.size:
+                kept = np.clip(caplen[short, None] - 8 * np.arange(words)[None, :], 0, 8).astype(np.uint64)
+                out[short] &= np.where(
+                    kept >= 8, ~np.uint64(0), (np.uint64(1) << (np.uint64(8) * kept)) - np.uint64(1)
+                )
         result = np.ascontiguousarray(out.view(np.uint8).reshape(n, 8 * words)[:, :width])
         edge = np.flatnonzero(~inside)
         if edge.size:

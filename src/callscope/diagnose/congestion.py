@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.diagnose.delay import PreLossRise, delay_episodes, delay_spread, pre_loss_rise
+from callscope.diagnose.delay import (
+    EPISODE_PROMINENCE_S,
+    PreLossRise,
+    delay_episodes,
+    delay_spread,
+    pre_loss_rise,
+)
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
@@ -36,7 +42,8 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None) -> Finding 
     ``rise``: :func:`~callscope.diagnose.delay.pre_loss_rise` at the trace's
     loss runs, when already computed.
     """
-    ep = delay_episodes(trace)
+    # Lower build-ups do not count as queues here: do not look for them.
+    ep = delay_episodes(trace, prominence=max(MIN_HEIGHT_S, EPISODE_PROMINENCE_S))
     ok = (ep.height >= MIN_HEIGHT_S) & (ep.rise >= MIN_RISE_S) & (ep.rise_r2 >= MIN_RISE_R2)
     queues = int(np.count_nonzero(ok))
     drained = int(np.count_nonzero(ok & ep.drained))

@@ -197,23 +197,27 @@ def _r2(x: np.ndarray, y: np.ndarray) -> float:
     return 1.0 - float(np.sum((y - slope * x - icpt) ** 2)) / ss if ss > 0 else 0.0
 
 
-def delay_episodes(trace: Trace) -> Episodes:
-    """Peaks of smoothed delay with a prominence of :data:`EPISODE_PROMINENCE_S` or more.
+def delay_episodes(trace: Trace, prominence: float = EPISODE_PROMINENCE_S) -> Episodes:
+    """Peaks of smoothed delay with a prominence of ``prominence`` or more.
 
     Peaks and their left bases are found as by ``scipy.signal.find_peaks``
-    (topographic prominence, :mod:`callscope.diagnose.peaks`).
+    (topographic prominence, :mod:`callscope.diagnose.peaks`). Each episode
+    depends on its own peak only, so a higher ``prominence`` gives exactly
+    the episodes of the default one that reach it.
     """
     empty = np.zeros(0)
     none = Episodes(empty, empty, empty, empty, empty, np.zeros(0, bool))
     if trace.received_count < 20:
         return none
     sd = trace.smoothed_delay
+    if sd.max() - sd.min() < prominence:
+        return none  # no peak stands that far above anything
     t = trace.received_time
     raw = trace.received_delay
     # Append a floor so that a standing queue at the end is still a peak.
     padded = np.concatenate([sd, [sd.min()]])
     wlen = 2 * int(round(EPISODE_WINDOW_S / trace.ptime)) + 1
-    found = find_peaks(padded, EPISODE_PROMINENCE_S, wlen)
+    found = find_peaks(padded, prominence, wlen)
     if found.index.size == 0:
         return none
     out = {k: [] for k in ("start", "peak", "height", "rise", "r2", "drained")}

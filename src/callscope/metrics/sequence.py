@@ -154,26 +154,31 @@ def _nominal_ts_per_seq(d_seq: np.ndarray, d_ts: np.ndarray) -> float:
 
 
 def _classify_jumps(
-    d_seq: np.ndarray, d_ts: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d_seq: np.ndarray, ts: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Restart, stray and far-back flags per packet from the pairwise steps (RFC 3550 A.1).
 
     Far-back packets jumped back more than ``MAX_MISORDER`` without the next
     packet confirming a restart: late packets or strays, told apart once the
-    range is known. Returns three bool arrays of length ``d_seq.size + 1``.
+    range is known. Returns three bool arrays of length ``d_seq.size + 1``,
+    or None when no step jumps at all (the usual case). ``ts`` (the same
+    packets' RTP timestamps) tells a long forward gap from a restart.
     """
     n = d_seq.size + 1
+    # d < -MAX_MISORDER or d > MAX_DROPOUT, as one unsigned comparison
+    outside = (d_seq + MAX_MISORDER).view(np.uint64) > MAX_DROPOUT + MAX_MISORDER
+    jump = np.flatnonzero(outside) + 1
+    if jump.size == 0:
+        return None
     restart = np.zeros(n, bool)
     stray = np.zeros(n, bool)
     far_back = np.zeros(n, bool)
-    jump = np.flatnonzero((d_seq > MAX_DROPOUT) | (d_seq < -MAX_MISORDER)) + 1
-    if jump.size == 0:
-        return restart, stray, far_back
     nxt = np.zeros(n, np.int64)
     nxt[:-1] = d_seq  # step from packet i to packet i + 1
     continues = (nxt[jump] >= 1) & (nxt[jump] <= MAX_MISORDER)
     is_gap = np.zeros(jump.size, bool)
-    if d_ts is not None:
+    if ts is not None:
+        d_ts = signed_diff32(ts)
         per = _nominal_ts_per_seq(d_seq, d_ts)
         if per > 0:
             want = d_seq[jump - 1] * per
@@ -234,10 +239,13 @@ def analyse_sequence(
     seq_k = seq
     for _ in range(_MAX_PASSES):
         d_seq = signed_diff16(seq_k)
-        d_ts = None if ts is None else signed_diff32(ts if keep is None else ts[keep])
-        restart_k, stray_k, far_back_k = _classify_jumps(d_seq, d_ts)
+        jumps = _classify_jumps(d_seq, None if ts is None else ts if keep is None else ts[keep])
+        restart_k = None if jumps is None else jumps[0]
         ext_keep = _unwrap(seq_k, restart_k, d_seq)
-        bad = stray_k.copy()
+        if jumps is None:
+            break
+        bad = jumps[1].copy()
+        far_back_k = jumps[2]
         if far_back_k.any():
             # A far-back packet below everything seen before it is a stray too.
             prior_min = np.minimum.accumulate(np.concatenate([[ext_keep[0]], ext_keep[:-1]]))
@@ -251,22 +259,27 @@ def analyse_sequence(
         seq_k = seq[keep]
     else:  # out of passes: take the last remaining packets as they are
         d_seq = signed_diff16(seq_k)
-        restart_k = _classify_jumps(d_seq, None)[0]
+        jumps = _classify_jumps(d_seq, None)
+        restart_k = None if jumps is None else jumps[0]
         ext_keep = _unwrap(seq_k, restart_k, d_seq)
-    restart = restart_k if keep is None else _scatter(restart_k, keep, n, False)
+    if restart_k is None:
+        restarts = np.zeros(0, np.int64)
+    else:
+        restart = restart_k if keep is None else _scatter(restart_k, keep, n, False)
+        restarts = np.flatnonzero(restart).astype(np.int64)
 
-    # Re-base each segment after a restart to continue after the highest so far.
-    seg_start = np.flatnonzero(restart_k)
-    if seg_start.size:
-        seg_start = np.concatenate([[0], seg_start])
-        seg_min = np.minimum.reduceat(ext_keep, seg_start)
-        seg_max = np.maximum.reduceat(ext_keep, seg_start)
-        offset = np.zeros(seg_start.size, np.int64)
-        for k in range(1, seg_start.size):  # one iteration per restart
-            prev_hi = seg_max[k - 1] + offset[k - 1]
-            offset[k] = prev_hi + 1 - seg_min[k]
-        seg_len = np.diff(np.concatenate([seg_start, [ext_keep.size]]))
-        ext_keep += np.repeat(offset, seg_len)
+        # Re-base each segment after a restart to continue after the highest so far.
+        seg_start = np.flatnonzero(restart_k)
+        if seg_start.size:
+            seg_start = np.concatenate([[0], seg_start])
+            seg_min = np.minimum.reduceat(ext_keep, seg_start)
+            seg_max = np.maximum.reduceat(ext_keep, seg_start)
+            offset = np.zeros(seg_start.size, np.int64)
+            for k in range(1, seg_start.size):  # one iteration per restart
+                prev_hi = seg_max[k - 1] + offset[k - 1]
+                offset[k] = prev_hi + 1 - seg_min[k]
+            seg_len = np.diff(np.concatenate([seg_start, [ext_keep.size]]))
+            ext_keep += np.repeat(offset, seg_len)
 
     if keep is None:
         ext = ext_keep
@@ -281,26 +294,36 @@ def analyse_sequence(
         )
 
     # Duplicates: every copy after the first of the same extended number.
+    m = ext_keep.size
     order = np.argsort(ext_keep, kind="stable")
     sorted_ext = ext_keep[order]
-    first_of_run = np.empty(sorted_ext.size, bool)
+    first_of_run = np.empty(m, bool)
     first_of_run[0] = True
     np.not_equal(sorted_ext[1:], sorted_ext[:-1], out=first_of_run[1:])
-    dup_keep = np.empty(ext_keep.size, bool)
-    dup_keep[order] = ~first_of_run
+    any_duplicate = not first_of_run.all()
+    if any_duplicate:
+        dup_keep = np.empty(m, bool)
+        dup_keep[order] = ~first_of_run
+        first = order[first_of_run]
+        uniq = sorted_ext[first_of_run]
+    else:
+        dup_keep = np.zeros(m, bool)
+        first = order
+        uniq = sorted_ext
 
     # Reordered: a first copy below the highest number received before it.
     run_max = np.maximum.accumulate(ext_keep)
-    late = np.zeros(ext_keep.size, bool)
+    late = np.empty(m, bool)
+    late[0] = False
     np.less(ext_keep[1:], run_max[:-1], out=late[1:])
-    late &= ~dup_keep
+    if any_duplicate:
+        late &= ~dup_keep
 
     base = int(sorted_ext[0])
     received = np.zeros(int(sorted_ext[-1]) - base + 1, bool)
-    received[sorted_ext - base] = True
-    lost_ext = np.flatnonzero(~received).astype(np.int64) + base
-    first = order[first_of_run]
-    uniq = sorted_ext[first_of_run]
+    received[uniq - base] = True
+    lost_ext = np.flatnonzero(~received)
+    lost_ext += base
     t_first = time[first if keep is None else keep[first]]
     lost_time = np.interp(lost_ext, uniq, t_first) if lost_ext.size else np.zeros(0)
     return SequenceAnalysis(
@@ -308,7 +331,7 @@ def analyse_sequence(
         duplicate=dup_keep if keep is None else _scatter(dup_keep, keep, n, False),
         reordered=late if keep is None else _scatter(late, keep, n, False),
         stray=stray,
-        restarts=np.flatnonzero(restart).astype(np.int64),
+        restarts=restarts,
         base=base,
         received=received,
         lost_ext=lost_ext,
@@ -325,10 +348,11 @@ def _scatter(values: np.ndarray, index: np.ndarray, n: int, fill) -> np.ndarray:
     return out
 
 
-def _unwrap(seq: np.ndarray, restart: np.ndarray, d: np.ndarray) -> np.ndarray:
+def _unwrap(seq: np.ndarray, restart: np.ndarray | None, d: np.ndarray) -> np.ndarray:
     """Extended numbers by summing the signed 16-bit steps ``d`` (changed in place);
-    each restart segment starts at 0."""
-    d[restart[1:]] = 0
+    each restart segment (none when ``restart`` is None) starts at 0."""
+    if restart is not None:
+        d[restart[1:]] = 0
     ext = np.empty(seq.size, np.int64)
     ext[0] = int(seq[0])
     np.cumsum(d, out=ext[1:])

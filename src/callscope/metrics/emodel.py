@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -128,6 +129,7 @@ class EModelInputs:
     advantage: float
 
 
+@lru_cache(maxsize=256)  # pure functions of the defaults and the delay
 def _noise_and_ro() -> tuple[float, float, float]:
     """No (dBm0p), OLR and Ro from the default parameters (G.107 §7.2)."""
     olr = SLR + RLR
@@ -140,6 +142,7 @@ def _noise_and_ro() -> tuple[float, float, float]:
     return no, olr, ro
 
 
+@lru_cache(maxsize=256)  # pure functions of the defaults and the delay
 def _simultaneous_impairment(ro: float, no: float, olr: float, t_ms: float) -> float:
     """Is = Iolr + Ist + Iq (G.107 §7.3)."""
     xolr = olr + 0.2 * (64 + no - RLR)
@@ -159,6 +162,7 @@ def _simultaneous_impairment(ro: float, no: float, olr: float, t_ms: float) -> f
     return iolr + ist + iq
 
 
+@lru_cache(maxsize=256)  # pure functions of the defaults and the delay
 def _delay_impairment(ro: float, no: float, t_ms: float, tr_ms: float, ta_ms: float) -> float:
     """Id = Idte + Idle + Idd (G.107 §7.4)."""
     terv = TELR - 40 * math.log10((1 + t_ms / 10) / (1 + t_ms / 150)) + 6 * math.exp(-0.3 * t_ms**2)

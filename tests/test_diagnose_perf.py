@@ -1,0 +1,286 @@
+"""diagnose's fast paths give exactly the numbers of the plain computations they replace.
+
+The engine keeps one stream's slot arrays at a time and hands calls only a
+summary of each stream; percentiles come from one sort; the running median
+goes through a selection network; detectors skip work they can prove would
+not change their answer. Each shortcut is checked here against the plain
+computation, for equality (not closeness).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import pytest
+
+import callscope
+from callscope.diagnose import engine
+from callscope.diagnose.calls import detect_lone_opaque, detect_never_started, detect_one_way
+from callscope.diagnose.cutoff import TOGETHER_S, detect_cutoff
+from callscope.diagnose.delay import EPISODE_PROMINENCE_S, delay_episodes
+from callscope.diagnose.downshift import _sent_per_window, _window_index
+from callscope.diagnose.findings import Diagnosis, Finding
+from callscope.diagnose.peaks import median_network, running_median
+from callscope.diagnose.policing import MIN_LOSS, MIN_LOSSES, detect_policing, loss_onset
+from callscope.diagnose.quantile import median_sorted, percentile_sorted
+from callscope.diagnose.trace import Trace, build_trace, summarise
+from callscope.synth import simulate, write_capture
+from callscope.synth.call import simulate_many_streams
+
+# --- order statistics ---------------------------------------------------------
+
+
+def test_percentiles_from_one_sort_equal_numpys_bit_for_bit():
+    rng = np.random.default_rng(5)
+    qs = (0, 1, 2, 5, 25, 50, 75, 95, 98, 99, 100, 33.3, 12.5)
+    for trial in range(400):
+        n = int(rng.integers(1, 300))
+        x = rng.normal(size=n) * 10.0 ** rng.integers(-4, 3)
+        if trial % 3 == 0:
+            x = np.round(x, 1)  # ties
+        s = np.sort(x)
+        for q in qs:
+            assert percentile_sorted(s, q) == float(np.percentile(x, q)), (trial, q)
+        assert median_sorted(s) == float(np.median(x)), trial
+
+
+def test_a_nan_makes_percentile_and_median_nan_as_in_numpy():
+    s = np.sort(np.array([1.0, np.nan, 2.0, 3.0]))
+    assert np.isnan(percentile_sorted(s, 50)) and np.isnan(np.percentile([1.0, np.nan, 2.0, 3.0], 50))
+    assert np.isnan(median_sorted(s))
+
+
+# --- running median --------------------------------------------------------------
+
+
+def _median_by_partition(x: np.ndarray, size: int) -> np.ndarray:
+    half = size // 2
+    padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, size)
+    return np.partition(windows, half, axis=1)[:, half]
+
+
+def test_median_network_sorts_the_middle_of_every_input_into_place():
+    rng = np.random.default_rng(2)
+    for size in range(1, 32, 2):
+        for _ in range(200):
+            v = rng.integers(0, 4, size).tolist()
+            for a, b, _, _ in median_network(size):
+                if v[a] > v[b]:
+                    v[a], v[b] = v[b], v[a]
+            assert v[size // 2] == sorted(v)[size // 2]
+
+
+def test_running_median_by_network_equals_the_partition_of_every_window():
+    rng = np.random.default_rng(3)
+    for size in range(1, 27, 2):
+        for n in (1, 2, size, 500):
+            x = np.round(np.cumsum(rng.normal(size=n)), 1)
+            assert np.array_equal(running_median(x, size), _median_by_partition(x, size)), (size, n)
+    # Eleven samples (ten packets of 20 ms) is the window the detectors use.
+    assert len(median_network(11)) < 11 * 10 // 2
+
+
+# --- detectors' shortcuts --------------------------------------------------------
+
+
+def _trace(received: np.ndarray, delay: np.ndarray | None = None, ptime: float = 0.02) -> Trace:
+    n = received.size
+    send = np.arange(n) * ptime
+    d = np.zeros(n) if delay is None else delay
+    time = send + d
+    return Trace("s1", False, ptime, time, send, received, np.full(n, 160.0),
+                 np.where(received, d, np.nan), float(time[-1]) + 1.0)
+
+
+def test_densest_loss_stretch_bounds_the_policed_stretch_whatever_the_onset():
+    # The early exit in detect_policing rests on this: the loss fraction from
+    # the onset's first loss to the last loss never exceeds the densest stretch
+    # from any loss to the last.
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(200, 3000))
+        rec = rng.random(n) > rng.uniform(0.005, 0.2)
+        if rng.random() < 0.5:  # a lossier tail: an onset to find
+            rec[n // 2 :] &= rng.random(n - n // 2) > 0.2
+        lost = np.flatnonzero(~rec)
+        if lost.size < MIN_LOSSES:
+            continue
+        first = np.arange(lost.size - MIN_LOSSES + 1)
+        densest = np.max((lost.size - first) / (lost[-1] - lost[first] + 1))
+        kept = lost[lost >= loss_onset(rec)]
+        if kept.size >= MIN_LOSSES:
+            region = rec[kept[0] : kept[-1] + 1]
+            assert 1.0 - np.count_nonzero(region) / region.size <= densest + 1e-12
+
+
+def test_sparse_random_loss_is_not_policing_and_a_dense_periodic_one_is():
+    sparse = np.ones(5000, bool)
+    sparse[::50] = False  # 2 %: below MIN_LOSS anywhere
+    assert detect_policing(_trace(sparse)) is None
+    dense = np.ones(5000, bool)
+    dense[1000::8] = False  # one in eight from 20 s on: a policer's signature
+    f = detect_policing(_trace(dense))
+    assert f is not None and f.pattern == "policing"
+    assert f.param("onset_s") == pytest.approx(20.0, abs=0.05)
+    assert 1 / 8 > MIN_LOSS
+
+
+def test_episodes_above_a_higher_prominence_are_the_default_ones_that_reach_it():
+    rng = np.random.default_rng(4)
+    n = 3000
+    # A sawtooth queue (peaks of 30, 50, 70 and 90 ms) over a little noise.
+    saw = np.concatenate([np.linspace(0, h, 300) for h in (0.03, 0.05, 0.07, 0.09)] * 3)[:n]
+    delay = saw + rng.normal(0, 0.001, n)
+    delay -= delay.min()
+    tr = _trace(np.ones(n, bool), delay)
+    every = delay_episodes(tr)
+    high = delay_episodes(tr, prominence=0.06)
+    keep = every.height >= 0.06
+    assert every.count > high.count > 0
+    for name in ("start", "peak_time", "height", "rise", "rise_r2", "drained"):
+        assert np.array_equal(getattr(every, name)[keep], getattr(high, name)), name
+    flat = _trace(np.ones(n, bool), rng.uniform(0, 0.9 * EPISODE_PROMINENCE_S, n))
+    assert delay_episodes(flat).count == 0
+
+
+def test_windows_by_binary_search_equal_numpys_histogram():
+    rng = np.random.default_rng(8)
+    for trial in range(500):
+        n = int(rng.integers(2, 400))
+        send = np.sort(np.round(rng.uniform(0, 10, n), int(rng.integers(0, 3))))  # ties too
+        size = rng.integers(20, 300, n).astype(np.float64)
+        start = send[0] - (0.3 if trial % 2 else 0.0)
+        edges = start + float(rng.uniform(0.3, 2.0)) * np.arange(int(rng.integers(1, 15)) + 1)
+        pkts, nbytes = _sent_per_window(send, size, edges, True)
+        ref_pkts = np.histogram(send, bins=edges)[0]
+        ref_bytes = np.histogram(send, bins=edges, weights=size)[0]
+        assert np.array_equal(pkts, ref_pkts) and pkts.dtype == ref_pkts.dtype
+        assert np.array_equal(nbytes, ref_bytes)
+        t = send[rng.random(n) < 0.7]
+        ref_w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, edges.size - 2)
+        assert np.array_equal(_window_index(t, edges, True), ref_w)
+
+
+# --- the engine ------------------------------------------------------------------
+
+
+def _diagnose_holding_every_trace(inventory, metrics, capture_end) -> Diagnosis:
+    """The engine as it was: every stream's trace built first, calls judged on full traces."""
+    end = engine._reference_end(inventory, capture_end)
+    notes: list[str] = []
+    traces: dict[str, Trace] = {}
+    for s in inventory.streams:
+        n = len(s.packets)
+        span = float(s.packets.time[-1] - s.packets.time[0]) if n else 0.0
+        if n < engine.MIN_PACKETS or span < engine.MIN_DURATION_S:
+            notes.append(f"stream {s.id}: only {n} packets over {span:.1f} s, too few to diagnose")
+            continue
+        traces[s.id] = build_trace(s, end)
+        pause = engine._longest_pause(traces[s.id])
+        if pause is not None:
+            notes.append(
+                f"stream {s.id}: {pause[1]:.1f} s pause from {pause[0]:.1f} s with no packet missing "
+                f"(the sender stopped: silence suppression or hold, not loss)"
+            )
+    candidates = {sid: engine.stream_findings(t, metrics[sid].reordered) for sid, t in traces.items()}
+    call_findings: list[Finding] = []
+    sip_media = {c.call_id: c.media for c in inventory.sip.calls}
+    for call in inventory.calls:
+        members = [summarise(traces[s]) for s in call.stream_ids if s in traces]
+        if not members:
+            continue
+        last = max(t.end for t in members)
+        others = [t.end for sid, t in traces.items() if sid not in call.stream_ids]
+        call_end = end if max(others, default=0.0) <= last + TOGETHER_S else last
+        cut = detect_cutoff(call.id, members, call_end)
+        streams = [inventory.stream(t.stream_id) for t in members]
+        one_way = detect_one_way(call.id, members, streams, end)
+        if one_way is None and call.call_id in sip_media:
+            one_way = detect_never_started(call.id, sip_media[call.call_id], streams, members)
+        if one_way is None and cut is None:
+            one_way = detect_lone_opaque(call.id, members, streams)
+        call_findings += [f for f in (cut, one_way) if f is not None and f.confidence >= engine.REPORT_THRESHOLD]
+        if cut is not None and cut.confidence >= engine.REPORT_THRESHOLD:
+            for t in members:
+                candidates[t.stream_id].append(cut)
+        elif one_way is not None and one_way.confidence >= engine.REPORT_THRESHOLD:
+            candidates[one_way.stream_id].append(one_way)
+    findings = list(call_findings)
+    verdicts = {s.id: "clean" for s in inventory.streams}
+    for sid, found in candidates.items():
+        reported = [f for f in found if f.confidence >= engine.REPORT_THRESHOLD]
+        best = engine.strongest(reported)
+        if best is not None:
+            verdicts[sid] = best.pattern
+        findings += [f for f in reported if f.call_id is None]
+    generic = max((f.confidence for f in findings if f.pattern in engine.GENERIC), default=0.0)
+    findings.sort(key=lambda f: engine._strength(f, generic), reverse=True)
+    assert findings, "the scenarios below all have findings"
+    return Diagnosis(tuple(findings), verdicts, findings[0].pattern, findings[0].confidence, tuple(notes))
+
+
+#: name: (simulated capture, seconds the capture runs on after it, patterns found)
+CAPTURES = {
+    "many-policed": (lambda: simulate_many_streams(6, 1200, seed=3, scenario="policing"), 0.0, "policing"),
+    # Six calls that all stop together while the capture runs on: each is cut off.
+    "many-cut": (lambda: simulate_many_streams(6, 1200, seed=3, scenario="random-loss"), 8.0, "cutoff"),
+    "many-opaque-outages": (
+        lambda: simulate_many_streams(5, 1200, seed=4, scenario="intermittent-outage", opaque=True),
+        0.0,
+        "intermittent-outage",
+    ),
+    "many-shaped": (lambda: simulate_many_streams(4, 1500, seed=5, scenario="shaping"), 0.0, "shaping"),
+    "one-way": (lambda: simulate("one-way", seed=6, duration=25.0), 0.0, "one-way"),
+    "cutoff": (lambda: simulate("cutoff", seed=6, duration=25.0), 0.0, "cutoff"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_engine_one_stream_at_a_time_equals_detectors_on_every_stream_at_once(tmp_path, name):
+    make, run_on, pattern = CAPTURES[name]
+    path = tmp_path / f"{name}.pcap"
+    write_capture(make(), path)
+    report = callscope.analyze(path)
+    capture_end = (report.info.last_time_ns - report.info.first_time_ns) / 1e9 + run_on
+    got = engine.diagnose(report.inventory, report.metrics, capture_end)
+    want = _diagnose_holding_every_trace(report.inventory, report.metrics, capture_end)
+    assert got == want
+    assert got.verdict == pattern
+    if name.startswith("many-"):
+        calls = len(report.inventory.calls)
+        assert calls >= 4 and sum(f.pattern == pattern for f in got.findings) == calls
+
+
+def test_a_summary_holds_the_traces_own_numbers():
+    rng = np.random.default_rng(10)
+    rec = rng.random(777) > 0.3
+    tr = _trace(rec, rng.uniform(0, 0.05, rec.size))
+    sm = summarise(tr)
+    assert (sm.stream_id, sm.opaque, sm.ptime, sm.start, sm.end) == (tr.stream_id, tr.opaque, tr.ptime, tr.start, tr.end)
+    assert sm.end == float(tr.time[rec][-1])
+    assert (sm.slots, sm.received_count) == (777, int(np.count_nonzero(rec)))
+    assert sm.received_bytes == float(np.sum(tr.size[rec]))
+    assert sm.delivered == float(np.mean(rec))
+    assert sm.loss_fraction == tr.loss_fraction == (777 - sm.received_count) / 777
+
+
+def test_engine_keeps_one_streams_slots_in_memory_at_a_time(tmp_path, monkeypatch):
+    path = tmp_path / "many.pcap"
+    write_capture(simulate_many_streams(5, 600, seed=9, scenario="random-loss"), path)
+    report = callscope.analyze(path)
+    built: list[weakref.ref] = []
+    most_alive = [0]
+
+    def tracking_build(stream, end, sequence=None):
+        trace = build_trace(stream, end, sequence)
+        built.append(weakref.ref(trace))
+        most_alive[0] = max(most_alive[0], sum(r() is not None for r in built))
+        return trace
+
+    monkeypatch.setattr(engine, "build_trace", tracking_build)
+    d = engine.diagnose(report.inventory, report.metrics)
+    assert len(built) == 5 and len(d.stream_verdicts) == 5
+    assert most_alive[0] == 1
+    assert all(r() is None for r in built)

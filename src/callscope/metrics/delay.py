@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callscope.metrics.quantile import percentiles
+from callscope.metrics.quantile import median, percentiles
 
 _ENVELOPE_WINDOWS = 10  # lower-envelope points for the skew fit
 
@@ -121,8 +121,8 @@ def _lower_envelope_slope(t: np.ndarray, d: np.ndarray) -> float | None:
     """
     if t.size < 2 * _ENVELOPE_WINDOWS or t[-1] <= t[0]:
         return None
-    edges = np.linspace(t[0], t[-1], _ENVELOPE_WINDOWS + 1)
-    if np.all(t[1:] >= t[:-1]):
+    edges = _linspace(float(t[0]), float(t[-1]), _ENVELOPE_WINDOWS + 1)
+    if (t[1:] >= t[:-1]).all():
         # Arrival order: each window is one slice of the packets, bounded by
         # the first packet at or after each inner edge.
         bounds = np.concatenate([[0], np.searchsorted(t, edges[1:-1], side="left"), [t.size]])
@@ -143,6 +143,19 @@ def _lower_envelope_slope(t: np.ndarray, d: np.ndarray) -> float | None:
     return _theil_sen_slope(t[pick] - t[0], d[pick])
 
 
+def _linspace(start: float, stop: float, num: int) -> np.ndarray:
+    """``numpy.linspace(start, stop, num)`` for ``stop > start``, without its
+    argument handling: ``arange(num) * step + start``, the last point ``stop``."""
+    step = (stop - start) / (num - 1)
+    if step == 0:  # numpy divides first then
+        return np.linspace(start, stop, num)
+    y = np.arange(num, dtype=np.float64)
+    y *= step
+    y += start
+    y[-1] = stop
+    return y
+
+
 def _least_squares_slope(x: np.ndarray, y: np.ndarray) -> float:
     """Slope of the ordinary least-squares line ``y = a + b x``: cov(x, y) / var(x)."""
     dx = x - x.mean()
@@ -155,4 +168,4 @@ def _theil_sen_slope(x: np.ndarray, y: np.ndarray) -> float | None:
     dx = x[:, None] - x[None, :]
     dy = y[:, None] - y[None, :]
     pairs = dx > 0
-    return float(np.median(dy[pairs] / dx[pairs])) if pairs.any() else None
+    return median(dy[pairs] / dx[pairs]) if pairs.any() else None

@@ -30,6 +30,9 @@ import numpy as np
 #: float64 overflow (about 1.8e308) while blocks stay long.
 _MAX_GROWTH = 1e100
 
+#: Longest series of one-element blocks solved step by step in Python.
+_STEPWISE_MAX = 64
+
 
 def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarray:
     """Solve ``y[i] = a * y[i - 1] + u[i]`` with ``y[-1] = initial``.
@@ -61,6 +64,16 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
     if a == 0.0:
         return u.copy()
     rise, fall = _powers(a)
+    if fall.size == 1 and n <= _STEPWISE_MAX:
+        # Blocks of one element (the carried block states of a longer series,
+        # decay a^B): the closed form is then the recurrence itself, step by
+        # step, without the numpy calls of a whole level of blocks.
+        y = np.empty(n)
+        state = initial
+        for i, x in enumerate(u.tolist()):
+            state = x + state * a
+            y[i] = state
+        return y
     block = min(n, fall.size)
     rise, fall = rise[:block], fall[:block]
     blocks = -(-n // block)

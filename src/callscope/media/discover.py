@@ -36,6 +36,7 @@ from callscope.media.columns import (
     TRANSPORT_ZOOM,
     MediaColumns,
     extract,
+    release_free_memory,
 )
 from callscope.media.opaque import find_opaque
 from callscope.media.rtcp import RtcpDatagram, RtcpSummary, parse_compound
@@ -410,6 +411,7 @@ def _rtp_streams(
     A path is the 5-tuple plus, for RTP carried in TURN, the channel or the
     relayed peer. Returns (flow index, stream) pairs, ids not yet assigned.
     """
+    release_free_memory()  # what SIP, STUN and RTCP parsing left in the heap
     pt_all = cols.b1 & 0x7F
     conflict = ((cols.b1 & 0x80) != 0) & (pt_all >= rtp.RTCP_CONFLICT_PT[0]) & (pt_all <= rtp.RTCP_CONFLICT_PT[1])
     cand = np.flatnonzero((cols.inner == demux.RTP) & cols.rtp_valid & ~conflict)
@@ -444,6 +446,7 @@ def _rtp_streams(
     del hi, order
     if tunnelled:
         del lo
+    release_free_memory()  # the sort's temporaries, before the streams are gathered
     first = rows[starts]
     groups = np.stack(
         [cols.flow[first].astype(np.int64), cols.transport[first].astype(np.int64),

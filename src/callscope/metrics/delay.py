@@ -159,7 +159,11 @@ def _linspace(start: float, stop: float, num: int) -> np.ndarray:
 def _least_squares_slope(x: np.ndarray, y: np.ndarray) -> float:
     """Slope of the ordinary least-squares line ``y = a + b x``: cov(x, y) / var(x)."""
     dx = x - x.mean()
-    return float(np.sum(dx * (y - y.mean())) / np.sum(dx * dx))
+    dy = y - y.mean()
+    dy *= dx
+    cov = np.sum(dy)
+    dx *= dx
+    return float(cov / np.sum(dx))
 
 
 def _theil_sen_slope(x: np.ndarray, y: np.ndarray) -> float | None:

@@ -443,7 +443,7 @@ def _nominal_interval_ms(first_time: np.ndarray, first_ext: np.ndarray) -> float
     """
     if first_time.size < 2:
         return None
-    dt = np.diff(first_time)[np.diff(first_ext) == 1]
+    dt = (first_time[1:] - first_time[:-1])[first_ext[1:] - first_ext[:-1] == 1]
     return median(dt) * 1000 if dt.size else None
 
 

@@ -55,14 +55,19 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
     >>> linear_recurrence(np.array([1.0, 1.0, 1.0]), 0.5).tolist()
     [1.0, 1.5, 1.75]
     """
-    u = np.asarray(u, np.float64)
-    n = u.size
+    return _solve(np.asarray(u, np.float64), a, initial, None)
+
+
+def _solve(x: np.ndarray, a: float, initial: float, scale: float | None) -> np.ndarray:
+    """:func:`linear_recurrence` of ``u = scale * x`` (``x`` itself when ``scale`` is None);
+    the scaling happens while ``x`` is copied into the working buffer."""
+    n = x.size
     if not 0.0 <= a < 1.0:
         raise ValueError(f"decay factor must be in [0, 1), got {a}")
     if n == 0:
         return np.zeros(0)
     if a == 0.0:
-        return u.copy()
+        return x.copy() if scale is None else x * scale
     rise, fall = _powers(a)
     if fall.size == 1 and n <= _STEPWISE_MAX:
         # Blocks of one element (the carried block states of a longer series,
@@ -70,8 +75,8 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
         # step, without the numpy calls of a whole level of blocks.
         y = np.empty(n)
         state = initial
-        for i, x in enumerate(u.tolist()):
-            state = x + state * a
+        for i, u in enumerate((x if scale is None else x * scale).tolist()):
+            state = u + state * a
             y[i] = state
         return y
     block = min(n, fall.size)
@@ -79,10 +84,17 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
     blocks = -(-n // block)
     # Everything below happens in place in one buffer of whole blocks.
     if blocks == 1:
-        y = u * rise
+        if scale is None:
+            y = x * rise
+        else:
+            y = x * scale
+            y *= rise
     else:
         y = np.zeros(blocks * block)
-        y[:n] = u
+        if scale is None:
+            y[:n] = x
+        else:
+            np.multiply(x, scale, out=y[:n])
     local = y.reshape(blocks, block)
     if blocks > 1:
         local *= rise
@@ -93,7 +105,7 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
     carry_in = np.empty(blocks)
     carry_in[0] = initial
     if blocks > 1:
-        carry_in[1:] = linear_recurrence(local[:-1, -1], a**block, initial)
+        carry_in[1:] = _solve(local[:-1, -1], a**block, initial, None)
     local += carry_in[:, None] * (a * fall)[None, :]
     return y[:n]
 
@@ -134,4 +146,4 @@ def exponential_average(x: np.ndarray, gain: float, initial: float = 0.0) -> np.
     """
     if not 0.0 < gain <= 1.0:
         raise ValueError(f"gain must be in (0, 1], got {gain}")
-    return linear_recurrence(gain * np.asarray(x, np.float64), 1.0 - gain, initial)
+    return _solve(np.asarray(x, np.float64), 1.0 - gain, initial, gain)

@@ -258,9 +258,10 @@ def analyse(
 
     # Delta against the last in-time packet's arrival (the previous packet
     # when every packet is in time, the usual case).
+    t_ref = None
     if every_in_time:
-        t_ref = np.concatenate([t[:1], t[:-1]])
-        delta = t - t_ref
+        delta = np.empty(n)
+        np.subtract(t[1:], t[:-1], out=delta[1:])
     else:
         ref = _last_index_before(in_time)
         t_ref = t[ref]
@@ -279,9 +280,14 @@ def analyse(
     if every_in_time and has_clock[1:].all():
         # Every packet after the first takes part: the previous packet's
         # arrival and nominal time are the references.
-        d = np.abs(t[1:] - (t[:-1] + nominal[1:] - nominal[:-1]))
+        d = t[:-1] + nominal[1:]
+        d -= nominal[:-1]
+        np.subtract(t[1:], d, out=d)
+        np.abs(d, out=d)
         jitter = np.concatenate([[0.0], exponential_average(d, RFC3550_JITTER_GAIN)])
     else:
+        if t_ref is None:
+            t_ref = np.concatenate([t[:1], t[:-1]])
         nominal_member = jit_mask.copy()
         nominal_member[0] = True  # lastnominaltime starts at 0 = nominal of packet 0
         last_nom = nominal[_last_index_before(nominal_member)]

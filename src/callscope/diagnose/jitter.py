@@ -77,8 +77,10 @@ def detect_jitter(trace: Trace, reordered: int = 0) -> Finding | None:
     # playout buffer would have settled on), not of the whole call: clock skew,
     # timestamp jumps and route changes move the floor without any jitter.
     k = max(2, int(round(BASELINE_WINDOW_S / trace.ptime)))
-    floor = trailing_min(d, k)
-    late = float(np.mean(d - floor > PLAYOUT_BUDGET_S))
+    if d.max() - d.min() <= PLAYOUT_BUDGET_S:
+        late = 0.0  # no packet stands that far above any floor
+    else:
+        late = float(np.mean(d - trailing_min(d, k) > PLAYOUT_BUDGET_S))
     reorder = reordered / n
     # Packets arriving nearly back to back (less than a quarter interval apart)
     # are the trace reordering leaves even where no sequence number shows it.

@@ -78,16 +78,22 @@ def burst_spans(received: np.ndarray, gmin: int = GMIN) -> np.ndarray:
     at least ``gmin`` received packets on both sides is not a burst but a gap
     loss (RFC 3611 Appendix A.2 counts it as such, transition c14).
     """
-    lost = np.flatnonzero(~np.asarray(received, bool))
+    return _burst_spans(np.flatnonzero(~np.asarray(received, bool)), gmin)[0]
+
+
+def _burst_spans(lost: np.ndarray, gmin: int) -> tuple[np.ndarray, int]:
+    """:func:`burst_spans` from the lost slots' indices; also how many of
+    those fall inside the bursts."""
     if lost.size == 0:
-        return np.zeros((0, 2), np.int64)
+        return np.zeros((0, 2), np.int64), 0
     between = np.diff(lost) - 1  # received packets between consecutive losses
     new_group = np.concatenate([[True], between >= gmin])
     starts = np.flatnonzero(new_group)
     ends = np.concatenate([starts[1:], [lost.size]]) - 1
     size = ends - starts + 1
     keep = size >= 2
-    return np.stack([lost[starts[keep]], lost[ends[keep]]], axis=1).astype(np.int64)
+    spans = np.stack([lost[starts[keep]], lost[ends[keep]]], axis=1).astype(np.int64)
+    return spans, int(size[keep].sum())
 
 
 def loss_structure(received: np.ndarray, slot_ms: float, gmin: int = GMIN) -> LossStructure:
@@ -116,34 +122,38 @@ def loss_structure(received: np.ndarray, slot_ms: float, gmin: int = GMIN) -> Lo
     """
     r = np.asarray(received, bool)
     n = r.size
-    lost = ~r
-    spans = burst_spans(r, gmin)
-    in_burst = np.zeros(n, bool)
-    if spans.size:
-        mark = np.zeros(n + 1, np.int64)
-        np.add.at(mark, spans[:, 0], 1)
-        np.add.at(mark, spans[:, 1] + 1, -1)
-        in_burst = np.cumsum(mark[:-1]) > 0
-    burst_slots = int(np.count_nonzero(in_burst))
-    gap_slots = n - burst_slots
-    burst_density = float(np.count_nonzero(lost & in_burst)) / burst_slots if burst_slots else 0.0
-    gap_density = float(np.count_nonzero(lost & ~in_burst)) / gap_slots if gap_slots else 0.0
+    # Everything is counted from the lost slots' indices and the burst spans
+    # (both short), not from masks over every slot.
+    lost = np.flatnonzero(~r)
+    spans, lost_in_bursts = _burst_spans(lost, gmin)
     nb = int(spans.shape[0])
+    burst_slots = int((spans[:, 1] - spans[:, 0] + 1).sum())
+    gap_slots = n - burst_slots
+    burst_density = float(lost_in_bursts) / burst_slots if burst_slots else 0.0
+    gap_density = float(lost.size - lost_in_bursts) / gap_slots if gap_slots else 0.0
     burst_duration = burst_slots / nb * slot_ms if nb else 0.0
     # Gap periods: the stretches between bursts, including before the first
     # and after the last, where those are not empty.
-    gap_periods = 0
-    if n:
-        edges = np.diff(np.concatenate([[1], in_burst.astype(np.int8), [1]]))
-        gap_periods = int(np.count_nonzero(edges == -1))
+    bursts_at_start = int(nb > 0 and spans[0, 0] == 0)
+    bursts_at_end = int(nb > 0 and spans[-1, 1] == n - 1)
+    gap_periods = nb + 1 - bursts_at_start - bursts_at_end if n else 0
     gap_duration = gap_slots / gap_periods * slot_ms if gap_periods else 0.0
 
-    ge_p = _transition_rate(~in_burst, in_burst)
-    ge_r = _transition_rate(in_burst, ~in_burst)
-    gp = _transition_rate(r, lost)
-    gq = _transition_rate(lost, r)
+    # Transitions between consecutive slots: into a burst at each span start
+    # after slot 0, out of one at each span end before the last slot; the same
+    # for the runs of lost slots.
+    run_first, run_last = _runs(lost)
+    to_burst = nb - bursts_at_start
+    from_burst = nb - bursts_at_end
+    in_burst_before_last = burst_slots - bursts_at_end  # burst slots among 0 .. n - 2
+    lost_before_last = lost.size - int(lost.size > 0 and lost[-1] == n - 1)
+    ge_p = _rate(n, (n - 1) - in_burst_before_last, to_burst)
+    ge_r = _rate(n, in_burst_before_last, from_burst)
+    gp = _rate(n, (n - 1) - lost_before_last, int(np.count_nonzero(run_first > 0)))
+    gq = _rate(n, lost_before_last, int(np.count_nonzero(run_last < n - 1)))
+    run_lengths = run_last - run_first + 1
     return LossStructure(
-        run_histogram=run_length_histogram(r),
+        run_histogram=tuple(int(c) for c in np.bincount(run_lengths)[1:]) if lost.size else (),
         burst_density=burst_density,
         gap_density=gap_density,
         burst_duration_ms=float(burst_duration),
@@ -155,9 +165,27 @@ def loss_structure(received: np.ndarray, slot_ms: float, gmin: int = GMIN) -> Lo
         ge_loss_bad=burst_density,
         gilbert_p=gp,
         gilbert_q=gq,
-        burst_ratio=_burst_ratio(gp, gq, bool(lost.any())),
+        burst_ratio=_burst_ratio(gp, gq, bool(lost.size)),
         burst_spans=spans,
     )
+
+
+def _runs(lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last slot of each run of consecutive lost slots, from their indices."""
+    if lost.size == 0:
+        return lost, lost
+    brk = np.flatnonzero(lost[1:] - lost[:-1] != 1)
+    first = np.concatenate([lost[:1], lost[brk + 1]])
+    last = np.concatenate([lost[brk], lost[-1:]])
+    return first, last
+
+
+def _rate(n: int, total: int, hits: int) -> float:
+    """:func:`_transition_rate` from its counts: ``hits`` of ``total`` slots
+    (among the first ``n - 1``) in the source state go to the other one."""
+    if n < 2 or total == 0:
+        return 0.0
+    return float(hits) / total
 
 
 def burst_ratio(received: np.ndarray) -> float:

@@ -252,7 +252,12 @@ def rtp_trace(
     order = np.argsort(slot, kind="stable")
     if ts_ext is not None and clock > 0 and np.all(np.diff(ts_ext[order]) >= 0):
         send_recv = (ts_ext - ts_ext[np.argmin(slot)]) / clock
-        send = np.interp(np.arange(n), slot[order], send_recv[order])
+        # Interpolated for the lost slots only: at its own sample points
+        # np.interp returns the samples themselves.
+        send = np.empty(n)
+        send[slot] = send_recv
+        lost = np.flatnonzero(~received)
+        send[lost] = np.interp(lost, slot[order], send_recv[order])
     else:
         ptime = cadence_ptime(np.diff(p.time[first]))
         send = np.arange(n) * ptime

@@ -193,7 +193,6 @@ def measure(
     p = stream.packets
     n = len(p)
     time_s = np.asarray(p.time, np.float64)
-    size = np.asarray(p.size, np.float64)
     acc = _accounting(stream, time_s)
     media, jb = _playout(acc, p.marker)
 
@@ -232,7 +231,7 @@ def measure(
     unique = int(np.count_nonzero(received))
     timeline = build_timeline(
         time_s=time_s,
-        size=size,
+        size=p.size,
         jitter_ms=acc.jitter_ms,
         delay_ms=acc.delay_ms,
         slot_packets=acc.first_copy_in_range,
@@ -240,7 +239,11 @@ def measure(
         window_s=window_s,
         mos_of_loss=lambda f: emodel.mos_for_loss(codec, 100 * f, burst_r, ta),
     )
-    duration = float(time_s.max() - time_s.min()) if n else 0.0
+    first = float(time_s.min()) if n else None
+    last = float(time_s.max()) if n else None
+    duration = last - first if n else 0.0
+    # the sum of integer sizes is exact, as the float64 sum of them was
+    payload_bytes = int(np.sum(p.size, dtype=np.int64))
     return StreamMetrics(
         packets=n,
         expected=acc.expected,
@@ -279,10 +282,10 @@ def measure(
         effective_loss_fraction=effective_loss,
         r_factor=float(r),
         mos=float(emodel.mos_from_r(r)),
-        bitrate_kbps=float(size.sum() * 8 / duration / 1000) if duration > 0 else 0.0,
+        bitrate_kbps=payload_bytes * 8 / duration / 1000 if duration > 0 else 0.0,
         duration_s=duration,
-        first_time_s=float(time_s.min()) if n else None,
-        last_time_s=float(time_s.max()) if n else None,
+        first_time_s=first,
+        last_time_s=last,
         ptime_ms=acc.ptime_ms,
         emodel=inputs,
         timeline=timeline,

@@ -82,8 +82,7 @@ def _window_mean(idx: np.ndarray, values: np.ndarray, n: int, count: np.ndarray)
     else:
         s = np.bincount(idx[ok], weights=values[ok], minlength=n)
         c = np.bincount(idx[ok], minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(c > 0, s / np.maximum(c, 1), np.nan)
+    return np.where(c > 0, s / np.maximum(c, 1), np.nan)
 
 
 def build_timeline(
@@ -140,12 +139,10 @@ def build_timeline(
     lost = np.bincount(w_lost, minlength=n).astype(np.int64)
     slot_count = packets if w_slot is w_pkt else np.bincount(w_slot, minlength=n).astype(np.int64)
     expected = slot_count + lost
-    with np.errstate(invalid="ignore", divide="ignore"):
-        loss_fraction = np.where(expected > 0, lost / np.maximum(expected, 1), np.nan)
-    measured = expected > 0  # = np.isfinite(loss_fraction)
-    bitrate = (
-        np.bincount(w_pkt, weights=np.asarray(size, np.float64), minlength=n) * 8 / window_s / 1000
-    )
+    measured = expected > 0
+    loss_fraction = np.where(measured, lost / np.maximum(expected, 1), np.nan)
+    # (bincount sums its weights as float64, whatever their type)
+    bitrate = np.bincount(w_pkt, weights=np.asarray(size), minlength=n) * 8 / window_s / 1000
     return Timeline(
         window_s=float(window_s),
         start_s=t0 + window_s * np.arange(n),

@@ -138,8 +138,13 @@ def packet_clock_rates(
     timestamp does not advance) get 0, as in Wireshark.
     """
     pt = np.asarray(pt).astype(np.int64)
+    own = stream_pt is not None and stream_pt >= FIRST_DYNAMIC_PT and bool(stream_clock)
+    if pt.size and (pt == pt[0]).all():  # one payload type, the usual case
+        p = int(pt[0])
+        rate = 0 if p >= FIRST_DYNAMIC_PT else int(_STATIC_TABLE[min(p, 255)])
+        return np.full(pt.size, int(stream_clock) if own and p == stream_pt else rate, np.int64)
     rates = np.where(pt >= FIRST_DYNAMIC_PT, 0, _STATIC_TABLE[np.minimum(pt, 255)])
-    if stream_pt is not None and stream_pt >= FIRST_DYNAMIC_PT and stream_clock:
+    if own:
         rates = np.where(pt == stream_pt, int(stream_clock), rates)
     return rates
 
@@ -169,8 +174,11 @@ def _running_mean_weights(total_nr: np.ndarray) -> np.ndarray:
         log_a = _log_decay_table(1 << max(10, int(k.max()).bit_length()))[k]
     else:
         log_a = _log_decay(n)
-    cum = np.cumsum(log_a)
-    return np.exp(cum[-1] - cum) / n
+    w = np.cumsum(log_a)
+    np.subtract(w[-1], w, out=w)
+    np.exp(w, out=w)
+    w /= n
+    return w
 
 
 def _log_decay(n: np.ndarray) -> np.ndarray:

@@ -121,7 +121,9 @@ def detect_downshift(trace: Trace) -> Finding | None:
     sent_pkts, sent_bytes = _sent_per_window(trace.send, trace.size, edges, in_order)
     w = _window_index(t, edges, in_order)
     med_size = _window_medians(w, size, n_w)
-    med_size = np.where(np.isfinite(med_size), med_size, np.nanmedian(med_size))
+    empty = ~np.isfinite(med_size)
+    if empty.any():
+        med_size = np.where(empty, np.nanmedian(med_size), med_size)
     series = {
         "packet rate": sent_pkts / width,
         "packet size": med_size,

@@ -110,7 +110,8 @@ def stream_findings(trace: Trace, reordered: int = 0) -> list[Finding]:
     found = [
         detect_outages(trace),
         detect_policing(trace, queue=queue),
-        detect_shaping(trace, queue=queue),
+        # Without a ramp there is no shaper's queue (detect_shaping would seek it again).
+        detect_shaping(trace, queue=queue) if queue is not None else None,
         detect_congestion(trace, rise=rise),
         detect_loss_pattern(trace, rise=rise),
         detect_jitter(trace, reordered),

@@ -184,40 +184,54 @@ class CaptureReader:
 
     # -- shared machinery -------------------------------------------------
 
-    def _chunks(self, fh, buf: bytes) -> Iterator[tuple[bytes, bool]]:
-        """Yield (buffer, at_eof); the walker returns how many bytes it consumed."""
-        eof = False
+    def _chunks(self, fh, head: bytes) -> Iterator[tuple[bytearray, bool]]:
+        """Yield (buffer, at_eof); the walker returns how many bytes it consumed.
+
+        Every buffer is a new one: the bytes the walker left, then the next
+        chunk read straight into it. Datagrams keep pointing into the buffer
+        they came from, so a buffer is never reused.
+        """
+        left = memoryview(head)
         while True:
-            if not eof:
-                more = self._read(fh, self.chunk_bytes)
-                eof = len(more) < self.chunk_bytes
-                buf += more
+            buf = bytearray(len(left) + self.chunk_bytes)
+            buf[: len(left)] = left
+            with memoryview(buf) as view:
+                got = self._readinto(fh, view[len(left):])
+            eof = got < self.chunk_bytes
+            if eof:
+                del buf[len(left) + got:]
             consumed = yield buf, eof
-            buf = buf[consumed:]
             if eof:
                 return
+            left = memoryview(buf)[consumed:]
 
     def _read(self, fh, n: int) -> bytes:
-        """Up to ``n`` bytes; fewer only at the end of the file.
+        """Up to ``n`` bytes; fewer only at the end of the file."""
+        buf = bytearray(n)
+        with memoryview(buf) as view:
+            got = self._readinto(fh, view)
+        return bytes(buf[:got])
+
+    def _readinto(self, fh, view: memoryview) -> int:
+        """Fill ``view`` from the file; the number of bytes read, fewer only at its end.
 
         A gzip stream cut short raises EOFError from ``read``, discarding what
-        that call had already decompressed; reading piecewise with ``read1``
-        keeps every byte before the cut.
+        that call had already decompressed; reading piecewise with
+        ``readinto1`` keeps every byte before the cut.
         """
-        parts, got = [], 0
+        got, n = 0, len(view)
         while got < n:
             try:
-                piece = fh.read1(n - got)
+                k = fh.readinto1(view[got:])
             except EOFError:
                 self._warn_truncated(None, "compressed stream ends early")
                 break
             except (OSError, zlib.error) as e:
                 raise CorruptCaptureError(f"cannot decompress ({e})", str(self.path)) from None
-            if not piece:
+            if not k:
                 break
-            parts.append(piece)
-            got += len(piece)
-        return b"".join(parts)
+            got += k
+        return got
 
     def _warn_truncated(self, offset: int | None, what: str) -> None:
         if self.info.truncated:
@@ -228,7 +242,7 @@ class CaptureReader:
         self.info.warnings.append(msg)
         warnings.warn(msg, TruncatedCaptureWarning, stacklevel=3)
 
-    def _emit(self, buf: bytes, starts, caplens, origlens, ts_ns, linktype) -> Datagrams:
+    def _emit(self, buf: bytearray, starts, caplens, origlens, ts_ns, linktype) -> Datagrams:
         n = len(starts)
         first = self.info.packets + 1
         self.info.packets += n
@@ -350,12 +364,16 @@ class CaptureReader:
             file_pos += off
             buf, eof = gen.send(off)
 
-    def _pcap_batch(self, buf: bytes, offs: np.ndarray, endian: str, nano: bool, linktype: int) -> Datagrams:
-        arr = np.frombuffer(buf, np.uint8)
-        hdr = np.take(arr, offs[:, None] + np.arange(PCAP_RECORD)[None, :]).view(endian + "u4")
-        sec, frac, incl, orig = (hdr[:, k].astype(np.int64) for k in range(4))
+    def _pcap_batch(self, buf: bytearray, offs: np.ndarray, endian: str, nano: bool, linktype: int) -> Datagrams:
+        # one copy of each 16-byte record header through a view with a record at every byte offset
+        at = np.ndarray((len(buf) - PCAP_RECORD + 1,), dtype=f"V{PCAP_RECORD}", buffer=buf, strides=(1,))
+        hdr = at[offs].view(_pcap_record(endian))
+        sec, frac = hdr["ts_sec"].astype(np.int64), hdr["ts_frac"].astype(np.int64)
         ts = sec * 1_000_000_000 + (frac if nano else frac * 1000)
-        return self._emit(buf, offs + PCAP_RECORD, incl, orig, ts, np.full(offs.size, linktype))
+        return self._emit(
+            buf, offs + PCAP_RECORD, hdr["incl_len"].astype(np.int64), hdr["orig_len"].astype(np.int64), ts,
+            np.full(offs.size, linktype),
+        )
 
     # -- pcapng -----------------------------------------------------------
 
@@ -455,7 +473,7 @@ class CaptureReader:
             )
         return section[iface]
 
-    def _pcapng_batch(self, buf: bytes, rows: list[tuple], ifaces) -> Datagrams:
+    def _pcapng_batch(self, buf: bytearray, rows: list[tuple], ifaces) -> Datagrams:
         data_off, caplen, origlen, iface, ts_high, ts_low = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
         linktype = np.array([i[0] for i in ifaces], np.int64)[iface]
         timed = ts_high != SPB_NO_TIME
@@ -474,20 +492,24 @@ class CaptureReader:
         return self._emit(buf, data_off, caplen, origlen, ts, linktype)
 
 
-def _equal_run(buf: bytes, off: int, size: int, incl: int, endian: str) -> np.ndarray:
+def _pcap_record(endian: str) -> np.dtype:
+    """The classic pcap record header (draft-ietf-opsawg-pcap §5) in one byte order."""
+    return np.dtype([(name, endian + "u4") for name in ("ts_sec", "ts_frac", "incl_len", "orig_len")])
+
+
+def _equal_run(buf: bytearray, off: int, size: int, incl: int, endian: str) -> np.ndarray:
     """Offsets of the consecutive records from ``off`` whose length is ``incl``."""
     stride = PCAP_RECORD + incl
     k = min((size - off) // stride, RUN_MAX)
     if k <= 0:
         return np.zeros(0, np.int64)
-    pos = off + stride * np.arange(k, dtype=np.int64)
-    arr = np.frombuffer(buf, np.uint8)
-    field = arr[(pos + 8)[:, None] + np.arange(4)].copy().view(endian + "u4").ravel()
-    bad = np.flatnonzero(field != incl)
-    return pos[: bad[0]] if bad.size else pos
+    # the length field of every record of the run, read in place (records are stride bytes apart)
+    lengths = np.ndarray((k,), dtype=endian + "u4", buffer=buf, offset=off + 8, strides=(stride,))
+    bad = np.flatnonzero(lengths != incl)
+    return off + stride * np.arange(bad[0] if bad.size else k, dtype=np.int64)
 
 
-def _idb(buf: bytes, body: int, end: int, endian: str) -> tuple[int, int, int, int]:
+def _idb(buf: bytearray, body: int, end: int, endian: str) -> tuple[int, int, int, int]:
     """Link type, timestamp resolution and offset of an Interface Description Block."""
     linktype = struct.unpack_from(endian + "H", buf, body)[0]
     resol, pow2, offset = 6, 0, 0  # default resolution: microseconds

@@ -164,17 +164,25 @@ def wireshark_running_mean(values: np.ndarray, total_nr: np.ndarray) -> float:
     return float(np.sum(_running_mean_weights(total_nr) * x))
 
 
-def _running_mean_weights(total_nr: np.ndarray) -> np.ndarray:
-    """Weight of each value in :func:`wireshark_running_mean` (depends on ``total_nr`` only)."""
+def _running_mean_weights(total_nr: np.ndarray, increasing: bool = False) -> np.ndarray:
+    """Weight of each value in :func:`wireshark_running_mean` (depends on ``total_nr`` only).
+
+    ``increasing``: the counts are strictly increasing integers (packet
+    indices), so ``1, 2, .., m`` can be recognised from the two ends.
+    """
     n = np.asarray(total_nr, np.float64)
     if n.size == 0:
         return n
     k = np.asarray(total_nr)
     if k.dtype.kind in "iu" and k.min() >= 0 and k.max() < _LOG_DECAY_TABLE_MAX:
-        log_a = _log_decay_table(1 << max(10, int(k.max()).bit_length()))[k]
+        size = 1 << max(10, int(k.max()).bit_length())
+        if increasing and k[0] == 1 and k[-1] == k.size:
+            # every packet after the first: a prefix of the table's running sums
+            w = _log_decay_running_sums(size)[: k.size].copy()
+        else:
+            w = np.cumsum(_log_decay_table(size)[k])
     else:
-        log_a = _log_decay(n)
-    w = np.cumsum(log_a)
+        w = np.cumsum(_log_decay(n))
     np.subtract(w[-1], w, out=w)
     np.exp(w, out=w)
     w /= n
@@ -199,6 +207,15 @@ def _log_decay_table(size: int) -> np.ndarray:
         table = _log_decay(np.arange(size, dtype=np.float64))
     table.flags.writeable = False
     return table
+
+
+@lru_cache(maxsize=8)
+def _log_decay_running_sums(size: int) -> np.ndarray:
+    """Running sums of :func:`_log_decay` over ``1 .. size - 1``, in that order:
+    the sums of every prefix, as ``cumsum`` of the prefix would add them."""
+    sums = np.cumsum(_log_decay_table(size)[1:])
+    sums.flags.writeable = False
+    return sums
 
 
 def _last_index_before(mask: np.ndarray) -> np.ndarray:
@@ -318,7 +335,7 @@ def analyse(
 
     # Packets processed before each regular one are its index (total_nr).
     reg = np.flatnonzero(regular)
-    weights = _running_mean_weights(reg)
+    weights = _running_mean_weights(reg, increasing=True)
     if reg.size:
         dreg = delta[reg]
         k = int(np.argmax(dreg))
@@ -334,7 +351,7 @@ def analyse(
         max_jitter = max(0.0, float(jreg.max()))
         min_jitter = float(jreg.min())
         if regj.size != reg.size:
-            weights = _running_mean_weights(regj)
+            weights = _running_mean_weights(regj, increasing=True)
         mean_jitter = float(np.sum(weights * jreg))
     else:
         max_jitter, min_jitter, mean_jitter = 0.0, -1.0, 0.0

@@ -204,7 +204,7 @@ def measure(
     # buffer discards as late.
     late_slots = np.zeros(0, np.int64)
     if jb is not None and jb.late_adaptive.any():
-        judged_ext = acc.ext_seq if media.all() else acc.ext_seq[media]
+        judged_ext = acc.ext_seq if media is None else acc.ext_seq[media]
         late_slots = judged_ext[jb.late_adaptive] - acc.slot_base
         late_slots = late_slots[(late_slots >= 0) & (late_slots < slots)]
     if late_slots.size:
@@ -315,8 +315,9 @@ def packet_metrics(stream: MediaStream) -> PacketMetrics:
     late_fixed = np.zeros(n, bool)
     late_adaptive = np.zeros(n, bool)
     if jb is not None:
-        late_fixed[media] = jb.late_fixed
-        late_adaptive[media] = jb.late_adaptive
+        judged = slice(None) if media is None else media
+        late_fixed[judged] = jb.late_fixed
+        late_adaptive[judged] = jb.late_adaptive
     return PacketMetrics(
         time_s=time_s,
         size=np.asarray(p.size),
@@ -337,19 +338,24 @@ def packet_metrics(stream: MediaStream) -> PacketMetrics:
 
 def _playout(
     acc: _Accounting, marker: np.ndarray | None
-) -> tuple[np.ndarray, jitterbuffer.JitterBufferResult | None]:
+) -> tuple[np.ndarray | None, jitterbuffer.JitterBufferResult | None]:
     """The packets the playout buffers judge (first copies of media packets
-    with a clock) and the buffers' verdicts on them (None when there are none)."""
+    with a clock; None when that is every packet) and the buffers' verdicts
+    on them (None when there are none)."""
+    n = acc.delay_ms.size
     finite = np.isfinite(acc.delay_ms)
+    every_finite = bool(finite.all())
+    if n and every_finite and not acc.duplicate.any():  # the usual case: no masks
+        spurt = np.zeros(n, bool) if marker is None else np.array(marker, bool)
+        return None, jitterbuffer.simulate(acc.delay_ms, spurt)
     media = finite & ~acc.duplicate
     if not media.any():
         return media, None
     # A talkspurt starts at a marker bit or after a non-media packet (an
     # RFC 4733 event or comfort noise), where receivers re-anchor playout.
-    spurt = np.zeros(media.size, bool) if marker is None else np.array(marker, bool)
-    spurt[1:] |= ~finite[:-1]
-    if media.all():
-        return media, jitterbuffer.simulate(acc.delay_ms, spurt)
+    spurt = np.zeros(n, bool) if marker is None else np.array(marker, bool)
+    if not every_finite:
+        spurt[1:] |= ~finite[:-1]
     return media, jitterbuffer.simulate(acc.delay_ms[media], spurt[media])
 
 
@@ -363,7 +369,7 @@ class _Accounting:
     ext_seq: np.ndarray
     duplicate: np.ndarray
     reordered: np.ndarray
-    first_copy_in_range: np.ndarray
+    first_copy_in_range: np.ndarray | None
     slot_base: int
     received: np.ndarray
     lost_ext: np.ndarray
@@ -410,8 +416,10 @@ def _rtp_accounting(stream: MediaStream) -> _Accounting:
     delay = relative_delay(p.time, extend_timestamps(p.ts), clock, segment) if n else None
     delay_ms = delay.delay_ms if delay is not None else np.zeros(0)
 
-    in_range = ~seqa.duplicate & ~seqa.stray
+    # None: every packet is the first copy of an in-range number
+    in_range = None if seqa.first_ext.size == n else ~seqa.duplicate & ~seqa.stray
     reg = ws.regular if every_clock else ws.regular & has_clock
+    jitter_reg = ws.jitter_ms[1:] if reg[1:].all() else ws.jitter_ms[reg]  # reg[0] is False
     return _Accounting(
         expected=ws.expected,
         lost=ws.lost,
@@ -432,7 +440,7 @@ def _rtp_accounting(stream: MediaStream) -> _Accounting:
         delta_max=ws.max_delta_ms if ws.min_delta_ms >= 0 else None,
         jitter_mean=ws.mean_jitter_ms if ws.jitter_known else None,
         jitter_max=ws.max_jitter_ms if ws.jitter_known else None,
-        jitter_p95=percentiles(ws.jitter_ms[reg], (95,))[0] if reg.any() else None,
+        jitter_p95=percentiles(jitter_reg, (95,))[0] if jitter_reg.size else None,
         ptime_ms=_nominal_interval_ms(seqa.first_time, seqa.first_ext),
         delay=delay,
     )
@@ -483,7 +491,7 @@ def _opaque_accounting(time_s: np.ndarray, size: np.ndarray) -> _Accounting:
         ext_seq=slot,
         duplicate=np.zeros(n, bool),
         reordered=np.zeros(n, bool),
-        first_copy_in_range=np.ones(n, bool),
+        first_copy_in_range=None,
         slot_base=0,
         received=received,
         lost_ext=lost_ext,

@@ -107,7 +107,8 @@ def build_timeline(
     slot_packets : bool, optional
         Instead of ``slot_time_s``: which packets are those first copies
         (``slot_time_s = time_s[slot_packets]``); their windows are then the
-        packets' own, not computed again.
+        packets' own, not computed again. Without either, every packet is
+        its slot's first copy (no duplicates).
     lost_time_s : float64
         When each lost slot would have arrived.
     window_s : float
@@ -129,7 +130,9 @@ def build_timeline(
     window_s = window_width(t_end - t0, window_s)
     n = int(np.floor((t_end - t0) / window_s)) + 1
     w_pkt = window_index(t, t0, window_s, n)
-    if slot_packets is None:
+    if slot_packets is None and slot_time_s is None:
+        w_slot = w_pkt
+    elif slot_packets is None:
         w_slot = window_index(slot_time_s, t0, window_s, n)
     else:
         slot_packets = np.asarray(slot_packets, bool)

@@ -184,26 +184,26 @@ class CaptureReader:
 
     # -- shared machinery -------------------------------------------------
 
-    def _chunks(self, fh, head: bytes) -> Iterator[tuple[bytearray, bool]]:
+    def _chunks(self, fh, head: bytes) -> Iterator[tuple[memoryview, bool]]:
         """Yield (buffer, at_eof); the walker returns how many bytes it consumed.
 
         Every buffer is a new one: the bytes the walker left, then the next
-        chunk read straight into it. Datagrams keep pointing into the buffer
-        they came from, so a buffer is never reused.
+        chunk read straight into it (uninitialised memory: nothing is written
+        twice). Datagrams keep pointing into the buffer they came from, so a
+        buffer is never reused.
         """
         left = memoryview(head)
         while True:
-            buf = bytearray(len(left) + self.chunk_bytes)
+            buf = memoryview(np.empty(len(left) + self.chunk_bytes, np.uint8))
             buf[: len(left)] = left
-            with memoryview(buf) as view:
-                got = self._readinto(fh, view[len(left):])
+            got = self._readinto(fh, buf[len(left):])
             eof = got < self.chunk_bytes
             if eof:
-                del buf[len(left) + got:]
+                buf = buf[: len(left) + got]
             consumed = yield buf, eof
             if eof:
                 return
-            left = memoryview(buf)[consumed:]
+            left = buf[consumed:]
 
     def _read(self, fh, n: int) -> bytes:
         """Up to ``n`` bytes; fewer only at the end of the file."""
@@ -242,7 +242,7 @@ class CaptureReader:
         self.info.warnings.append(msg)
         warnings.warn(msg, TruncatedCaptureWarning, stacklevel=3)
 
-    def _emit(self, buf: bytearray, starts, caplens, origlens, ts_ns, linktype) -> Datagrams:
+    def _emit(self, buf: memoryview, starts, caplens, origlens, ts_ns, linktype) -> Datagrams:
         n = len(starts)
         first = self.info.packets + 1
         self.info.packets += n
@@ -364,7 +364,7 @@ class CaptureReader:
             file_pos += off
             buf, eof = gen.send(off)
 
-    def _pcap_batch(self, buf: bytearray, offs: np.ndarray, endian: str, nano: bool, linktype: int) -> Datagrams:
+    def _pcap_batch(self, buf: memoryview, offs: np.ndarray, endian: str, nano: bool, linktype: int) -> Datagrams:
         # one copy of each 16-byte record header through a view with a record at every byte offset
         at = np.ndarray((len(buf) - PCAP_RECORD + 1,), dtype=f"V{PCAP_RECORD}", buffer=buf, strides=(1,))
         hdr = at[offs].view(_pcap_record(endian))
@@ -473,7 +473,7 @@ class CaptureReader:
             )
         return section[iface]
 
-    def _pcapng_batch(self, buf: bytearray, rows: list[tuple], ifaces) -> Datagrams:
+    def _pcapng_batch(self, buf: memoryview, rows: list[tuple], ifaces) -> Datagrams:
         data_off, caplen, origlen, iface, ts_high, ts_low = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
         linktype = np.array([i[0] for i in ifaces], np.int64)[iface]
         timed = ts_high != SPB_NO_TIME
@@ -497,7 +497,7 @@ def _pcap_record(endian: str) -> np.dtype:
     return np.dtype([(name, endian + "u4") for name in ("ts_sec", "ts_frac", "incl_len", "orig_len")])
 
 
-def _equal_run(buf: bytearray, off: int, size: int, incl: int, endian: str) -> np.ndarray:
+def _equal_run(buf: memoryview, off: int, size: int, incl: int, endian: str) -> np.ndarray:
     """Offsets of the consecutive records from ``off`` whose length is ``incl``."""
     stride = PCAP_RECORD + incl
     k = min((size - off) // stride, RUN_MAX)
@@ -509,7 +509,7 @@ def _equal_run(buf: bytearray, off: int, size: int, incl: int, endian: str) -> n
     return off + stride * np.arange(bad[0] if bad.size else k, dtype=np.int64)
 
 
-def _idb(buf: bytearray, body: int, end: int, endian: str) -> tuple[int, int, int, int]:
+def _idb(buf: memoryview, body: int, end: int, endian: str) -> tuple[int, int, int, int]:
     """Link type, timestamp resolution and offset of an Interface Description Block."""
     linktype = struct.unpack_from(endian + "H", buf, body)[0]
     resol, pow2, offset = 6, 0, 0  # default resolution: microseconds

@@ -22,13 +22,14 @@ _NETWORK_MAX_SIZE = 21
 
 
 @cache
-def median_network(size: int) -> tuple[tuple[int, int, bool, bool], ...]:
-    """Compare-exchanges that bring the median of ``size`` (odd) inputs to wire ``size // 2``.
+def middle_pair_network(wires: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """Compare-exchanges that bring the two middle order statistics of an even
+    number of inputs to wires ``wires // 2 - 1`` and ``wires // 2``.
 
     Batcher's odd-even merge sort on the next power of two wires, the wires
-    from ``size`` on holding +inf (so every comparator touching one is a
-    no-op and is left out), then pruned backwards to the comparators the
-    middle output depends on. Each entry is ``(a, b, min_needed, max_needed)``:
+    from ``wires`` on holding +inf (so every comparator touching one is a
+    no-op and is left out), then pruned backwards to the comparators the two
+    middle outputs depend on. Each entry is ``(a, b, min_needed, max_needed)``:
     wire ``a`` receives the minimum, ``b`` the maximum, and an output nothing
     later reads is not computed.
 
@@ -38,22 +39,22 @@ def median_network(size: int) -> tuple[tuple[int, int, bool, bool], ...]:
     Joint Computer Conference 1968, pp. 307-314; D. E. Knuth, The Art of
     Computer Programming vol. 3, §5.3.4 (merge exchange).
     """
-    wires = 1
-    while wires < size:
-        wires *= 2
+    power = 1
+    while power < wires:
+        power *= 2
     net = []
     t = 1
-    while t < wires:
+    while t < power:
         k = t
         while k >= 1:
-            for j in range(k % t, wires - k, 2 * k):
-                for i in range(min(k, wires - j - k)):
+            for j in range(k % t, power - k, 2 * k):
+                for i in range(min(k, power - j - k)):
                     a, b = i + j, i + j + k
-                    if a // (2 * t) == b // (2 * t) and b < size:
+                    if a // (2 * t) == b // (2 * t) and b < wires:
                         net.append((a, b))
             k //= 2
         t *= 2
-    live = {size // 2}
+    live = {wires // 2 - 1, wires // 2}
     kept = []
     for a, b in reversed(net):
         if a in live or b in live:
@@ -62,31 +63,55 @@ def median_network(size: int) -> tuple[tuple[int, int, bool, bool], ...]:
     return tuple(reversed(kept))
 
 
+def _running_median_paired(padded: np.ndarray, n: int, half: int) -> np.ndarray:
+    """Median of every window ``padded[i : i + 2 half + 1]``, ``i < n``, two windows at a time.
+
+    Windows ``i`` and ``i + 1`` share ``2 half`` samples; with ``lo`` and ``hi``
+    the two middle ones of those, each window's median is its own extra
+    sample clamped to ``[lo, hi]``. :func:`middle_pair_network` finds ``lo``
+    and ``hi`` with one vectorised minimum or maximum per comparator over
+    every other window, on shifted views of the even- and odd-indexed samples.
+    """
+    pairs = (n + 1) // 2
+    if n % 2:
+        padded = np.append(padded, padded[-1])  # a window past the end, dropped below
+    even, odd = padded[0::2], padded[1::2]
+
+    def every_other(q: int) -> np.ndarray:
+        """``padded[q + 2 m]`` for the pairs m."""
+        return (odd if q % 2 else even)[q // 2 : q // 2 + pairs]
+
+    wire = [every_other(1 + j) for j in range(2 * half)]
+    for a, b, need_min, need_max in middle_pair_network(2 * half):
+        low = np.minimum(wire[a], wire[b]) if need_min else wire[a]
+        if need_max:
+            wire[b] = np.maximum(wire[a], wire[b])
+        wire[a] = low
+    lo, hi = wire[half - 1], wire[half]
+    out = np.empty(2 * pairs)
+    out[0::2] = np.minimum(np.maximum(every_other(0), lo), hi)
+    out[1::2] = np.minimum(np.maximum(every_other(2 * half + 1), lo), hi)
+    return out[:n]
+
+
 def running_median(x: np.ndarray, size: int) -> np.ndarray:
     """Median of each window of ``size`` (odd) samples centred on each sample.
 
     The array is extended at both ends by repeating its edge values, as
-    ``scipy.ndimage.median_filter(x, size, mode="nearest")`` does. Small
-    windows go through :func:`median_network`, one vectorised minimum or
-    maximum per comparator over shifted views of the series (exact:
-    compare-exchanges only move values).
+    ``scipy.ndimage.median_filter(x, size, mode="nearest")`` does. Windows up
+    to :data:`_NETWORK_MAX_SIZE` go through a selection network
+    (:func:`_running_median_paired`; exact: compare-exchanges only move
+    values), wider ones through a partition of every window.
     """
     x = np.asarray(x, np.float64)
     if size % 2 == 0 or size < 1:
         raise ValueError(f"size must be odd and positive, got {size}")
-    if x.size == 0:
+    if x.size == 0 or size == 1:
         return x.copy()
     half = size // 2
     padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])])
     if size <= _NETWORK_MAX_SIZE and not np.isnan(x).any():
-        n = x.size
-        wire = [padded[j : j + n] for j in range(size)]
-        for a, b, need_min, need_max in median_network(size):
-            low = np.minimum(wire[a], wire[b]) if need_min else wire[a]
-            if need_max:
-                wire[b] = np.maximum(wire[a], wire[b])
-            wire[a] = low
-        return wire[half]
+        return _running_median_paired(padded, x.size, half)
     windows = np.lib.stride_tricks.sliding_window_view(padded, size)
     # the middle of each window in order (np.median would average it with itself, 7x slower)
     return np.partition(windows, half, axis=1)[:, half]

@@ -275,11 +275,15 @@ def analyse(
     rel = (ts32 - ts32[0]).astype(np.int64)
     # Wireshark compares ``rel - 1`` instead when the timestamp is below the
     # first's: that admits rel == 2^31 too.
-    in_time = rel < _HALF_TS
-    edge = np.flatnonzero(rel == _HALF_TS)
-    in_time[edge] = ts[edge] < ts[0]
-    in_time[0] = True
-    every_in_time = bool(in_time.all())
+    every_in_time = bool(rel.max() < _HALF_TS)
+    if every_in_time:
+        in_time = np.ones(n, bool)
+    else:
+        in_time = rel < _HALF_TS
+        edge = np.flatnonzero(rel == _HALF_TS)
+        in_time[edge] = ts[edge] < ts[0]
+        in_time[0] = True
+        every_in_time = bool(in_time.all())
 
     # Delta against the last in-time packet's arrival (the previous packet
     # when every packet is in time, the usual case).
@@ -294,15 +298,14 @@ def analyse(
     delta[0] = np.nan
 
     # Jitter over in-time packets that have a clock rate.
-    has_clock = clock != 0
-    jit_mask = in_time & has_clock
-    jit_mask[0] = False
-    if clock[0] != 0 and (clock == clock[0]).all():  # one clock rate: no masking
+    one_clock = bool(clock[0] != 0 and (clock == clock[0]).all())
+    has_clock = np.ones(n, bool) if one_clock else clock != 0
+    if one_clock:  # no masking
         nominal = rel / float(max(int(clock[0]) // 1000, 1))  # C integer division
     else:
         divisor = np.maximum(clock // 1000, 1).astype(np.float64)  # C integer division
         nominal = np.where(has_clock, rel / divisor, 0.0)
-    if every_in_time and has_clock[1:].all():
+    if every_in_time and (one_clock or has_clock[1:].all()):
         # Every packet after the first takes part: the previous packet's
         # arrival and nominal time are the references.
         d = t[:-1] + nominal[1:]
@@ -313,6 +316,8 @@ def analyse(
     else:
         if t_ref is None:
             t_ref = np.concatenate([t[:1], t[:-1]])
+        jit_mask = in_time & has_clock
+        jit_mask[0] = False
         nominal_member = jit_mask.copy()
         nominal_member[0] = True  # lastnominaltime starts at 0 = nominal of packet 0
         last_nom = nominal[_last_index_before(nominal_member)]
@@ -328,9 +333,11 @@ def analyse(
         jitter[0] = 0.0
 
     # Regular packets.
-    cn = (pt == PT_CN) | (pt == PT_CN_OLD)
-    regular = in_time & ~marker & ~cn
-    regular[1:] &= ~cn[:-1]  # not following comfort noise
+    regular = in_time & ~marker
+    if pt[0] in (PT_CN, PT_CN_OLD) or not (pt == pt[0]).all():  # comfort noise possible
+        cn = (pt == PT_CN) | (pt == PT_CN_OLD)
+        regular &= ~cn
+        regular[1:] &= ~cn[:-1]  # not following comfort noise
     regular[0] = False
 
     # Packets processed before each regular one are its index (total_nr).
@@ -345,7 +352,7 @@ def analyse(
         mean_delta = float(np.sum(weights * dreg))
     else:
         max_delta, max_frame, min_delta, mean_delta = 0.0, 0, -1.0, 0.0
-    regj = reg[has_clock[reg]]
+    regj = reg if one_clock else reg[has_clock[reg]]
     if regj.size:
         jreg = jitter[regj]
         max_jitter = max(0.0, float(jreg.max()))
@@ -359,12 +366,16 @@ def analyse(
     # Sequence cycles: a two-state machine ("under") driven by in-time
     # packets; only the packets that move it (its events) matter.
     start = seq[0]
-    go_under = seq < start
-    go_under[1:] |= (seq[1:] == 0) & (seq[:-1] == 65535)
-    go_under &= in_time
-    go_under[0] = False
     seq_cycles = 0
-    if go_under.any():
+    # "under" needs a number below the start, or 65535 -> 0 (only not below a start of 0)
+    if start == 0 or seq.min() < start:
+        go_under = seq < start
+        go_under[1:] |= (seq[1:] == 0) & (seq[:-1] == 65535)
+        go_under &= in_time
+        go_under[0] = False
+    else:
+        go_under = None
+    if go_under is not None and go_under.any():
         go_over = (seq > start) & in_time
         moves = np.flatnonzero(go_under | go_over)
         under = go_under[moves]  # else over

@@ -1,4 +1,4 @@
-"""The fast paths of metrics give numpy's and the eager computation's results exactly."""
+"""The fast paths of metrics give numpy's, the masks' and the eager computation's results exactly."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from callscope.media.stream import MediaStream, PacketSeries
-from callscope.metrics import jitterbuffer, measure, wireshark
+from callscope.metrics import jitterbuffer, lossmodel, measure, wireshark
 from callscope.metrics.delay import relative_delay
 from callscope.metrics.measure import packet_metrics
 from callscope.metrics.quantile import median, percentiles
-from callscope.metrics.sequence import analyse_sequence, extend_timestamps
+from callscope.metrics.sequence import analyse_sequence, extend_timestamps, loss_runs
+from callscope.metrics.smoothing import linear_recurrence
 
 
 def _bits(x) -> bytes:
@@ -147,3 +148,50 @@ def test_per_packet_of_opaque_media_is_its_inferred_slots():
     pp = m.per_packet
     assert np.isnan(pp.jitter_ms).all() and not pp.duplicate.any()
     assert pp.received.size == m.expected and int((~pp.received).sum()) == m.missing
+
+
+def _transitions(src: np.ndarray, dst: np.ndarray) -> float:
+    """P(dst at i | src at i - 1) counted over the masks."""
+    if src.size < 2 or not src[:-1].any():
+        return 0.0
+    return float(np.count_nonzero(src[:-1] & dst[1:])) / np.count_nonzero(src[:-1])
+
+
+def test_loss_structure_counted_from_lost_indices_equals_the_slot_masks():
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(0, 300))
+        received = rng.random(n) > rng.choice([0.0, 0.02, 0.2, 0.6])
+        for _ in range(int(rng.integers(0, 3))):  # bursts, some at the ends
+            i = int(rng.integers(0, max(n, 1)))
+            received[i : i + int(rng.integers(1, 25))] = False
+        s = lossmodel.loss_structure(received, 20.0)
+        in_burst = np.zeros(n, bool)
+        for first, last in s.burst_spans:
+            in_burst[first : last + 1] = True
+        lost = ~received
+        assert s.bursts == len(s.burst_spans)
+        burst_slots = int(in_burst.sum())
+        assert s.burst_density == ((lost & in_burst).sum() / burst_slots if burst_slots else 0.0)
+        gap_slots = n - burst_slots
+        assert s.gap_density == ((lost & ~in_burst).sum() / gap_slots if gap_slots else 0.0)
+        assert s.ge_p == _transitions(~in_burst, in_burst)
+        assert s.ge_r == _transitions(in_burst, ~in_burst)
+        assert s.gilbert_p == _transitions(received, lost)
+        assert s.gilbert_q == _transitions(lost, received)
+        runs = loss_runs(received)
+        assert s.run_histogram == (tuple(np.bincount(runs)[1:].tolist()) if runs.size else ())
+        gaps = int(np.count_nonzero(np.diff(np.concatenate([[1], in_burst, [1]]).astype(int)) == -1))
+        assert s.gap_duration_ms == (gap_slots / gaps * 20.0 if gaps else 0.0)
+
+
+def test_recurrence_of_one_element_blocks_is_the_recurrence_step_by_step():
+    rng = np.random.default_rng(5)
+    u = rng.normal(0.0, 1.0, 40)
+    a = 1e-101  # a^-1 beyond the growth bound: blocks of one element
+    want = []
+    state = 0.5
+    for x in u.tolist():
+        state = x + state * a
+        want.append(state)
+    assert linear_recurrence(u, a, 0.5).tolist() == want

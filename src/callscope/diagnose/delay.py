@@ -122,7 +122,7 @@ def find_ramp(trace: Trace) -> Ramp | None:
         return None
     sd = trace.smoothed_delay
     t = trace.received_time
-    send = trace.send[trace.received]
+    send = trace.received_send
     sd_sorted = np.sort(sd)
     base = percentile_sorted(sd_sorted, 2)
     peak = percentile_sorted(sd_sorted, 98)

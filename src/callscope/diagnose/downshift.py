@@ -115,8 +115,8 @@ def detect_downshift(trace: Trace) -> Finding | None:
         return None
     edges = start + width * np.arange(n_w + 1)
     rec = trace.received
-    t = trace.send[rec]
-    size = trace.size[rec]
+    t = trace.received_send
+    size = trace.received_size
     in_order = bool(np.all(trace.send[1:] >= trace.send[:-1]))
     sent_pkts, sent_bytes = _sent_per_window(trace.send, trace.size, edges, in_order)
     w = _window_index(t, edges, in_order)

@@ -62,7 +62,7 @@ def window_rates(
         return np.zeros(0), np.zeros(0)
     edges = start + window_s * np.arange(n + 1)
     sent, _ = np.histogram(trace.time, bins=edges, weights=trace.size)
-    got, _ = np.histogram(trace.time[trace.received], bins=edges, weights=trace.size[trace.received])
+    got, _ = np.histogram(trace.received_time, bins=edges, weights=trace.received_size)
     return sent / window_s, got / window_s
 
 

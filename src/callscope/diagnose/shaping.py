@@ -28,12 +28,11 @@ MIN_SLOPE = 0.05
 
 def _goodput(trace: Trace, start: float, end: float, overhead: float) -> float:
     """Received bytes per second over ``[start, end]`` by least squares on the cumulative bytes."""
-    rec = trace.received
-    t = trace.time[rec]
+    t = trace.received_time
     sel = (t >= start) & (t <= end)
     if np.count_nonzero(sel) < 5:
         return float("nan")
-    cum = np.cumsum(trace.size[rec][sel] + overhead)
+    cum = np.cumsum(trace.received_size[sel] + overhead)
     slope, _ = np.polyfit(t[sel], cum, 1)
     return float(slope)
 
@@ -44,9 +43,9 @@ def detect_shaping(trace: Trace, overhead: float = 0.0, queue: Ramp | None = Non
     if q is None or q.height_s < MIN_QUEUE_S or q.slope < MIN_SLOPE:
         return None
     rec = trace.received
-    t_rec = trace.time[rec]
+    t_rec = trace.received_time
     after_peak = t_rec >= q.end
-    sd_after = trace.delay[rec][after_peak]
+    sd_after = trace.received_delay[after_peak]
     # The queue must not drain back towards its empty level while the call goes on.
     if sd_after.size:
         floor_after = float(np.percentile(sd_after, 5))

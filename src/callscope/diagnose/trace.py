@@ -104,6 +104,16 @@ class Trace:
         return self.time[self.received]
 
     @cached_property
+    def received_send(self) -> np.ndarray:
+        """``send`` of the received slots."""
+        return self.send[self.received]
+
+    @cached_property
+    def received_size(self) -> np.ndarray:
+        """``size`` of the received slots."""
+        return self.size[self.received]
+
+    @cached_property
     def received_delay(self) -> np.ndarray:
         """``delay`` of the received slots (finite)."""
         return self.delay[self.received]
@@ -194,7 +204,7 @@ def summarise(trace: Trace) -> TraceSummary:
         end=trace.end,
         slots=trace.slots,
         received_count=trace.received_count,
-        received_bytes=float(np.sum(trace.size[trace.received])),
+        received_bytes=float(np.sum(trace.received_size)),
     )
 
 

@@ -115,7 +115,7 @@ class Trace:
 
     @cached_property
     def received_delay(self) -> np.ndarray:
-        """``delay`` of the received slots (finite)."""
+        """``delay`` of the received slots."""
         return self.delay[self.received]
 
     @cached_property

@@ -24,7 +24,7 @@ from callscope.diagnose.findings import Diagnosis, Finding
 from callscope.diagnose.peaks import middle_pair_network, running_median
 from callscope.diagnose.policing import MIN_LOSS, MIN_LOSSES, detect_policing, loss_onset
 from callscope.diagnose.quantile import median_sorted, percentile_sorted
-from callscope.diagnose.trace import Trace, build_trace, summarise
+from callscope.diagnose.trace import Trace, _fill_lost_sizes, build_trace, summarise
 from callscope.synth import simulate, write_capture
 from callscope.synth.call import simulate_many_streams
 
@@ -163,6 +163,20 @@ def test_windows_by_binary_search_equal_numpys_histogram():
         t = send[rng.random(n) < 0.7]
         ref_w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, edges.size - 2)
         assert np.array_equal(_window_index(t, edges, True), ref_w)
+
+
+def test_lost_slots_take_the_size_of_the_last_received_one():
+    rng = np.random.default_rng(12)
+    for _ in range(500):
+        n = int(rng.integers(1, 80))
+        rec = rng.random(n) > rng.uniform(0, 1)
+        size = np.where(rec, rng.integers(20, 300, n), 0).astype(np.float64)
+        before = np.where(rec, np.arange(n), 0)
+        want = size[np.maximum.accumulate(before)]
+        assert np.array_equal(_fill_lost_sizes(size.copy(), rec), want)
+    rec = np.array([True, False, False, True, False])
+    got = _fill_lost_sizes(np.array([100.0, 0, 0, 120, 0]), rec)
+    assert got.tolist() == [100.0, 100.0, 100.0, 120.0, 120.0]
 
 
 # --- the engine ------------------------------------------------------------------

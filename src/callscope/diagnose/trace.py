@@ -209,10 +209,15 @@ def summarise(trace: Trace) -> TraceSummary:
 
 
 def _fill_lost_sizes(size: np.ndarray, received: np.ndarray) -> np.ndarray:
-    """Sizes of lost slots copied from the last received slot before them."""
-    idx = np.where(received, np.arange(received.size), 0)
-    np.maximum.accumulate(idx, out=idx)
-    return size[idx]
+    """Sizes of lost slots copied from the last received slot before them (the
+    first slot's when none is), in place; loss being rare, only the lost slots
+    are visited: the slot before each run of them is the last one received."""
+    lost = np.flatnonzero(~received)
+    if lost.size:
+        run_start = np.where(np.diff(lost, prepend=-2) > 1, lost, 0)
+        np.maximum.accumulate(run_start, out=run_start)
+        size[lost] = size[np.maximum(run_start - 1, 0)]
+    return size
 
 
 def _relative_delay(time: np.ndarray, send: np.ndarray, received: np.ndarray) -> np.ndarray:

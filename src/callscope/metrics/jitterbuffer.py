@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callscope.metrics.smoothing import linear_recurrence
+from callscope.metrics.smoothing import scaled_recurrence
 
 FIXED_BUFFER_MS = 60.0  # a common default playout buffer for VoIP endpoints
 RAMJEE_ALPHA = 0.998002  # Ramjee et al. 1994, Algorithm 1
@@ -97,11 +97,10 @@ def simulate(
     a = RAMJEE_ALPHA
     d0 = n[0]
     v0 = fixed_ms / RAMJEE_BETA
-    d_hat = linear_recurrence((1 - a) * n, a, d0)
+    d_hat = scaled_recurrence(n, 1 - a, a, d0)
     error = d_hat - n
     np.abs(error, out=error)
-    error *= 1 - a
-    v_hat = linear_recurrence(error, a, v0)
+    v_hat = scaled_recurrence(error, 1 - a, a, v0)
     # each packet is judged by the estimates from the packets before it
     playout = np.empty(n.size)
     playout[0] = d0 + RAMJEE_BETA * v0

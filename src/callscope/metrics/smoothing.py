@@ -55,12 +55,23 @@ def linear_recurrence(u: np.ndarray, a: float, initial: float = 0.0) -> np.ndarr
     >>> linear_recurrence(np.array([1.0, 1.0, 1.0]), 0.5).tolist()
     [1.0, 1.5, 1.75]
     """
-    return _solve(np.asarray(u, np.float64), a, initial, None)
+    return scaled_recurrence(u, None, a, initial)
 
 
-def _solve(x: np.ndarray, a: float, initial: float, scale: float | None) -> np.ndarray:
-    """:func:`linear_recurrence` of ``u = scale * x`` (``x`` itself when ``scale`` is None);
-    the scaling happens while ``x`` is copied into the working buffer."""
+def scaled_recurrence(
+    x: np.ndarray, scale: float | None, a: float, initial: float = 0.0
+) -> np.ndarray:
+    """:func:`linear_recurrence` of ``u = scale * x`` (``x`` itself when ``scale`` is None).
+
+    The same numbers as ``linear_recurrence(scale * x, a, initial)``; the
+    scaling happens while ``x`` is copied into the working buffer.
+
+    Examples
+    --------
+    >>> scaled_recurrence(np.array([2.0, 2.0]), 0.5, 0.5).tolist()
+    [1.0, 1.5]
+    """
+    x = np.asarray(x, np.float64)
     n = x.size
     if not 0.0 <= a < 1.0:
         raise ValueError(f"decay factor must be in [0, 1), got {a}")
@@ -68,7 +79,7 @@ def _solve(x: np.ndarray, a: float, initial: float, scale: float | None) -> np.n
         return np.zeros(0)
     if a == 0.0:
         return x.copy() if scale is None else x * scale
-    rise, fall = _powers(a)
+    rise, fall, decayed = _powers(a)
     if fall.size == 1 and n <= _STEPWISE_MAX:
         # Blocks of one element (the carried block states of a longer series,
         # decay a^B): the closed form is then the recurrence itself, step by
@@ -80,7 +91,7 @@ def _solve(x: np.ndarray, a: float, initial: float, scale: float | None) -> np.n
             y[i] = state
         return y
     block = min(n, fall.size)
-    rise, fall = rise[:block], fall[:block]
+    rise, fall, decayed = rise[:block], fall[:block], decayed[:block]
     blocks = -(-n // block)
     # Everything below happens in place in one buffer of whole blocks.
     if blocks == 1:
@@ -105,20 +116,22 @@ def _solve(x: np.ndarray, a: float, initial: float, scale: float | None) -> np.n
     carry_in = np.empty(blocks)
     carry_in[0] = initial
     if blocks > 1:
-        carry_in[1:] = _solve(local[:-1, -1], a**block, initial, None)
-    local += carry_in[:, None] * (a * fall)[None, :]
+        carry_in[1:] = scaled_recurrence(local[:-1, -1], None, a**block, initial)
+    local += carry_in[:, None] * decayed[None, :]
     return y[:n]
 
 
 @lru_cache(maxsize=16)
-def _powers(a: float) -> tuple[np.ndarray, np.ndarray]:
-    """``a^-k`` and ``a^k`` for k = 0 .. B - 1, the longest block with ``a^-k <= _MAX_GROWTH``."""
+def _powers(a: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a^-k``, ``a^k`` and ``a * a^k`` (computed as that product) for k = 0 .. B - 1,
+    the longest block with ``a^-k <= _MAX_GROWTH``."""
     block = int(max(1, np.floor(np.log(_MAX_GROWTH) / -np.log(a))))
     fall = a ** np.arange(block, dtype=np.float64)
     rise = 1.0 / fall
-    fall.flags.writeable = False
-    rise.flags.writeable = False
-    return rise, fall
+    decayed = a * fall
+    for table in (rise, fall, decayed):
+        table.flags.writeable = False
+    return rise, fall, decayed
 
 
 def exponential_average(x: np.ndarray, gain: float, initial: float = 0.0) -> np.ndarray:
@@ -146,4 +159,4 @@ def exponential_average(x: np.ndarray, gain: float, initial: float = 0.0) -> np.
     """
     if not 0.0 < gain <= 1.0:
         raise ValueError(f"gain must be in (0, 1], got {gain}")
-    return _solve(np.asarray(x, np.float64), 1.0 - gain, initial, gain)
+    return scaled_recurrence(x, gain, 1.0 - gain, initial)

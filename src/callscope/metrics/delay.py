@@ -68,17 +68,26 @@ def relative_delay(
     """
     t = np.asarray(time_s, np.float64)
     clock = np.asarray(clock)
-    ok = clock > 0
-    if not ok.any():
+    if t.size == 0 or (high := clock.max()) <= 0:
         return DelayStats(np.full(t.size, np.nan), None, None, None, None, None)
-    every = bool(ok.all())
+    low = clock.min()
+    every = bool(low > 0)
+    ok = None if every else clock > 0
     seg = None if segment is None else np.asarray(segment)
     if seg is not None and (seg.size == 0 or seg.max() == 0):
         seg = None
     if every:
-        # every packet has a clock: no masking (the usual case)
-        d_raw = (t - (ext_ts - ext_ts[0]) / clock.astype(np.float64)) * 1000.0
-        d = d_raw - d_raw.min() if seg is None else d_raw - _segment_minima(d_raw, seg, ok)[seg]
+        # every packet has a clock: no masking (the usual case); one clock
+        # rate divides as a scalar (the same quotients)
+        rate = float(low) if low == high else clock.astype(np.float64)
+        d_raw = (ext_ts - ext_ts[0]) / rate
+        np.subtract(t, d_raw, out=d_raw)
+        d_raw *= 1000.0
+        if seg is None:
+            d = d_raw
+            d -= d_raw.min()
+        else:
+            d = d_raw - _segment_minima(d_raw, seg, np.ones(t.size, bool))[seg]
         v, tv = d, t
     else:
         rate = np.where(ok, clock, 1).astype(np.float64)

@@ -21,7 +21,7 @@ from callscope.diagnose.cutoff import TOGETHER_S, detect_cutoff
 from callscope.diagnose.delay import EPISODE_PROMINENCE_S, delay_episodes
 from callscope.diagnose.downshift import _sent_per_window, _window_index
 from callscope.diagnose.findings import Diagnosis, Finding
-from callscope.diagnose.peaks import middle_pair_network, running_median
+from callscope.diagnose.peaks import middle_pair_network, running_median, trailing_min
 from callscope.diagnose.policing import MIN_LOSS, MIN_LOSSES, detect_policing, loss_onset
 from callscope.diagnose.quantile import median_sorted, percentile_sorted
 from callscope.diagnose.trace import Trace, _fill_lost_sizes, build_trace, summarise
@@ -82,6 +82,15 @@ def test_running_median_by_network_equals_the_partition_of_every_window():
     # Eleven samples (ten packets of 20 ms) is the window the detectors use:
     # fewer comparators for both middle values of ten than a full sort of ten.
     assert len(middle_pair_network(10)) < 10 * 9 // 2
+
+
+def test_trailing_minimum_by_doubling_equals_the_minimum_of_every_window():
+    rng = np.random.default_rng(6)
+    for width in (1, 2, 3, 7, 64, 199, 200, 201, 256, 257, 5000):
+        for n in (1, 5, 300, 1000):
+            x = np.round(rng.normal(size=n), 1)
+            want = [x[max(0, i - width + 1) : i + 1].min() for i in range(n)]
+            assert trailing_min(x, width).tolist() == want, (width, n)
 
 
 # --- detectors' shortcuts --------------------------------------------------------

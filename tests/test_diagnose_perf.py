@@ -21,6 +21,7 @@ from callscope.diagnose.cutoff import TOGETHER_S, detect_cutoff
 from callscope.diagnose.delay import EPISODE_PROMINENCE_S, delay_episodes
 from callscope.diagnose.downshift import _sent_per_window, _window_index
 from callscope.diagnose.findings import Diagnosis, Finding
+from callscope.diagnose.loss import loss_runs
 from callscope.diagnose.peaks import middle_pair_network, running_median, trailing_min
 from callscope.diagnose.policing import MIN_LOSS, MIN_LOSSES, detect_policing, loss_onset
 from callscope.diagnose.quantile import median_sorted, percentile_sorted
@@ -172,6 +173,17 @@ def test_windows_by_binary_search_equal_numpys_histogram():
         t = send[rng.random(n) < 0.7]
         ref_w = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, edges.size - 2)
         assert np.array_equal(_window_index(t, edges, True), ref_w)
+
+
+def test_loss_runs_from_the_lost_slots_equal_the_edges_of_the_loss_mask():
+    rng = np.random.default_rng(13)
+    for _ in range(1000):
+        rec = rng.random(int(rng.integers(0, 80))) > rng.uniform(0, 1)
+        edge = np.diff(np.concatenate([[0], (~rec).astype(np.int8), [0]]))
+        runs = loss_runs(rec)
+        assert runs.start.tolist() == np.flatnonzero(edge == 1).tolist()
+        assert runs.length.tolist() == (np.flatnonzero(edge == -1) - np.flatnonzero(edge == 1)).tolist()
+        assert runs.start.dtype == runs.length.dtype == np.int64
 
 
 def test_lost_slots_take_the_size_of_the_last_received_one():

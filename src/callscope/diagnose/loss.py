@@ -26,11 +26,17 @@ class Runs:
 
 
 def loss_runs(received: np.ndarray) -> Runs:
-    """The runs of consecutive ``False`` in ``received``, in slot order."""
-    lost = ~np.asarray(received, bool)
-    edge = np.diff(np.concatenate([[0], lost.astype(np.int8), [0]]))
-    start = np.flatnonzero(edge == 1)
-    end = np.flatnonzero(edge == -1)
+    """The runs of consecutive ``False`` in ``received``, in slot order.
+
+    Found among the lost slots alone (a run ends where the next lost slot is
+    not adjacent), which are few in any stream worth listening to.
+    """
+    lost = np.flatnonzero(~np.asarray(received, bool))
+    if lost.size == 0:
+        return Runs(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    brk = np.flatnonzero(np.diff(lost) > 1)
+    start = np.concatenate([lost[:1], lost[brk + 1]])
+    end = np.concatenate([lost[brk], lost[-1:]]) + 1
     return Runs(start.astype(np.int64), (end - start).astype(np.int64))
 
 

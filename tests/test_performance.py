@@ -215,3 +215,22 @@ def test_cli_json_is_the_standard_librarys_document(tmp_path):
     assert out.endswith("}\n") and out.startswith("{\n  ")
     result = runner.invoke(cli, ["analyze", "--format", "json", str(FIXTURE)])
     assert json.loads(result.output)["streams"][0]["packets"] > 0
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "0"), ("1", "1")])
+def test_cli_turns_off_numpys_huge_page_advice_unless_the_user_set_it(preset, expected):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if preset is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = preset
+    script = (
+        "import sys\n"
+        "from callscope.cli import main\n"
+        f"sys.argv = ['callscope', 'info', {str(FIXTURE)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import os, numpy\n"
+        "print(os.environ['NUMPY_MADVISE_HUGEPAGE'], numpy._core.multiarray._get_madvise_hugepage())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    flag, advised = out.stdout.split()[-2:]
+    assert flag == expected
+    assert advised == ("True" if expected == "1" else "False")

@@ -234,3 +234,17 @@ def test_cli_turns_off_numpys_huge_page_advice_unless_the_user_set_it(preset, ex
     flag, advised = out.stdout.split()[-2:]
     assert flag == expected
     assert advised == ("True" if expected == "1" else "False")
+
+
+def test_field_gather_equals_byte_slices_zero_beyond_what_is_available():
+    from callscope.media import demux
+
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, 256, 101).astype(np.uint8)
+    start = np.concatenate([rng.integers(0, 101, 300), [0, 96, 97, 100, 98]])
+    avail = np.concatenate([rng.integers(-3, 30, 300), [24, 5, 4, 1, 24]])
+    for width in (1, 4, 24):
+        got = demux.gather(data, start, avail, width)
+        for row, (s, a) in enumerate(zip(start, avail, strict=True)):
+            want = [int(data[min(s + k, data.size - 1)]) if k < a else 0 for k in range(width)]
+            assert got[row].tolist() == want, (width, s, a)

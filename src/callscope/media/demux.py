@@ -75,12 +75,36 @@ def gather(data: np.ndarray, start: np.ndarray, avail: np.ndarray, width: int) -
     n = start.shape[0]
     if n == 0 or data.size == 0:
         return np.zeros((n, width), np.uint8)
-    cols = np.arange(width)
-    valid = cols[None, :] < np.asarray(avail)[:, None]
-    idx = np.clip(np.asarray(start, np.int64)[:, None] + cols[None, :], 0, data.size - 1)
-    out = data[idx]
-    out[~valid] = 0
+    start = np.asarray(start, np.int64)
+    avail = np.asarray(avail, np.int64)
+    if data.size >= width and data.flags.c_contiguous:
+        # one whole-field copy per row through a view with an element at every
+        # byte offset (rather than width single-byte gathers); a field that
+        # would run past the buffer's end starts early and is masked below
+        at = np.ndarray((data.size - width + 1,), dtype=f"V{width}", buffer=data, strides=(1,))
+        out = at[np.clip(start, 0, data.size - width)].view(np.uint8).reshape(n, width)
+        shifted = start > data.size - width
+        if shifted.any():
+            cols = np.arange(width)
+            idx = np.clip(start[shifted, None] + cols[None, :], 0, data.size - 1)
+            out[shifted] = data[idx]
+    else:
+        cols = np.arange(width)
+        out = data[np.clip(start[:, None] + cols[None, :], 0, data.size - 1)]
+    short = np.flatnonzero(avail < width)
+    if short.size:
+        out[short] = np.where(np.arange(width)[None, :] < avail[short, None], out[short], 0)
     return out
+
+
+def _be16(head: np.ndarray, at: int) -> np.ndarray:
+    """Big-endian 16-bit field at byte ``at`` of every row, as int64."""
+    return np.ascontiguousarray(head[:, at : at + 2]).view(">u2")[:, 0].astype(np.int64)
+
+
+def _be32(head: np.ndarray, at: int) -> np.ndarray:
+    """Big-endian 32-bit field at byte ``at`` of every row, as int64."""
+    return np.ascontiguousarray(head[:, at : at + 4]).view(">u4")[:, 0].astype(np.int64)
 
 
 def classify(head: np.ndarray, length: np.ndarray) -> np.ndarray:
@@ -99,12 +123,11 @@ def classify(head: np.ndarray, length: np.ndarray) -> np.ndarray:
     """
     b0 = head[:, 0]
     b1 = head[:, 1]
-    h = head.astype(np.uint32)
     length = np.asarray(length, np.int64)
     out = np.full(b0.shape[0], OTHER, np.uint8)
 
-    cookie = (h[:, 4] << 24) | (h[:, 5] << 16) | (h[:, 6] << 8) | h[:, 7]
-    stun_len = (h[:, 2] << 8) | h[:, 3]
+    cookie = _be32(head, 4)
+    stun_len = _be16(head, 2)
     is_stun = (
         _between(b0, STUN_FIRST)
         & (cookie == STUN_MAGIC_COOKIE)
@@ -112,7 +135,7 @@ def classify(head: np.ndarray, length: np.ndarray) -> np.ndarray:
     )
     out[is_stun] = STUN
     out[_between(b0, ZRTP_FIRST) & (cookie == ZRTP_MAGIC_COOKIE) & (length >= 12)] = ZRTP
-    record_len = (h[:, 11] << 8) | h[:, 12]
+    record_len = _be16(head, 11)
     is_dtls = (
         _between(b0, DTLS_CONTENT_TYPES)
         & (b1 == DTLS_VERSION_MAJOR)
@@ -120,7 +143,7 @@ def classify(head: np.ndarray, length: np.ndarray) -> np.ndarray:
         & (record_len + DTLS_RECORD_HEADER_LEN <= length)
     )
     out[is_dtls] = DTLS
-    chan_len = (h[:, 2] << 8) | h[:, 3]
+    chan_len = stun_len  # the same two bytes
     # RFC 5766 §11.5: over UDP the ChannelData message may omit its padding,
     # so the datagram carries Length bytes plus up to 3 bytes of padding.
     slack = length - CHANNEL_DATA_HEADER_LEN - chan_len

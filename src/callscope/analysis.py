@@ -131,7 +131,7 @@ def _discover(path: str | os.PathLike, decoder: str, decode_as: tuple[int, ...])
     else:
         # Each chunk is reduced to compact header columns at once, so payload
         # bytes never accumulate: memory grows with media packets, not file
-        # size; the reduced chunks are appended in place, never held twice.
+        # size; the reduced chunks are joined column by column, never held twice.
         reader = CaptureReader(path)
         columns = MediaColumns.gather(extract(chunk) for chunk in reader)
         info, signalling = reader.info, tuple(reader.tcp_signalling)

@@ -24,8 +24,8 @@ from callscope.diagnose.findings import Diagnosis, Finding
 from callscope.diagnose.loss import loss_runs
 from callscope.diagnose.peaks import middle_pair_network, running_median, trailing_min
 from callscope.diagnose.policing import MIN_LOSS, MIN_LOSSES, detect_policing, loss_onset
-from callscope.diagnose.quantile import median_sorted, percentile_sorted
 from callscope.diagnose.trace import Trace, _fill_lost_sizes, build_trace, summarise
+from callscope.metrics.quantile import median_sorted, percentile_sorted
 from callscope.synth import simulate, write_capture
 from callscope.synth.call import simulate_many_streams
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from callscope.diagnose.peaks import find_peaks
-from callscope.diagnose.quantile import median_sorted, percentile_sorted
 from callscope.diagnose.trace import Trace
+from callscope.metrics.quantile import median_sorted, percentile_sorted
 from callscope.metrics.smoothing import exponential_average
 
 #: Window before a loss in which a rising queue would show (seconds).

@@ -20,13 +20,13 @@ import numpy as np
 
 from callscope.diagnose.loss import Runs, loss_runs
 from callscope.diagnose.peaks import running_median
-from callscope.diagnose.quantile import median_sorted
 from callscope.media.stream import MediaStream
 from callscope.metrics.cadence import (
     DEFAULT_PTIME_S,
     cadence_ptime,
     infer_slots,
 )
+from callscope.metrics.quantile import median_sorted
 from callscope.metrics.sequence import (
     SequenceAnalysis,
     analyse_sequence,
@@ -120,7 +120,7 @@ class Trace:
 
     @cached_property
     def sorted_delay(self) -> np.ndarray:
-        """:attr:`received_delay` sorted, for its percentiles (:mod:`callscope.diagnose.quantile`)."""
+        """:attr:`received_delay` sorted, for its percentiles (:mod:`callscope.metrics.quantile`)."""
         return np.sort(self.received_delay)
 
     @cached_property

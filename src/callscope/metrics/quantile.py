@@ -18,6 +18,36 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def percentile_sorted(s: np.ndarray, q: float) -> float:
+    """``numpy.percentile(x, q)`` of the non-empty array ``x`` whose sorted copy is ``s``.
+
+    For detectors that take several order statistics of one series: sort
+    once, then each is a lookup and one interpolation. NaN when ``x`` holds a
+    NaN (sorted last), as numpy gives.
+
+    Examples
+    --------
+    >>> percentile_sorted(np.array([1.0, 2.0, 3.0, 4.0]), 95)
+    3.8499999999999996
+    """
+    if np.isnan(s[-1]):
+        return float(s[-1])
+    i, j, gamma = _neighbours(s.size, np.true_divide(q, 100))
+    return _lerp(float(s[i]), float(s[j]), gamma)
+
+
+def median_sorted(s: np.ndarray) -> float:
+    """``numpy.median(x)`` of the non-empty array ``x`` whose sorted copy is ``s``:
+    the middle value, or the mean of the two middle ones (NaN if ``x`` holds one)."""
+    n = s.size
+    if np.isnan(s[-1]):
+        return float(s[-1])
+    k = n // 2
+    if n % 2:
+        return float(s[k])
+    return float((s[k - 1] + s[k]) / 2)
+
+
 def percentiles(values: np.ndarray, q: Sequence[float]) -> tuple[float, ...]:
     """``numpy.percentile(values, q)`` (linear interpolation) for each ``q``, from one sort.
 
@@ -37,10 +67,13 @@ def percentiles(values: np.ndarray, q: Sequence[float]) -> tuple[float, ...]:
     (2.5, 3.8499999999999996)
     """
     s = np.sort(np.asarray(values, np.float64))
-    out = tuple(_linear(s, p / 100) for p in q) if _plain(s) else (None,)
-    if None in out:
-        return tuple(float(np.percentile(values, p)) for p in q)
-    return out
+    if _plain(s):
+        picks = [_neighbours(s.size, p / 100) for p in q]
+        # a sort and numpy's selection may order -0.0 and 0.0 differently,
+        # which shows in the sign of the result: zeros go to numpy
+        if all(s[i] != 0.0 and s[j] != 0.0 for i, j, _ in picks):
+            return tuple(_lerp(float(s[i]), float(s[j]), g) for i, j, g in picks)
+    return tuple(float(np.percentile(values, p)) for p in q)
 
 
 def _plain(s: np.ndarray) -> bool:
@@ -48,30 +81,25 @@ def _plain(s: np.ndarray) -> bool:
     return bool(np.isfinite(s[0]) and np.isfinite(s[-1]))
 
 
-def _linear(s: np.ndarray, quantile: float) -> float | None:
-    """numpy's ``_quantile`` with ``method="linear"`` on the sorted finite ``s``.
+def _neighbours(n: int, quantile: float) -> tuple[int, int, float]:
+    """numpy's ``_quantile`` with ``method="linear"``: the order statistics
+    around the virtual index ``(n - 1) q`` and the fraction between them.
 
-    Virtual index ``(n - 1) q``; neighbours ``floor`` and ``floor + 1``, both
-    the last element at or past the end (numpy then uses index -1 in the
-    fraction, which cannot change the result since both neighbours are
-    equal); ``lerp(a, b, g) = a + (b - a) g``, or ``b - (b - a)(1 - g)``
-    when ``g >= 0.5``. None when a neighbour is zero: a sort and a selection
-    may order -0.0 and 0.0 differently, which shows in the sign of the result.
+    Past the end both neighbours are the last element and the fraction is
+    ``virtual + 1`` (numpy's index -1), which cannot change the result since
+    both neighbours are equal.
     """
-    n = s.size
     virtual = (n - 1) * quantile
     if virtual >= n - 1:
-        below = above = -1
-    elif virtual < 0:
-        below = above = 0
-    else:
-        below = int(np.floor(virtual))
-        above = below + 1
-    gamma = virtual - below
-    a = float(s[below])
-    b = float(s[above])
-    if a == 0.0 or b == 0.0:
-        return None
+        return n - 1, n - 1, float(virtual + 1)
+    if virtual < 0:
+        return 0, 0, float(virtual)
+    below = int(np.floor(virtual))
+    return below, below + 1, float(virtual - below)
+
+
+def _lerp(a: float, b: float, gamma: float) -> float:
+    """numpy's ``_lerp``: ``a + (b - a) g``, or ``b - (b - a)(1 - g)`` when ``g >= 0.5``."""
     diff = b - a
     if gamma >= 0.5:
         return b - diff * (1 - gamma)

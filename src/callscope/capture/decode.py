@@ -86,6 +86,24 @@ class Decoded:
     fragments: list[tuple]  # raw IP fragments of UDP, reassembled by the reader
 
 
+def byte_fields(buf: np.ndarray, idx: np.ndarray, width: int) -> np.ndarray:
+    """``width`` bytes of ``buf`` from each offset in ``idx``, shape ``idx.shape + (width,)``.
+
+    One whole-field copy per offset through a view of ``buf`` with an element
+    at every byte offset (fancy indexing of a void view copies whole fields;
+    ``np.take`` of bytes would go byte by byte). A field that would run past
+    the buffer's end is read from ``len(buf) - width`` instead: callers that
+    care mask such rows.
+    """
+    if buf.size < width or not buf.flags.c_contiguous:
+        cols = idx[..., None] + np.arange(width)
+        if buf.size == 0:
+            return np.zeros(cols.shape, np.uint8)
+        return np.take(buf, cols, mode="clip")
+    at = np.ndarray((buf.size - width + 1,), dtype=f"V{width}", buffer=buf, strides=(1,))
+    return at[np.clip(idx, 0, buf.size - width)].view(np.uint8).reshape(*idx.shape, width)
+
+
 class _Gather:
     """Bounds-clipped big-endian reads from one buffer (validity checked by callers).
 
@@ -105,15 +123,7 @@ class _Gather:
         return np.take(self.b, idx, mode="clip").astype(np.int64)
 
     def _fields(self, idx: np.ndarray, width: int) -> np.ndarray:
-        """``width``-byte fields at ``idx`` as raw bytes, shape idx.shape + (width,)."""
-        if self.b.size < width or not self.b.flags.c_contiguous:
-            cols = idx[..., None] + np.arange(width)
-            if self.b.size == 0:
-                return np.zeros(cols.shape, np.uint8)
-            return np.take(self.b, cols, mode="clip")
-        at = np.ndarray((self.b.size - width + 1,), dtype=f"V{width}", buffer=self.b, strides=(1,))
-        # fancy indexing of a void view copies whole fields (np.take would go element-wise)
-        return at[np.clip(idx, 0, self.b.size - width)].view(np.uint8).reshape(*idx.shape, width)
+        return byte_fields(self.b, idx, width)
 
     def u16(self, idx: np.ndarray) -> np.ndarray:
         return self._fields(idx, 2).view(">u2")[..., 0].astype(np.int64)

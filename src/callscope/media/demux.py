@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from callscope.capture.decode import byte_fields
+
 OTHER = 0
 STUN = 1
 ZRTP = 2
@@ -77,20 +79,12 @@ def gather(data: np.ndarray, start: np.ndarray, avail: np.ndarray, width: int) -
         return np.zeros((n, width), np.uint8)
     start = np.asarray(start, np.int64)
     avail = np.asarray(avail, np.int64)
-    if data.size >= width and data.flags.c_contiguous:
-        # one whole-field copy per row through a view with an element at every
-        # byte offset (rather than width single-byte gathers); a field that
-        # would run past the buffer's end starts early and is masked below
-        at = np.ndarray((data.size - width + 1,), dtype=f"V{width}", buffer=data, strides=(1,))
-        out = at[np.clip(start, 0, data.size - width)].view(np.uint8).reshape(n, width)
-        shifted = start > data.size - width
-        if shifted.any():
-            cols = np.arange(width)
-            idx = np.clip(start[shifted, None] + cols[None, :], 0, data.size - 1)
-            out[shifted] = data[idx]
-    else:
-        cols = np.arange(width)
-        out = data[np.clip(start[:, None] + cols[None, :], 0, data.size - 1)]
+    out = byte_fields(data, start, width)
+    # fields that would run past the buffer's end were read from further back:
+    # read those byte by byte (bytes past the end repeat the last, masked below)
+    shifted = np.flatnonzero(start > data.size - width)
+    if shifted.size:
+        out[shifted] = data[np.clip(start[shifted, None] + np.arange(width)[None, :], 0, data.size - 1)]
     short = np.flatnonzero(avail < width)
     if short.size:
         out[short] = np.where(np.arange(width)[None, :] < avail[short, None], out[short], 0)

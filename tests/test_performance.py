@@ -248,3 +248,16 @@ def test_field_gather_equals_byte_slices_zero_beyond_what_is_available():
         for row, (s, a) in enumerate(zip(start, avail, strict=True)):
             want = [int(data[min(s + k, data.size - 1)]) if k < a else 0 for k in range(width)]
             assert got[row].tolist() == want, (width, s, a)
+
+
+def test_cli_json_goes_to_a_text_only_stdout():
+    import contextlib
+    import io
+    import json
+
+    from callscope.cli.common import echo_json
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        echo_json({"verdict": "clean", "mos": 4.4})
+    assert json.loads(buf.getvalue()) == {"verdict": "clean", "mos": 4.4}

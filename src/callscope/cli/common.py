@@ -36,7 +36,10 @@ def echo_json(obj: object) -> None:
     """
     import orjson
 
-    click.echo(orjson.dumps(obj, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    data = orjson.dumps(obj, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    # as text: a stdout without a binary buffer (a notebook's, a redirected
+    # StringIO) takes no bytes
+    click.echo(data.decode("utf-8"))
 
 
 #: ``--decoder builtin|wireshark`` for every command that reads a capture

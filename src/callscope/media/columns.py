@@ -232,7 +232,7 @@ def release_free_memory() -> None:
 def _malloc_trim():
     try:
         return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # not glibc (TypeError: Windows has no CDLL(None))
         return None
 
 

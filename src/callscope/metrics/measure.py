@@ -192,9 +192,7 @@ def measure(
     """
     p = stream.packets
     n = len(p)
-    time_s = np.asarray(p.time, np.float64)
-    acc = _accounting(stream, time_s)
-    media, jb = _playout(acc, p.marker)
+    time_s, acc, media, jb = _account_and_play(stream)
 
     received = acc.received
     slots = int(received.size)
@@ -309,9 +307,7 @@ def packet_metrics(stream: MediaStream) -> PacketMetrics:
     """
     p = stream.packets
     n = len(p)
-    time_s = np.asarray(p.time, np.float64)
-    acc = _accounting(stream, time_s)
-    media, jb = _playout(acc, p.marker)
+    time_s, acc, media, jb = _account_and_play(stream)
     late_fixed = np.zeros(n, bool)
     late_adaptive = np.zeros(n, bool)
     if jb is not None:
@@ -334,6 +330,16 @@ def packet_metrics(stream: MediaStream) -> PacketMetrics:
         lost_ext=acc.lost_ext,
         lost_time_s=acc.lost_time_s,
     )
+
+
+def _account_and_play(stream: MediaStream):
+    """Arrival times (s), sequence accounting and playout of one stream: the
+    shared start of :func:`measure` and :func:`packet_metrics` (the latter
+    recomputes them on demand rather than every stream holding them)."""
+    time_s = np.asarray(stream.packets.time, np.float64)
+    acc = _accounting(stream, time_s)
+    media, jb = _playout(acc, stream.packets.marker)
+    return time_s, acc, media, jb
 
 
 def _playout(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 #: Captures whose ground truth is an ordinary network: a throttling verdict on
 #: one of them is a false alarm.
-ORDINARY: frozenset[str] = frozenset({"clean", "random-loss", "bursty-loss", "congestion"})
+ORDINARY: frozenset[str] = frozenset({"clean", "random-loss", "bursty-loss", "congestion", "jitter"})
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")
 
@@ -92,6 +92,14 @@ class Truth:
     text: tuple[tuple[str, str], ...] = ()
     #: (src, src_port, dst, dst_port, direction) of each stream the simulator sent.
     streams: tuple[tuple[str, int, str, int, str], ...] = ()
+    #: Every verdict that is a correct reading of the capture from where it was
+    #: taken (a cut of one direction seen past the cut is also ``one-way``);
+    #: the label alone when the sidecar gives no ``accept`` list.
+    accept: tuple[str, ...] = ()
+
+    def accepts(self, verdict: str) -> bool:
+        """Whether ``verdict`` is a correct reading of this capture."""
+        return verdict == self.label or verdict in self.accept
 
     def param(self, name: str) -> float | None:
         for key, value in self.params:
@@ -129,6 +137,17 @@ class Case:
     #: Direction, in the truth's terms, of the stream the primary finding is about.
     direction: str | None = None
 
+    @property
+    def correct(self) -> bool:
+        """The verdict is the label or another reading the truth accepts."""
+        return self.error is None and self.truth.accepts(self.predicted)
+
+    @property
+    def scored(self) -> str:
+        """The verdict as the confusion matrix counts it: an accepted reading
+        counts as the label, so a capture has one right answer in the scores."""
+        return self.truth.label if self.correct else self.predicted
+
 
 @dataclass(frozen=True)
 class ParamError:
@@ -151,6 +170,24 @@ class ParamError:
     def within(self) -> bool:
         e = self.error
         return e is not None and abs(e) <= self.check.tolerance
+
+
+#: Confidence bins of the reliability table (the last one includes 1.0).
+RELIABILITY_EDGES: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 1.0 + 1e-9)
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """Verdicts whose confidence lies in ``[low, high)`` and how many were right."""
+
+    low: float
+    high: float
+    count: int
+    right: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.right / self.count if self.count else math.nan
 
 
 @dataclass(frozen=True)
@@ -184,6 +221,19 @@ class Evaluation:
         n = int(self.confusion.sum())
         return float(np.trace(self.confusion[: self.n_truth, : self.n_truth])) / n if n else 0.0
 
+    def reliability(self, edges: Sequence[float] = RELIABILITY_EDGES) -> tuple[ReliabilityBin, ...]:
+        """Verdict confidence against how often the verdict was right, per confidence bin.
+
+        A calibrated diagnosis is right about as often as it is confident; the
+        bin from 0.8 up is the one the design promises: right >= 95 % of the time.
+        """
+        out = []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            inside = [c for c in self.cases if c.error is None and lo <= c.confidence < hi]
+            right = sum(c.correct for c in inside)
+            out.append(ReliabilityBin(lo, hi, len(inside), right))
+        return tuple(out)
+
 
 def read_truth(path: Path) -> Truth:
     """Parse a ``NAME.truth.json`` sidecar (numeric and text params are kept)."""
@@ -199,8 +249,11 @@ def read_truth(path: Path) -> Truth:
         for st in doc.get("streams") or ()
         if {"src", "src_port", "dst", "dst_port", "direction"} <= st.keys()
     )
+    accept = doc.get("accept") or ()
+    if isinstance(accept, str):
+        accept = (accept,)
     return Truth(label=str(doc["label"]), params=tuple(sorted(params)), text=tuple(sorted(text)),
-                 streams=streams)
+                 streams=streams, accept=tuple(str(a) for a in accept))
 
 
 def truth_path(capture: Path) -> Path:
@@ -254,13 +307,13 @@ def score(cases: Sequence[Case]) -> Evaluation:
     order = {p: i for i, p in enumerate(PATTERNS)}
     truth_labels = sorted({c.truth.label for c in cases}, key=lambda p: order.get(p, len(order)))
     extra = sorted(
-        {c.predicted for c in cases} - set(truth_labels), key=lambda p: order.get(p, len(order))
+        {c.scored for c in cases} - set(truth_labels), key=lambda p: order.get(p, len(order))
     )
     labels = tuple(truth_labels + extra)
     index = {p: i for i, p in enumerate(labels)}
     confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
     for c in cases:
-        confusion[index[c.truth.label], index[c.predicted]] += 1
+        confusion[index[c.truth.label], index[c.scored]] += 1
     k = len(truth_labels)
     tp = np.diag(confusion)[:k].astype(float)
     predicted = confusion.sum(axis=0)[:k].astype(float)
@@ -274,7 +327,7 @@ def score(cases: Sequence[Case]) -> Evaluation:
     errors = []
     for c in cases:
         if c.predicted != c.truth.label:
-            continue
+            continue  # an accepted other reading has other parameters
         est = dict(c.estimates)
         for check in PARAM_CHECKS:
             name = check.truth_name
@@ -290,7 +343,7 @@ def score(cases: Sequence[Case]) -> Evaluation:
             errors.append(ParamError(c.path, check, t, est.get(check.estimate_name)))
 
     ordinary = [c for c in cases if c.truth.label in ORDINARY]
-    alarms = sum(c.predicted in THROTTLING for c in ordinary)
+    alarms = sum(c.predicted in THROTTLING and not c.correct for c in ordinary)
     return Evaluation(
         cases=tuple(cases),
         labels=labels,

@@ -54,11 +54,16 @@ def evaluation_dict(ev: Evaluation) -> dict:
             for s in summarize_params(ev)
         ],
         "errors": [{"path": str(c.path), "error": c.error} for c in ev.cases if c.error],
+        "reliability": [
+            {"confidence_min": b.low, "confidence_max": min(b.high, 1.0), "verdicts": b.count,
+             "right": b.right, "accuracy": _num(b.accuracy)}
+            for b in ev.reliability()
+        ],
         "misclassified": [
-            {"path": str(c.path), "truth": c.truth.label, "predicted": c.predicted,
-             "confidence": _num(c.confidence)}
+            {"path": str(c.path), "truth": c.truth.label, "accept": list(c.truth.accept),
+             "predicted": c.predicted, "confidence": _num(c.confidence)}
             for c in ev.cases
-            if c.predicted != c.truth.label
+            if not c.correct
         ],
     }
 
@@ -90,9 +95,19 @@ def evaluation_text(ev: Evaluation) -> str:
             )
     lines += [
         "",
-        f"throttling verdicts on ordinary captures (clean/random/bursty/congestion): "
+        f"throttling verdicts on ordinary captures (clean/random/bursty/congestion/jitter): "
         f"{ev.false_alarms}/{ev.ordinary} ({100 * ev.false_alarm_rate:.1f} %)",
     ]
+    lines += ["", "reliability (verdict confidence -> how often right)"]
+    for b in ev.reliability():
+        acc = f"{100 * b.accuracy:5.1f} %" if b.count else "    -  "
+        lines.append(f"  [{b.low:.1f}, {min(b.high, 1.0):.1f}{']' if b.high > 1 else ')'}  "
+                     f"{b.right:>4}/{b.count:<4} right  {acc}")
+    wrong = [c for c in ev.cases if not c.correct and not c.error]
+    if wrong:
+        lines += ["", "misdiagnosed"]
+        lines += [f"  {c.path.name}: {c.truth.label} diagnosed {c.predicted} ({c.confidence:.2f})"
+                  for c in wrong]
     errors = [c for c in ev.cases if c.error]
     if errors:
         lines.append(f"{len(errors)} captures could not be analysed:")

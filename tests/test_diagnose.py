@@ -150,12 +150,15 @@ def test_cutoff_time_bytes_and_packets(tmp_path):
     assert f.param("packets") == pytest.approx(truth["packets"], rel=0.05)
 
 
-def test_one_direction_stopping_is_one_way(tmp_path):
-    d, _ = run(tmp_path, "one-way", start_s=6.0)
+def test_a_party_falling_silent_while_the_other_keeps_sending_is_a_cut(tmp_path):
+    """The simulated block takes the party's RTCP with its media: nothing shows it
+    is still there, so the capture reads as a cut seen from one end."""
+    d, truth = run(tmp_path, "one-way", start_s=6.0)
     f = primary(d)
-    assert d.verdict == "one-way"
-    assert f.call_id is not None
-    assert list(d.stream_verdicts.values()).count("one-way") == 1
+    assert d.verdict == "cutoff" and truth["start_s"] == 6.0
+    assert f.call_id is not None and f.stream_id is not None
+    assert abs(f.param("time_s") - 6.0) < 0.5
+    assert list(d.stream_verdicts.values()).count("cutoff") == 1
 
 
 def test_one_way_from_the_start_is_seen_from_sdp(tmp_path):

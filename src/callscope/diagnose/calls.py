@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from callscope.diagnose.cutoff import MIN_SILENCE_S
+from callscope.diagnose.cutoff import MIN_MEDIA_PACKETS, MIN_SILENCE_S
 from callscope.diagnose.evidence import opaque_confidence, ramp
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import TraceSummary
@@ -25,83 +25,42 @@ ONE_WAY_RATIO = 10.0
 #: Fewest unanswered STUN requests that show connectivity checks being blocked
 #: (RFC 5389 §7.2.1: a client retransmits a request up to Rc = 7 times).
 MIN_UNANSWERED = 3
-#: Media streams shorter than this do not count as media having started.
-MIN_MEDIA_PACKETS = 10
 
 
-def detect_one_way(
-    call_id: str, traces: Sequence[TraceSummary], streams: Sequence[MediaStream], reference_end: float
-) -> Finding | None:
-    """One direction stops (≥ 5 s before the other) or loses far more than the other.
+def detect_one_way(call_id: str, traces: Sequence[TraceSummary]) -> Finding | None:
+    """One direction loses far more than the other while both keep flowing.
 
-    A direction is a sending host and a receiving host: a stream that moves to
-    a new port or SSRC (re-INVITE, transfer) continues its direction. A
-    direction that never started is :func:`detect_never_started`'s case.
+    (A direction that stops is :func:`~callscope.diagnose.cutoff.judge_ending`'s
+    case; one that never started, :func:`detect_never_started`'s.)
     """
-    live = [
-        (t, (s.src, s.dst))
-        for t, s in zip(traces, streams, strict=True)
-        if t.received_count >= MIN_MEDIA_PACKETS
-    ]
-    directions = {d for _, d in live}
-    if len(directions) < 2:
+    live = [t for t in traces if t.received_count >= MIN_MEDIA_PACKETS]
+    if len(live) < 2:
         return None
-    last = {d: max(t.end for t, dd in live if dd == d) for d in directions}
-    stop_dir = min(last, key=last.get)
-    run_dir = max(last, key=last.get)
-    if run_dir != (stop_dir[1], stop_dir[0]):
+    worst = max(live, key=lambda t: t.loss_fraction)
+    best = min(live, key=lambda t: t.loss_fraction)
+    if worst.loss_fraction < ONE_WAY_LOSS or worst.loss_fraction < ONE_WAY_RATIO * max(
+        best.loss_fraction, 0.005
+    ):
         return None
-    stopped = max((t for t, d in live if d == stop_dir), key=lambda t: t.end)
-    running = max((t for t, d in live if d == run_dir), key=lambda t: t.end)
-    gap = running.end - stopped.end
-    if gap >= MIN_SILENCE_S and reference_end - running.end < MIN_SILENCE_S:
-        confidence = ramp(gap, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0) * ramp(
-            running.delivered, 0.5, 0.8
-        )
-        evidence = (
-            Evidence("stopped_at", round(stopped.end, 3), "s"),
-            Evidence("other_direction_until", round(running.end, 3), "s"),
-            Evidence("one_way_for", round(gap, 3), "s"),
-            Evidence("loss_fraction_stopped", round(stopped.loss_fraction, 4)),
-            Evidence("loss_fraction_other", round(running.loss_fraction, 4)),
-        )
-        summary = (
-            f"stream {stopped.stream_id} stops at {stopped.end:.2f} s while {running.stream_id} "
-            f"carries on for another {gap:.1f} s: one direction blocked"
-        )
-        onset = stopped.end
-        spans = ((round(stopped.end, 3), round(running.end, 3)),)
-    else:
-        worst = max((t for t, _ in live), key=lambda t: t.loss_fraction)
-        best = min((t for t, _ in live), key=lambda t: t.loss_fraction)
-        if worst.loss_fraction < ONE_WAY_LOSS or worst.loss_fraction < ONE_WAY_RATIO * max(
-            best.loss_fraction, 0.005
-        ):
-            return None
-        confidence = ramp(worst.loss_fraction, ONE_WAY_LOSS, 0.9)
-        evidence = (
-            Evidence("loss_fraction_worse", round(worst.loss_fraction, 4)),
-            Evidence("loss_fraction_better", round(best.loss_fraction, 4)),
-        )
-        summary = (
-            f"stream {worst.stream_id} loses {100 * worst.loss_fraction:.0f} % while "
-            f"{best.stream_id} loses {100 * best.loss_fraction:.1f} %: one direction blocked"
-        )
-        stopped = worst
-        onset = worst.start
-        spans = ((round(worst.start, 3), round(worst.end, 3)),)
+    confidence = ramp(worst.loss_fraction, ONE_WAY_LOSS, 0.9)
     if confidence < 0.2:
         return None
     return Finding(
         pattern="one-way",
-        confidence=opaque_confidence(confidence, stopped.opaque),
-        summary=summary,
-        stream_id=stopped.stream_id,
+        confidence=opaque_confidence(confidence, worst.opaque),
+        summary=(
+            f"stream {worst.stream_id} loses {100 * worst.loss_fraction:.0f} % while "
+            f"{best.stream_id} loses {100 * best.loss_fraction:.1f} %: one direction blocked"
+        ),
+        stream_id=worst.stream_id,
         call_id=call_id,
-        evidence=evidence,
+        evidence=(
+            Evidence("loss_fraction_worse", round(worst.loss_fraction, 4)),
+            Evidence("loss_fraction_better", round(best.loss_fraction, 4)),
+        ),
         audible=AUDIBLE["one-way"],
-        spans=spans,
-        params=(Evidence("onset_s", round(onset, 3), "s"),),
+        spans=((round(worst.start, 3), round(worst.end, 3)),),
+        params=(Evidence("onset_s", round(worst.start, 3), "s"),),
     )
 
 

@@ -24,7 +24,7 @@ from callscope.diagnose.calls import (
     detect_setup_blocked,
 )
 from callscope.diagnose.congestion import detect_congestion
-from callscope.diagnose.cutoff import TOGETHER_S, detect_cutoff
+from callscope.diagnose.cutoff import TOGETHER_S, judge_ending
 from callscope.diagnose.delay import find_ramp, pre_loss_rise
 from callscope.diagnose.downshift import detect_downshift
 from callscope.diagnose.findings import Diagnosis, Finding
@@ -34,6 +34,7 @@ from callscope.diagnose.outage import detect_outages
 from callscope.diagnose.policing import detect_policing
 from callscope.diagnose.shaping import detect_shaping
 from callscope.diagnose.trace import Trace, TraceSummary, build_trace, summarise
+from callscope.diagnose.vantage import activity_of, infer_vantage
 from callscope.media.discover import MediaInventory
 from callscope.media.stream import MediaStream
 from callscope.metrics.measure import StreamMetrics
@@ -152,12 +153,17 @@ def diagnose(
     for s in inventory.streams:
         n = len(s.packets)
         span = float(s.packets.time[-1] - s.packets.time[0]) if n else 0.0
+        if n < 2:
+            continue
+        trace = build_trace(s, end)
+        # Too short a stream for its own detectors still tells the call-level
+        # ones when its direction stopped (a direction blocked 0.5 s in).
+        summaries[s.id] = summarise(trace)
         if n < MIN_PACKETS or span < MIN_DURATION_S:
             notes.append(
                 f"stream {s.id}: only {n} packets over {span:.1f} s, too few to diagnose"
             )
             continue
-        trace = build_trace(s, end)
         pause = _longest_pause(trace)
         if pause is not None:
             notes.append(
@@ -167,11 +173,12 @@ def diagnose(
         m = metrics.get(s.id)
         reordered = m.reordered if m is not None else 0
         candidates[s.id] = stream_findings(trace, reordered)
-        summaries[s.id] = summarise(trace)
         del trace
 
     call_findings: list[Finding] = []
-    sip_media = {c.call_id: c.media for c in inventory.sip.calls}
+    sip_calls = {c.call_id: c for c in inventory.sip.calls}
+    activity = activity_of(inventory)
+    vantage = infer_vantage(inventory)
     by_id: dict[str, MediaStream] = {}
     for s in inventory.streams:
         by_id.setdefault(s.id, s)
@@ -188,21 +195,24 @@ def diagnose(
         last = max(ends[s] for s in call.stream_ids if s in summaries)
         latest_other = next((ends[sid] for sid in latest_first if sid not in call.stream_ids), 0.0)
         call_end = end if latest_other <= last + TOGETHER_S else last
-        cut = detect_cutoff(call.id, members, call_end)
         streams = [by_id[t.stream_id] for t in members]
-        one_way = detect_one_way(call.id, members, streams, end)
-        if one_way is None and call.call_id in sip_media:
-            one_way = detect_never_started(call.id, sip_media[call.call_id], streams, members)
-        if one_way is None and cut is None:
+        sip = sip_calls.get(call.call_id) if call.call_id else None
+        ending = judge_ending(call.id, members, streams, call_end, activity, vantage, sip)
+        if ending.note:
+            notes.append(ending.note)
+        stop = ending.finding
+        one_way = detect_one_way(call.id, members) if stop is None else None
+        if one_way is None and stop is None and sip is not None:
+            one_way = detect_never_started(call.id, sip.media, streams, members)
+        if one_way is None and stop is None:
             one_way = detect_lone_opaque(call.id, members, streams)
-        for f in (cut, one_way):
-            if f is not None and f.confidence >= REPORT_THRESHOLD:
-                call_findings.append(f)
-        if cut is not None and cut.confidence >= REPORT_THRESHOLD:
-            for t in members:
-                candidates[t.stream_id].append(cut)
-        elif one_way is not None and one_way.confidence >= REPORT_THRESHOLD:
-            candidates[one_way.stream_id].append(one_way)
+        for f in (stop, one_way):
+            if f is None or f.confidence < REPORT_THRESHOLD:
+                continue
+            call_findings.append(f)
+            targets = [f.stream_id] if f.stream_id is not None else [t.stream_id for t in members]
+            for sid in targets:
+                candidates.setdefault(sid, []).append(f)
 
     media_packets = sum(len(s.packets) for s in inventory.streams)
     blocked = detect_setup_blocked(inventory.stun, media_packets)

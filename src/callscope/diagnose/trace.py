@@ -13,7 +13,7 @@ is less certain, which the detectors reflect in their confidence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -172,6 +172,10 @@ class TraceSummary:
         Slots received.
     received_bytes : float
         UDP payload bytes received (the received slots' sizes summed).
+    curve_time, curve_bytes : float64 arrays, optional
+        Bytes received up to each of at most :data:`CURVE_POINTS` + 1 arrival
+        times, first to last: how many bytes had passed by any instant (a
+        cut-off's B) without keeping every packet.
     """
 
     stream_id: str
@@ -182,6 +186,16 @@ class TraceSummary:
     slots: int
     received_count: int
     received_bytes: float
+    curve_time: np.ndarray | None = field(default=None, compare=False, repr=False)
+    curve_bytes: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def bytes_before(self, t: float) -> float:
+        """Bytes received before ``t`` (interpolated between the curve's points)."""
+        if self.curve_time is None or self.curve_time.size == 0:
+            span = self.end - self.start
+            share = (t - self.start) / span if span > 0 else float(t >= self.end)
+            return self.received_bytes * min(1.0, max(0.0, share))
+        return float(np.interp(t, self.curve_time, self.curve_bytes, left=0.0))
 
     @property
     def loss_fraction(self) -> float:
@@ -194,8 +208,15 @@ class TraceSummary:
         return self.received_count / self.slots if self.slots else float("nan")
 
 
+#: Points of a summary's cumulative byte curve.
+CURVE_POINTS = 256
+
+
 def summarise(trace: Trace) -> TraceSummary:
     """The :class:`TraceSummary` of ``trace``."""
+    t = trace.received_time
+    cum = np.cumsum(trace.received_size)
+    at = np.unique(np.linspace(0, t.size - 1, min(t.size, CURVE_POINTS + 1)).astype(np.int64))
     return TraceSummary(
         stream_id=trace.stream_id,
         opaque=trace.opaque,
@@ -204,7 +225,9 @@ def summarise(trace: Trace) -> TraceSummary:
         end=trace.end,
         slots=trace.slots,
         received_count=trace.received_count,
-        received_bytes=float(np.sum(trace.received_size)),
+        received_bytes=float(cum[-1]) if cum.size else 0.0,
+        curve_time=t[at],
+        curve_bytes=cum[at],
     )
 
 

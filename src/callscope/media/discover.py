@@ -350,7 +350,7 @@ def discover_columns(
     :meth:`MediaColumns.concat`, then call this)."""
     start_ns = int(capture_start_ns)
     flows = _Flows(cols)
-    sip = summarise_sip(_sip_messages(cols, tcp_signalling))
+    sip = summarise_sip(_sip_messages(cols, tcp_signalling), capture_start_ns)
     stun, channel_peer = _stun(cols, flows, start_ns)
     rtcp_summary, srtcp_convs = _rtcp(cols, flows, start_ns)
 

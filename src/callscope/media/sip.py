@@ -76,6 +76,12 @@ class SipCall:
     methods: tuple[str, ...]  # requests seen, in order, without repeats
     final_status: int | None  # the last final (>= 200) response seen, if any
     media: tuple[SdpMedia, ...]
+    #: First and last message, and the first BYE request (RFC 3261 §15), in
+    #: seconds since the capture's first frame: whether the call was hung up
+    #: as its media stopped, or its signalling outlived the media.
+    first_time: float = 0.0
+    last_time: float = 0.0
+    bye_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -201,8 +207,11 @@ def parse_sip(payload: bytes, frame: int, time_ns: int) -> SipMessage | None:
     )
 
 
-def summarise(messages: list[SipMessage]) -> SipSummary:
-    """Group SIP messages into calls by Call-ID (RFC 3261 §8.1.1.4)."""
+def summarise(messages: list[SipMessage], start_ns: int = 0) -> SipSummary:
+    """Group SIP messages into calls by Call-ID (RFC 3261 §8.1.1.4).
+
+    ``start_ns``: the capture's first frame, from which the calls' times count.
+    """
     by_call: dict[str, list[SipMessage]] = {}
     for m in sorted(messages, key=lambda m: m.frame):
         if m.call_id:
@@ -217,6 +226,8 @@ def summarise(messages: list[SipMessage]) -> SipSummary:
         finals = [m.status for m in msgs if m.status is not None and m.status >= 200]
         session = next((m.session_name for m in msgs if m.session_name), None)
         media = tuple(md for m in msgs for md in m.media)
+        times = [(m.time_ns - start_ns) / 1e9 for m in msgs]
+        byes = [(m.time_ns - start_ns) / 1e9 for m in msgs if m.method == "BYE"]
         calls.append(
             SipCall(
                 call_id=call_id,
@@ -227,6 +238,9 @@ def summarise(messages: list[SipMessage]) -> SipSummary:
                 methods=tuple(methods),
                 final_status=finals[-1] if finals else None,
                 media=media,
+                first_time=min(times),
+                last_time=max(times),
+                bye_time=min(byes) if byes else None,
             )
         )
     return SipSummary(messages=len(messages), calls=tuple(calls))

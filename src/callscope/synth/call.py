@@ -621,7 +621,7 @@ def simulate(
     """
     kind_of = scenario_named(scenario)
     if vantage is None:
-        vantage = "receivers" if kind_of.has_media else "a"
+        vantage = kind_of.default_vantage(opaque)
     if vantage not in VANTAGES:
         raise CallscopeError(f"vantage must be one of {', '.join(VANTAGES)}, not {vantage!r}")
     if duration <= 1.0:

@@ -77,6 +77,7 @@ def truth_document(call: SimulatedCall, captured: np.ndarray | None = None) -> d
     return {
         "schema": TRUTH_SCHEMA,
         "label": call.label,
+        "accept": list(call.scenario.accepts()),
         "scenario": call.label,
         "seed": call.seed,
         "params": params,

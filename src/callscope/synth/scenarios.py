@@ -144,6 +144,16 @@ class Scenario:
     def downshift(self) -> Downshift | None:
         return None
 
+    def accepts(self) -> tuple[str, ...]:
+        """Every verdict that is a correct reading of the capture (the label first)."""
+        return (self.label,)
+
+    @classmethod
+    def default_vantage(cls, opaque: bool) -> str:
+        """Where the capture is taken unless the caller says: as each packet reaches
+        its destination, or at the caller when there is no media to receive."""
+        return "receivers" if cls.has_media else "a"
+
     def _per_direction(
         self, offered: tuple[Offered, Offered], one: Callable[[Offered], Outcome]
     ) -> tuple[Outcome, Outcome]:
@@ -466,6 +476,13 @@ class Cutoff(Scenario):
             after_s = 0.0
         return cls(after_s=round(after_s, 3), after_bytes=after_bytes, direction=BOTH)
 
+    @classmethod
+    def default_vantage(cls, opaque: bool) -> str:
+        # A messenger call has no signalling or RTCP to outlive its media: past
+        # the cut, only an endpoint's own capture shows it still sending into
+        # the void. (RTP calls keep their SIP, whose late BYE shows the cut.)
+        return "a" if opaque else "receivers"
+
     def impair(
         self, rng: np.random.Generator, ctx: CallContext, offered: tuple[Offered, Offered]
     ) -> Effect:
@@ -512,6 +529,12 @@ class OneWay(Scenario):
             return Outcome.dropping(o, o.time >= t0, DropReason.BLOCKED)
 
         return Effect(self._per_direction(offered, one), {}, ((t0, ctx.duration),))
+
+    def accepts(self) -> tuple[str, ...]:
+        # Mid-call, everything of the blocked party stops (its RTCP shares the
+        # media's fate) while the other keeps sending: from the capture alone
+        # that is as much a cut-off seen from one end as a one-way block.
+        return (self.label, "cutoff") if self.start_s > 0 else (self.label,)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""Where the capture was taken, and what else the call's endpoints did.
+
+The same silence means different things from different places. At an
+endpoint, its own outgoing media is captured before the network touches it,
+so that stream stopping is the application's choice (hang-up, hold, mute,
+transfer), never an impairment; a cut-off shows there as the peer's traffic
+stopping while the local side keeps sending. Mid-path, either direction can
+be hit. Whether a party was still alive after its media stopped (its RTCP
+reports go on, its signalling goes on, its STUN consent checks go on) is what
+separates blocking from an ordinary end of the call.
+
+This module gathers those facts from the media inventory: the capture's
+local host when the capture shows one, and every control packet (RTCP, STUN)
+each endpoint sent, with its time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from callscope.media.discover import MediaInventory
+
+#: An endpoint: (address, port).
+Endpoint = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Vantage:
+    """Where the capture was taken, as far as the capture shows it.
+
+    Attributes
+    ----------
+    local : frozenset of str
+        Hosts the capture was taken on (their outgoing media is seen before
+        any network): empty when the capture does not say.
+    reason : str
+        Why, in words, for the evidence.
+    """
+
+    local: frozenset[str] = frozenset()
+    reason: str = "the capture does not show where it was taken"
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Control traffic each endpoint sent, and RTCP BYEs, with their times.
+
+    ``sent`` maps an endpoint to the sorted times (seconds since the capture's
+    first frame) of RTCP packets it sent and of its STUN transactions' last
+    packets; ``byes`` maps an RTCP BYE's SSRC to its time (RFC 3550 §6.6).
+    """
+
+    sent: dict[Endpoint, np.ndarray] = field(default_factory=dict)
+    byes: dict[int, float] = field(default_factory=dict)
+
+    def after(self, endpoints: Iterable[Endpoint], t: float) -> float | None:
+        """The last control packet any of ``endpoints`` sent after ``t``, or None."""
+        last = None
+        for e in endpoints:
+            times = self.sent.get(e)
+            if times is not None and times.size and times[-1] > t:
+                last = float(times[-1]) if last is None else max(last, float(times[-1]))
+        return last
+
+
+def control_endpoints(address: str, port: int) -> tuple[Endpoint, Endpoint]:
+    """Where a media sender's control traffic comes from: its media port
+    (RTCP multiplexed, RFC 5761; ICE consent checks, RFC 7675) and the next
+    one up (RTCP on port + 1, RFC 3550 §11)."""
+    return ((address, port), (address, port + 1))
+
+
+def activity_of(inventory: MediaInventory) -> Activity:
+    """Every endpoint's RTCP and STUN sending times, and the RTCP BYEs."""
+    times: dict[Endpoint, list[float]] = {}
+    rtcp = inventory.rtcp
+    for r in rtcp.sender_reports:
+        times.setdefault((r.src, r.src_port), []).append(r.time)
+    for b in rtcp.report_blocks:
+        times.setdefault((b.src, b.src_port), []).append(b.time)
+    for x in inventory.stun.exchanges:
+        # The client's requests and, when it answered, the server's responses.
+        times.setdefault((x.client, x.client_port), []).append(x.last_time)
+        if x.answered:
+            times.setdefault((x.server, x.server_port), []).append(x.last_time)
+    sent = {e: np.sort(np.asarray(v, dtype=np.float64)) for e, v in times.items()}
+    byes: dict[int, float] = {}
+    for bye in rtcp.byes:
+        for ssrc in bye.ssrcs:
+            byes.setdefault(ssrc, bye.time)
+    return Activity(sent, byes)
+
+
+def infer_vantage(inventory: MediaInventory) -> Vantage:
+    """The host the capture was taken on, when the capture shows it.
+
+    A host that takes part in every one of several calls with different peers
+    is where the capture was made (a softphone's, an SBC's or a test client's
+    own capture): no other place sees all of those calls.
+    """
+    by_id = {s.id: s for s in inventory.streams}
+    hosts_per_call = []
+    for call in inventory.calls:
+        hosts: set[str] = set()
+        for sid in call.stream_ids:
+            s = by_id.get(sid)
+            if s is not None:
+                hosts.update((s.src, s.dst))
+        if hosts:
+            hosts_per_call.append(hosts)
+    if len(hosts_per_call) >= 2:
+        common = set.intersection(*hosts_per_call)
+        peers = set.union(*hosts_per_call) - common
+        if len(common) == 1 and len(peers) >= 2:
+            (host,) = common
+            return Vantage(
+                frozenset(common),
+                f"captured on {host}: it takes part in all {len(hosts_per_call)} calls, with "
+                f"{len(peers)} different peers",
+            )
+    return Vantage()

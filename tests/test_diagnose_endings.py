@@ -1,0 +1,95 @@
+"""How a call's media stopped: hang-up, cut-off or one-way, from what else the capture shows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from callscope.diagnose.cutoff import judge_ending
+from callscope.diagnose.trace import TraceSummary
+from callscope.diagnose.vantage import Activity, Vantage
+from callscope.media.sip import SipCall
+from callscope.media.stream import MediaStream, PacketSeries
+
+A, B = ("198.18.1.2", 40000), ("198.18.2.2", 40002)
+
+
+def stream(sid, src, dst, ssrc):
+    empty = PacketSeries(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int32))
+    return MediaStream(sid, "rtp", src[0], src[1], dst[0], dst[1], empty, ssrc=ssrc)
+
+
+def summary(sid, start, end, ptime=0.02):
+    n = int(round((end - start) / ptime)) + 1
+    return TraceSummary(sid, False, ptime, start, end, n, n, 160.0 * n)
+
+
+def call(a_end, b_end, **kw):
+    traces = [summary("s1", 0.5, a_end), summary("s2", 0.5, b_end)]
+    streams = [stream("s1", A, B, 1), stream("s2", B, A, 2)]
+    return judge_ending("c1", traces, streams, kw.pop("end", 30.0), **kw)
+
+
+def sip(bye=None, last=None):
+    return SipCall("x@y", None, None, None, 1, ("INVITE", "BYE"), 200, (), 0.0,
+                   last if last is not None else (bye or 0.0), bye)
+
+
+def test_both_stopping_with_nothing_after_is_no_cutoff():
+    e = call(20.0, 20.02)
+    assert e.finding is None and "no sign that either side was still there" in e.note
+
+
+def test_both_stopping_with_a_bye_there_is_a_hang_up():
+    e = call(20.0, 20.02, sip=sip(bye=20.1))
+    assert e.finding is None and "hung up" in e.note
+
+
+def test_both_stopping_long_before_the_bye_is_a_cut_at_the_stop():
+    e = call(20.0, 20.02, sip=sip(bye=29.5))
+    assert e.finding.pattern == "cutoff"
+    assert abs(e.finding.param("time_s") - 19.53) < 0.05
+    assert "BYE 9.5 s after" in e.finding.summary
+
+
+def test_rtcp_going_on_after_both_stopped_is_a_cut():
+    act = Activity({(A[0], A[1] + 1): np.array([5.0, 10.0, 15.0, 25.0])})
+    e = call(20.0, 20.02, activity=act)
+    assert e.finding.pattern == "cutoff"
+    assert dict((x.name, x.value) for x in e.finding.evidence)["alive_after_stop"] == 4.98
+
+
+def test_rtcp_bye_at_the_stop_is_a_hang_up_even_with_late_reports():
+    act = Activity({(A[0], A[1] + 1): np.array([25.0])}, byes={1: 20.05})
+    assert call(20.0, 20.02, activity=act).finding is None
+
+
+def test_one_side_silent_while_the_other_sends_on_is_a_cut():
+    e = call(12.0, 29.9)
+    f = e.finding
+    assert f.pattern == "cutoff" and f.stream_id == "s1"
+    assert abs(f.param("time_s") - 11.51) < 0.05 and f.param("packets") == 576
+
+
+def test_one_side_media_stopping_while_its_rtcp_goes_on_is_one_way():
+    act = Activity({(A[0], A[1] + 1): np.array([5.0, 10.0, 15.0, 20.0, 25.0])})
+    f = call(12.0, 29.9, activity=act).finding
+    assert f.pattern == "one-way" and f.stream_id == "s1"
+    assert f.param("onset_s") == 12.0
+
+
+def test_the_capture_hosts_own_media_stopping_is_not_an_impairment():
+    e = call(12.0, 29.9, vantage=Vantage(frozenset({A[0]}), "captured on A"))
+    assert e.finding is None and "not an impairment" in e.note
+
+
+def test_a_short_stop_gap_is_nothing():
+    assert call(26.0, 29.9, end=30.0).finding is None
+
+
+def test_a_call_moving_from_relay_to_direct_path_is_no_stop():
+    relay = ("203.0.113.9", 3478)
+    traces = [summary("r1", 0.5, 8.0), summary("r2", 0.5, 8.0), summary("d1", 8.5, 29.9),
+              summary("d2", 8.5, 29.9)]
+    streams = [stream("r1", A, relay, 1), stream("r2", relay, A, 2), stream("d1", A, B, 3),
+               stream("d2", B, A, 4)]
+    assert judge_ending("c1", traces, streams, 30.0).finding is None

@@ -32,7 +32,6 @@ from callscope.diagnose.delay import Ramp, find_ramp, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of, window_rates
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.loss import loss_runs
-from callscope.diagnose.shaping import MIN_SLOPE
 from callscope.diagnose.trace import Trace
 
 #: Fewest losses from which a drop pattern can be called evenly spaced.
@@ -46,6 +45,10 @@ ONSET_WINDOW_S = 1.0
 MIN_LOSS = 0.05
 #: A delay ramp this high before the losses means a queue: shaping or congestion (s).
 QUEUE_VETO_S = 0.030
+#: ... when it rises at least this steeply (s/s): a sender outpacing a shaper
+#: by 5 %. Slower ramps do not veto a policer's evenly spaced drops (a shaper
+#: that close to the rate fills its queue without tail drops for seconds).
+QUEUE_VETO_SLOPE = 0.05
 
 
 def loss_onset(received: np.ndarray) -> int:
@@ -169,7 +172,7 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
         queue = find_ramp(trace)
     # Only a ramp steep enough to be a rate clamp is a queue; slower drifts
     # are clock skew or, on opaque media, a loss the cadence did not reveal.
-    queue_height = queue.height_s if queue is not None and queue.slope >= MIN_SLOPE else 0.0
+    queue_height = queue.height_s if queue is not None and queue.slope >= QUEUE_VETO_SLOPE else 0.0
 
     c_even = ramp(cv, 0.6, 0.25)
     c_flat = ramp(flat, 0.35, 0.12)

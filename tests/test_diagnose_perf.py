@@ -123,9 +123,14 @@ def test_densest_loss_stretch_bounds_the_policed_stretch_whatever_the_onset():
 
 
 def test_sparse_random_loss_is_not_policing_and_a_dense_periodic_one_is():
-    sparse = np.ones(5000, bool)
-    sparse[::50] = False  # 2 %: below MIN_LOSS anywhere
+    sparse = np.random.default_rng(3).random(5000) > 0.02  # 2 %, independent
     assert detect_policing(_trace(sparse)) is None
+    # One constant-rate packet in 50: a policer at 98 % of the rate.
+    boundary = np.ones(5000, bool)
+    boundary[500::50] = False
+    f = detect_policing(_trace(boundary))
+    assert f is not None and f.param("rate_Bps") == pytest.approx(0.98 * 160 / 0.02, rel=0.01)
+    assert dict((e.name, e.value) for e in f.evidence)["delivered_bytes_clamp_ratio"] < 0.25
     dense = np.ones(5000, bool)
     dense[1000::8] = False  # one in eight from 20 s on: a policer's signature
     f = detect_policing(_trace(dense))

@@ -41,8 +41,15 @@ MIN_LOSSY_SPAN_S = 2.0
 #: A first loss within this of the stream's start means the policer was in
 #: place from the start, so the burst estimate is not just an upper bound (s).
 ONSET_WINDOW_S = 1.0
-#: Below this loss a rate clamp is indistinguishable from occasional loss.
-MIN_LOSS = 0.05
+#: Below this loss a rate clamp is indistinguishable from occasional loss. A
+#: policer at 98 % of a constant media rate drops one packet in 50 (2 %): the
+#: clamp of the delivered bytes, not the amount, tells it from random loss.
+MIN_LOSS = 0.01
+#: Evenly spaced drops alone (without the delivered bytes clamped) count from
+#: this loss up: a real Opus capture with every hundredth packet removed by a
+#: test harness (asterisk testsuite, 1 %) is no policer, lab-v1's periodic
+#: droppers (12.5-33 %) read as one.
+EVEN_MIN_LOSS = 0.05
 #: A delay ramp this high before the losses means a queue: shaping or congestion (s).
 QUEUE_VETO_S = 0.030
 #: ... when it rises at least this steeply (s/s): a sender outpacing a shaper
@@ -97,6 +104,44 @@ def replay_token_bucket(
         else:
             drop[i] = True
     return drop
+
+
+#: :func:`clamp_ratio` at or below which the delivered bytes are clamped like a
+#: policer's, and above which they vary like random loss's (lab-v1: policers
+#: 0.03-0.12, random and bursty droppers 0.7-1.5).
+CLAMP_POLICED = 0.25
+CLAMP_RANDOM = 0.5
+
+
+def clamp_ratio(time: np.ndarray, size: np.ndarray, received: np.ndarray) -> float:
+    """How much straighter the delivered bytes run than the loss alone explains.
+
+    A policer's token bucket lets through at most ``r t + b`` bytes by time
+    ``t``: once it bites, the cumulative delivered bytes hug a straight line
+    of slope r, however the sender's rate varied (Flach et al. 2016, §3: the
+    goodput is clamped at the token rate). Random or bursty loss leaves the
+    delivered curve as uneven as what was sent, plus the random walk of the
+    drops themselves. The ratio is the spread (max - min) of the delivered
+    curve about its line over the larger of the spread of the sent curve and
+    the random walk's ``sqrt(n p (1 - p))`` packets: about 0.03-0.12 for
+    lab-v1's nftables policers (constant and variable rate), 0.7-1.5 for its
+    random and bursty droppers.
+    """
+    n = time.size
+    lost = ~received
+    p = float(np.count_nonzero(lost)) / n if n else 0.0
+    if n < 10 or p == 0.0 or time[-1] <= time[0]:
+        return float("inf")
+    got = np.cumsum(np.where(received, size, 0.0))
+    sent = np.cumsum(size)
+
+    def spread(c: np.ndarray) -> float:
+        k, c0 = np.polyfit(time, c, 1)
+        resid = c - (k * time + c0)
+        return float(resid.max() - resid.min())
+
+    walk = np.sqrt(n * p * (1.0 - p)) * float(size.mean())
+    return spread(got) / max(spread(sent), walk)
 
 
 def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = None) -> Finding | None:
@@ -167,6 +212,8 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
     cum_real = np.cumsum(~rec[region])
     tb_error = float(np.max(np.abs(cum_pred - cum_real))) / lost_idx.size
 
+    clamp = clamp_ratio(trace.time[region], size[region], rec[region])
+
     rise = pre_loss_rise(trace, runs.start + i1)
     if queue is None:
         queue = find_ramp(trace)
@@ -174,7 +221,10 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
     # are clock skew or, on opaque media, a loss the cadence did not reveal.
     queue_height = queue.height_s if queue is not None and queue.slope >= QUEUE_VETO_SLOPE else 0.0
 
-    c_even = ramp(cv, 0.6, 0.25)
+    # Evenly spaced drops (constant-rate media), or delivered bytes clamped to
+    # a line however the sender's rate varied (variable-rate media).
+    c_spacing = ramp(cv, 0.6, 0.25) if loss_region >= EVEN_MIN_LOSS else 0.0
+    c_even = max(c_spacing, ramp(clamp, CLAMP_RANDOM, CLAMP_POLICED))
     c_flat = ramp(flat, 0.35, 0.12)
     c_tb = ramp(tb_error, 0.25, 0.08)
     c_runs = ramp(too_long, 0.15, 0.05)
@@ -195,6 +245,7 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
         Evidence("runs_longer_than_bucket_allows", round(too_long, 3)),
         Evidence("goodput_window_cv", round(flat, 3)),
         Evidence("token_bucket_mismatch", round(tb_error, 3)),
+        Evidence("delivered_bytes_clamp_ratio", round(clamp, 3)),
         Evidence("delay_rise_before_loss", round(rise.rise_s * ms, 2), "ms"),
         Evidence("queue_delay_ramp", round(queue_height * ms, 1), "ms"),
         Evidence("send_rate", round(send_rate, 1), "B/s"),

@@ -9,11 +9,11 @@ sliding back.
 from __future__ import annotations
 
 import pytest
-from conftest import SHARED_CAPTURES, shared_capture_files
 
 import callscope
 from callscope.diagnose.findings import THROTTLING
 from callscope.evaluate import evaluate
+from conftest import SHARED_CAPTURES, shared_capture_files
 
 LAB_V1 = SHARED_CAPTURES.parent / "lab-v1"
 

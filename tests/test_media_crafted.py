@@ -244,6 +244,39 @@ def test_sip_sdp_signals_streams_too_short_for_the_heuristic(tmp_path):
     assert (c.call_id, c.from_uri, c.session_name, len(c.stream_ids)) == ("call-42@10.0.0.1", "sip:alice@example.org", "lab call", 2)
 
 
+def udptl_packet(seq: int) -> bytes:
+    """A T.38 UDPTL packet (ITU-T T.38 Annex D): 16-bit sequence number, the
+    primary IFP packet behind a length byte, then redundancy. From sequence
+    0x8000 on its first byte reads as RTP version 2."""
+    ifp = bytes([0xC0, 0x01]) + bytes((seq * 7 + i) & 0xFF for i in range(10))
+    return struct.pack("!HB", seq & 0xFFFF, len(ifp)) + ifp + b"\x00\x01\x00"
+
+
+def test_t38_udptl_after_a_reinvite_is_not_rtp(tmp_path):
+    """Audio, then a re-INVITE of the same ports to m=image udptl t38: the fax
+    datagrams are neither RTP nor opaque voice, so the audio stream keeps
+    exactly its own packets (Wireshark's count) and no stream is invented."""
+    reinvite = INVITE.replace("CSeq: 1 INVITE", "CSeq: 2 INVITE").replace(
+        "m=audio 40000 RTP/AVP 97 101\r\na=rtpmap:97 AMR-WB/16000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        "m=image 40000 udptl t38\r\na=T38FaxVersion:0\r\n")
+    reok = OK.replace("CSeq: 1 INVITE", "CSeq: 2 INVITE").replace(
+        "m=audio 50000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n", "m=image 50000 udptl t38\r\n")
+    pkts = [udp("10.0.0.1", 5060, "10.0.0.2", 5060, INVITE.encode(), T0),
+            udp("10.0.0.2", 5060, "10.0.0.1", 5060, OK.encode(), T0 + 0.2)]
+    for i in range(100):
+        pkts.append(udp("10.0.0.2", 50000, "10.0.0.1", 40000, rtp_packet(i, 320 * i, 0xA1, pt=97), T0 + 1 + 0.02 * i))
+        pkts.append(udp("10.0.0.1", 40000, "10.0.0.2", 50000, rtp_packet(i, 960 * i, 0xB2, pt=111), T0 + 1.01 + 0.02 * i))
+    pkts += [udp("10.0.0.1", 5060, "10.0.0.2", 5060, reinvite.encode(), T0 + 3.1),
+             udp("10.0.0.2", 5060, "10.0.0.1", 5060, reok.encode(), T0 + 3.2)]
+    for i in range(300):
+        t = T0 + 3.3 + 0.03 * i
+        pkts.append(udp("10.0.0.1", 40000, "10.0.0.2", 50000, udptl_packet(0x8000 + i), t))
+        pkts.append(udp("10.0.0.2", 50000, "10.0.0.1", 40000, udptl_packet(0x9000 + i), t + 0.01))
+    inv = inventory(tmp_path, pkts)
+    assert sorted((s.kind, s.ssrc, len(s.packets)) for s in inv.streams) == [
+        ("rtp", 0xA1, 100), ("rtp", 0xB2, 100)]
+
+
 def test_sip_over_tcp_segments_is_read(tmp_path):
     pkts = [udp("10.0.0.2", 50000, "10.0.0.1", 40000, rtp_packet(i, 320 * i, 0xA1, pt=97), T0 + 0.02 * i) for i in range(2)]
     path = tmp_path / "tcp.pcap"

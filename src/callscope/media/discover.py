@@ -350,14 +350,15 @@ def discover_columns(
     :meth:`MediaColumns.concat`, then call this)."""
     start_ns = int(capture_start_ns)
     flows = _Flows(cols)
-    sip = summarise_sip(_sip_messages(cols, tcp_signalling), capture_start_ns)
+    messages = _sip_messages(cols, tcp_signalling)
+    sip = summarise_sip(messages, capture_start_ns)
     stun, channel_peer = _stun(cols, flows, start_ns)
     rtcp_summary, srtcp_convs = _rtcp(cols, flows, start_ns)
 
     sdp: dict[bytes, tuple[str, SdpMedia]] = {}
     for call in sip.calls:
         for md in call.media:
-            if md.address and md.port:
+            if md.address and md.port and _is_rtp(md):
                 try:
                     sdp[_endpoint_key(md.address, md.port)] = (call.call_id, md)
                 except ValueError:
@@ -365,6 +366,7 @@ def discover_columns(
     src_ep = [bytes(k[0:16]) + bytes(k[32:34]) for k in flows.keys]
     dst_ep = [bytes(k[16:32]) + bytes(k[34:36]) for k in flows.keys]
     flow_sdp = [sdp.get(dst_ep[f]) or sdp.get(src_ep[f]) for f in range(len(flows.keys))]
+    not_rtp_rows, not_rtp_flows = _not_rtp(cols, messages, src_ep, dst_ep)
     forced = set(int(p) for p in decode_as)
     flow_signalled = np.array(
         [flow_sdp[f] is not None or flows.sport[f] in forced or flows.dport[f] in forced for f in range(len(flows.keys))],
@@ -373,8 +375,8 @@ def discover_columns(
     dtls_convs = set(np.unique(flows.conversation[cols.flow[cols.demux == demux.DTLS]]).tolist()) if len(flows.keys) else set()
 
     streams = _rtp_streams(cols, flows, flow_sdp, flow_signalled, channel_peer, start_ns,
-                           dtls_convs | srtcp_convs)
-    rtp_flows = {s_flow for s_flow, _ in streams}
+                           dtls_convs | srtcp_convs, not_rtp_rows)
+    rtp_flows = {s_flow for s_flow, _ in streams} | not_rtp_flows
     opaque = find_opaque(cols, flows, exclude_conversations={int(flows.conversation[f]) for f in rtp_flows})
     built: list[tuple[int, MediaStream]] = [(int(s.packets.frame[0]), s) for _, s in streams]
     for f, rows in opaque:
@@ -397,6 +399,50 @@ def discover_columns(
     )
 
 
+def _is_rtp(md: SdpMedia) -> bool:
+    """Whether an SDP media section carries RTP: only an RTP profile does
+    (RFC 4566 §5.14); a T.38 fax offer (``m=image ... udptl t38``, ITU-T T.38
+    Annex D) does not."""
+    return "RTP" in md.proto.upper()
+
+
+def _not_rtp(
+    cols: MediaColumns, messages: Sequence[SipMessage], src_ep: list[bytes], dst_ep: list[bytes]
+) -> tuple[np.ndarray | None, set[int]]:
+    """Rows that signalling had switched to a protocol other than RTP, and their flows.
+
+    A fax call re-INVITEs its audio port to UDPTL: from that offer until an
+    RTP offer for the same address and port again, the flow's datagrams are
+    UDPTL, whose sequence numbers can look like an RTP header with a new
+    "SSRC" in every packet.
+    """
+    offers: dict[bytes, list[tuple[int, bool]]] = {}
+    for m in messages:
+        for md in m.media:
+            if md.address and md.port:
+                try:
+                    offers.setdefault(_endpoint_key(md.address, md.port), []).append((m.frame, _is_rtp(md)))
+                except ValueError:
+                    continue
+    other = {k: sorted(v) for k, v in offers.items() if not all(rtp for _, rtp in v)}
+    if not other:
+        return None, set()
+    rows_out = np.zeros(len(cols), bool)
+    flows_out: set[int] = set()
+    for f in range(len(src_ep)):
+        for key in (dst_ep[f], src_ep[f]):
+            if key not in other:
+                continue
+            frames = np.array([fr for fr, _ in other[key]], dtype=np.int64)
+            is_rtp = np.array([rtp for _, rtp in other[key]], dtype=bool)
+            rows = np.flatnonzero(cols.flow == f)
+            k = np.searchsorted(frames, cols.frame[rows].astype(np.int64), side="right") - 1
+            off = (k >= 0) & ~is_rtp[np.maximum(k, 0)]
+            rows_out[rows[off]] = True
+            flows_out.add(f)
+    return rows_out, flows_out
+
+
 def _rtp_streams(
     cols: MediaColumns,
     flows: _Flows,
@@ -405,17 +451,23 @@ def _rtp_streams(
     channel_peer: dict[tuple[int, int], tuple[str, int]],
     start_ns: int,
     secure_convs: set[int],
+    not_rtp_rows: np.ndarray | None = None,
 ) -> list[tuple[int, MediaStream]]:
     """Group valid RTP headers by (path, SSRC) and keep the confirmed groups.
 
     A path is the 5-tuple plus, for RTP carried in TURN, the channel or the
-    relayed peer. Returns (flow index, stream) pairs, ids not yet assigned.
+    relayed peer. Rows that signalling gave to another protocol
+    (``not_rtp_rows``: UDPTL fax) are never RTP, however their bytes look.
+    Returns (flow index, stream) pairs, ids not yet assigned.
     """
     release_free_memory()  # what SIP, STUN and RTCP parsing left in the heap
     pt_all = cols.b1 & 0x7F
     conflict = ((cols.b1 & 0x80) != 0) & (pt_all >= rtp.RTCP_CONFLICT_PT[0]) & (pt_all <= rtp.RTCP_CONFLICT_PT[1])
-    cand = np.flatnonzero((cols.inner == demux.RTP) & cols.rtp_valid & ~conflict)
-    del pt_all, conflict
+    is_cand = (cols.inner == demux.RTP) & cols.rtp_valid & ~conflict
+    if not_rtp_rows is not None:
+        is_cand &= ~not_rtp_rows
+    cand = np.flatnonzero(is_cand)
+    del pt_all, conflict, is_cand
     if cand.size == 0:
         return []
     # Row indices in 32 bits where they fit: at 10^7 packets every index

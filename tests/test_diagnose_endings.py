@@ -93,3 +93,58 @@ def test_a_call_moving_from_relay_to_direct_path_is_no_stop():
     streams = [stream("r1", A, relay, 1), stream("r2", relay, A, 2), stream("d1", A, B, 3),
                stream("d2", B, A, 4)]
     assert judge_ending("c1", traces, streams, 30.0).finding is None
+
+
+# --- honesty on opaque media and video -------------------------------------
+
+from callscope.diagnose.engine import stream_findings  # noqa: E402
+from callscope.diagnose.jitter import detect_jitter  # noqa: E402
+from callscope.diagnose.trace import build_trace  # noqa: E402
+
+
+def opaque_stream(times):
+    t = np.asarray(times, np.float64)
+    p = PacketSeries(np.arange(t.size, dtype=np.int64), t, np.full(t.size, 90, np.int32))
+    return MediaStream("s1", "opaque", A[0], A[1], B[0], B[1], p, encrypted=True)
+
+
+def test_a_relay_leg_used_in_bursts_claims_no_loss(shared_captures):
+    """The real Telegram call's relay leg (66 packets at about 64 ms in 4 s)
+    reads at a 21 ms interval: the "66 % lost" beats were never sent, and
+    nothing is claimed from them (nor a one-way call from that "loss")."""
+    import callscope
+
+    report = callscope.analyze(shared_captures / "nDPI__telegram.pcap")
+    relay = next(s for s in report.inventory.streams if s.src == "91.108.8.7")
+    tr = build_trace(relay, 60.0)
+    assert not tr.loss_known and stream_findings(tr) == []
+    d = report.diagnosis
+    assert not [f for f in d.findings if f.stream_id == relay.id]
+    assert any(n.startswith(f"stream {relay.id}: ") and "loss and delay unknown" in n for n in d.notes)
+
+
+def test_a_steady_opaque_sender_losing_packets_still_shows_loss():
+    rng = np.random.default_rng(6)
+    t = np.arange(1500) * 0.02 + rng.normal(0, 0.0005, 1500)
+    kept = t[rng.random(1500) > 0.05]
+    tr = build_trace(opaque_stream(kept), 40.0)
+    assert tr.loss_known and abs(tr.loss_fraction - 0.05) < 0.015
+    assert {f.pattern for f in stream_findings(tr)} & {"random-loss", "bursty-loss"}
+
+
+def test_video_frames_sent_back_to_back_are_not_jitter():
+    """30 pictures a second, five packets each sent 1 ms apart under one
+    timestamp, 1-2 ms of network jitter: the frames are on time."""
+    rng = np.random.default_rng(7)
+    frames, per = 900, 5
+    t_frame = np.arange(frames) / 30.0 + rng.uniform(0, 0.002, frames)
+    time = (t_frame[:, None] + 0.001 * np.arange(per)[None, :]).ravel()
+    ts = np.repeat(np.arange(frames) * 3000, per).astype(np.uint32)
+    seq = (np.arange(frames * per) & 0xFFFF).astype(np.uint16)
+    p = PacketSeries(np.arange(time.size, dtype=np.int64), time, np.full(time.size, 1100, np.int32),
+                     seq=seq, ts=ts, pt=np.full(time.size, 96, np.uint8),
+                     marker=np.tile(np.arange(per) == per - 1, frames))
+    s = MediaStream("v1", "rtp", A[0], A[1], B[0], B[1], p, ssrc=9, payload_type=96, clock_rate=90000)
+    tr = build_trace(s, 40.0)
+    assert tr.video and abs(tr.frame_interval - 1 / 30) < 1e-3 and tr.bunched == 0.0
+    assert detect_jitter(tr) is None

@@ -69,13 +69,18 @@ def detect_jitter(trace: Trace, reordered: int = 0) -> Finding | None:
     loss = trace.loss_fraction * (loss_reliability(trace) if trace.opaque else 1.0)
     if n < 20 or loss > MAX_LOSS:
         return None
-    d = _detrend(trace.received_time, trace.received_delay)
+    t_rx, d_rx = trace.received_time, trace.received_delay
+    if trace.video:
+        # A picture's packets leave back to back under one timestamp: its
+        # delay is its first packet's (the rest queue behind it by design).
+        t_rx, d_rx = t_rx[trace.frame_first], d_rx[trace.frame_first]
+    d = _detrend(t_rx, d_rx)
     j = rfc3550_jitter(d)
     j95 = percentile_sorted(np.sort(j), 95)
     # Lateness against the delay floor of the last few seconds (what an adaptive
     # playout buffer would have settled on), not of the whole call: clock skew,
     # timestamp jumps and route changes move the floor without any jitter.
-    k = max(2, int(round(BASELINE_WINDOW_S / trace.ptime)))
+    k = max(2, int(round(BASELINE_WINDOW_S / trace.frame_interval)))
     if d.max() - d.min() <= PLAYOUT_BUDGET_S:
         late = 0.0  # no packet stands that far above any floor
     else:

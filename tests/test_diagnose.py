@@ -14,8 +14,8 @@ import pytest
 
 import callscope
 from callscope.diagnose import AUDIBLE, PATTERNS, Finding
-from callscope.diagnose.loss import burst_gap, gilbert, loss_runs, spacing_cv
 from callscope.diagnose.policing import loss_onset, replay_token_bucket
+from callscope.metrics.lossmodel import loss_runs, loss_structure, spacing_cv
 from callscope.synth import simulate, write_capture
 
 
@@ -43,16 +43,16 @@ def test_loss_runs_and_gilbert_counts_on_a_hand_made_mask():
     runs = loss_runs(rec)
     assert runs.start.tolist() == [3, 10]
     assert runs.length.tolist() == [2, 1]
-    g = gilbert(rec)
-    # 2 good->bad transitions out of 17 good predecessors, 2 bad->good out of 3 bad.
-    assert g.p == pytest.approx(2 / 16)
-    assert g.r == pytest.approx(2 / 3)
+    g = loss_structure(rec, 20.0)
+    # 2 good->bad transitions out of 16 good predecessors, 2 bad->good out of 3 bad.
+    assert g.gilbert_p == pytest.approx(2 / 16)
+    assert g.gilbert_q == pytest.approx(2 / 3)
 
 
 def test_rfc3611_burst_density_with_gmin():
     rec = np.ones(100, bool)
     rec[[10, 12, 14, 60]] = False  # 10..14 is one burst (gaps < 16), 60 is isolated
-    bg = burst_gap(rec, gmin=16)
+    bg = loss_structure(rec, 20.0, gmin=16)
     assert bg.burst_density == pytest.approx(3 / 5)
     assert bg.gap_density == pytest.approx(1 / 95)
 

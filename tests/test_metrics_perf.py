@@ -8,9 +8,10 @@ import pytest
 from callscope.media.stream import MediaStream, PacketSeries
 from callscope.metrics import jitterbuffer, lossmodel, measure, wireshark
 from callscope.metrics.delay import relative_delay
+from callscope.metrics.lossmodel import loss_runs
 from callscope.metrics.measure import packet_metrics
 from callscope.metrics.quantile import median, percentiles
-from callscope.metrics.sequence import analyse_sequence, extend_timestamps, loss_runs
+from callscope.metrics.sequence import analyse_sequence, extend_timestamps
 from callscope.metrics.smoothing import linear_recurrence
 
 
@@ -179,7 +180,7 @@ def test_loss_structure_counted_from_lost_indices_equals_the_slot_masks():
         assert s.ge_r == _transitions(in_burst, ~in_burst)
         assert s.gilbert_p == _transitions(received, lost)
         assert s.gilbert_q == _transitions(lost, received)
-        runs = loss_runs(received)
+        runs = loss_runs(received).length
         assert s.run_histogram == (tuple(np.bincount(runs)[1:].tolist()) if runs.size else ())
         gaps = int(np.count_nonzero(np.diff(np.concatenate([[1], in_burst, [1]]).astype(int)) == -1))
         assert s.gap_duration_ms == (gap_slots / gaps * 20.0 if gaps else 0.0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.metrics.sequence import analyse_sequence, extend_timestamps, loss_runs
+from callscope.metrics.lossmodel import loss_runs
+from callscope.metrics.sequence import analyse_sequence, extend_timestamps
 
 
 def _t(n: int) -> np.ndarray:
@@ -22,7 +23,7 @@ def test_loss_across_the_wrap_is_counted_once():
     seq = np.array([65534, 65535, 2, 3], np.uint16)
     a = analyse_sequence(seq, _t(4))
     assert a.lost_ext.tolist() == [65536, 65537]
-    assert loss_runs(a.received).tolist() == [2]
+    assert loss_runs(a.received).length.tolist() == [2]
 
 
 def test_duplicates_do_not_hide_loss():

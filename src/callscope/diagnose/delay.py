@@ -18,31 +18,9 @@ import numpy as np
 from callscope.diagnose.peaks import find_peaks
 from callscope.diagnose.trace import Trace
 from callscope.metrics.quantile import median_sorted, percentile_sorted
-from callscope.metrics.smoothing import exponential_average
 
 #: Window before a loss in which a rising queue would show (seconds).
 PRE_LOSS_WINDOW_S = 0.5
-#: RFC 3550 §6.4.1 / A.8: jitter estimate gain 1/16.
-JITTER_GAIN = 1.0 / 16.0
-
-
-def rfc3550_jitter(delay: np.ndarray) -> np.ndarray:
-    """Interarrival jitter J per received packet from relative delays (seconds).
-
-    ``J(i) = J(i-1) + (|D(i-1, i)| - J(i-1)) / 16`` with ``D`` the difference of
-    consecutive relative transit times, computed as one IIR filter.
-
-    References
-    ----------
-    RFC 3550 §6.4.1 (interarrival jitter), Appendix A.8.
-    """
-    d = delay[np.isfinite(delay)]
-    if d.size < 2:
-        return np.zeros(d.size)
-    a = np.abs(np.diff(d))
-    return np.concatenate([[0.0], exponential_average(a, JITTER_GAIN)])
-
-
 def delay_spread(trace: Trace) -> float:
     """Spread of the received slots' delay: 95th minus 5th percentile (s), 0 when none arrived."""
     s = trace.sorted_delay

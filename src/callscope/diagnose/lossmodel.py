@@ -19,13 +19,8 @@ import numpy as np
 from callscope.diagnose.delay import PreLossRise, delay_spread, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.loss import (
-    bernoulli_loglik,
-    burst_gap,
-    fit_gilbert_elliott,
-    gilbert,
-)
 from callscope.diagnose.trace import Trace
+from callscope.metrics.lossmodel import bernoulli_loglik, fit_gilbert_elliott, loss_structure
 
 #: Below this loss a stream is clean (DESIGN.md pattern table: loss < 0.5 %).
 CLEAN_LOSS = 0.005
@@ -53,15 +48,15 @@ def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Findin
     lost = trace.lost
     if lost == 0 or trace.loss_fraction < CLEAN_LOSS:
         return None
-    ge = gilbert(rec)
-    bg = burst_gap(rec)
+    # The same burst/gap densities and burst ratio as the metrics table shows.
+    ls = loss_structure(rec, trace.ptime * 1000.0)
     runs = trace.loss_runs
     if rise is None:
         rise = pre_loss_rise(trace, runs.start)
     gaps = np.diff(runs.start).astype(np.float64)
     cv = float(gaps.std() / gaps.mean()) if gaps.size >= 2 and gaps.mean() > 0 else float("nan")
     spread = delay_spread(trace)
-    burst_ratio = ge.burst_ratio
+    burst_ratio = ls.burst_ratio
     thin = runs.count < MIN_EVENTS
     c_data = ramp(runs.count, 1, MIN_EVENTS)
 
@@ -97,8 +92,8 @@ def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Findin
         Evidence("longest_loss_run", int(runs.length.max()), "packets"),
         Evidence("gilbert_burst_ratio", round(burst_ratio, 3)),
         Evidence("clustering_lrt", round(clustered, 2)),
-        Evidence("burst_density", round(bg.burst_density, 4)),
-        Evidence("gap_density", round(bg.gap_density, 4)),
+        Evidence("burst_density", round(ls.burst_density, 4)),
+        Evidence("gap_density", round(ls.gap_density, 4)),
         Evidence("loss_spacing_cv", round(cv, 3)),
         Evidence("delay_rise_before_loss", round(rise.rise_s * ms, 2), "ms"),
         Evidence("delay_rise_z", round(rise.z, 2)),
@@ -112,7 +107,7 @@ def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Findin
         ml = ml if ml is not None else fit_gilbert_elliott(rec)
         p_est, r_est, k_est, h_est = ml.p, ml.r, ml.loss_good, ml.loss_bad
     else:
-        p_est, r_est, k_est, h_est = ge.p, ge.r, 0.0, 1.0
+        p_est, r_est, k_est, h_est = ls.gilbert_p, ls.gilbert_q, 0.0, 1.0
     params = (
         Evidence("p", round(p_est, 5)),
         Evidence("r", round(r_est, 5)),

@@ -31,8 +31,8 @@ import numpy as np
 from callscope.diagnose.delay import Ramp, find_ramp, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of, window_rates
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.loss import loss_runs
 from callscope.diagnose.trace import Trace
+from callscope.metrics.lossmodel import loss_runs
 
 #: Fewest losses from which a drop pattern can be called evenly spaced.
 MIN_LOSSES = 12

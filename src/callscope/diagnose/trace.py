@@ -18,7 +18,6 @@ from functools import cached_property
 
 import numpy as np
 
-from callscope.diagnose.loss import Runs, loss_runs
 from callscope.diagnose.peaks import running_median
 from callscope.media.stream import MediaStream
 from callscope.metrics.cadence import (
@@ -26,6 +25,7 @@ from callscope.metrics.cadence import (
     cadence_ptime,
     infer_slots,
 )
+from callscope.metrics.lossmodel import Runs, loss_runs
 from callscope.metrics.quantile import median_sorted
 from callscope.metrics.sequence import (
     SequenceAnalysis,
@@ -141,7 +141,7 @@ class Trace:
 
     @cached_property
     def loss_runs(self) -> Runs:
-        """Runs of consecutive lost slots (:func:`callscope.diagnose.loss.loss_runs`)."""
+        """Runs of consecutive lost slots (:func:`callscope.metrics.lossmodel.loss_runs`)."""
         return loss_runs(self.received)
 
     @cached_property

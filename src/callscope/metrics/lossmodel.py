@@ -1,7 +1,10 @@
 """Loss structure: run lengths, RFC 3611 bursts and gaps, Gilbert-Elliott.
 
 All functions take the slot mask ``received`` (one bool per expected packet,
-in sequence order, see :mod:`callscope.metrics.sequence`).
+in sequence order, see :mod:`callscope.metrics.sequence`; or one per slot of
+a :class:`~callscope.diagnose.trace.Trace`). This module is the one place
+these quantities are defined: the metrics table and the diagnosis's
+evidence both read them from here.
 """
 
 from __future__ import annotations
@@ -10,9 +13,36 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callscope.metrics.sequence import loss_runs
-
 GMIN = 16  # RFC 3611 §4.7.2: minimum gap length (received packets) between bursts
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Runs of consecutive lost slots: first slot index and length (int64)."""
+
+    start: np.ndarray
+    length: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.start.size)
+
+
+def loss_runs(received: np.ndarray) -> Runs:
+    """The runs of consecutive ``False`` in ``received``, in slot order.
+
+    Found among the lost slots alone (a run ends where the next lost slot is
+    not adjacent), which are few in any stream worth listening to.
+    """
+    lost = np.flatnonzero(~np.asarray(received, bool))
+    if lost.size == 0:
+        return Runs(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    brk = np.flatnonzero(np.diff(lost) > 1)
+    start = np.concatenate([lost[:1], lost[brk + 1]])
+    end = np.concatenate([lost[brk], lost[-1:]]) + 1
+    return Runs(start.astype(np.int64), (end - start).astype(np.int64))
+
+
 
 
 @dataclass(frozen=True)
@@ -65,9 +95,9 @@ class LossStructure:
 def run_length_histogram(received: np.ndarray) -> tuple[int, ...]:
     """Counts of loss runs by length: element ``k`` counts runs of ``k + 1`` losses."""
     runs = loss_runs(received)
-    if runs.size == 0:
+    if runs.count == 0:
         return ()
-    return tuple(int(c) for c in np.bincount(runs)[1:])
+    return tuple(int(c) for c in np.bincount(runs.length)[1:])
 
 
 def burst_spans(received: np.ndarray, gmin: int = GMIN) -> np.ndarray:
@@ -216,3 +246,150 @@ def _transition_rate(src: np.ndarray, dst: np.ndarray) -> float:
     if total == 0:
         return 0.0
     return float(np.count_nonzero(from_src & dst[1:])) / total
+
+
+def spacing_cv(received: np.ndarray) -> float:
+    """Coefficient of variation of the spacing between consecutive loss events.
+
+    A loss event is a run of consecutive lost slots; spacing is counted in
+    slots between event starts. Evenly spaced drops (a policer draining its
+    bucket) give CV << 1; independent losses give CV near 1.
+    """
+    runs = loss_runs(received)
+    if runs.count < 3:
+        return float("nan")
+    gaps = np.diff(runs.start).astype(np.float64)
+    m = gaps.mean()
+    return float(gaps.std() / m) if m > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class GilbertElliott:
+    """Four-parameter Gilbert-Elliott channel fitted by maximum likelihood.
+
+    ``p`` = P(good -> bad), ``r`` = P(bad -> good) per packet; a packet is
+    lost with probability ``loss_good`` in the good state and ``loss_bad`` in
+    the bad one. ``loglik`` is the log-likelihood of the loss mask under it.
+    """
+
+    p: float
+    r: float
+    loss_good: float
+    loss_bad: float
+    loglik: float
+
+
+def _run_lengths(received: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run-length encoding of the mask: each run's value (lost?) and length."""
+    lost = ~np.asarray(received, bool)
+    edge = np.flatnonzero(np.diff(lost.astype(np.int8))) + 1
+    starts = np.concatenate([[0], edge])
+    lengths = np.diff(np.concatenate([starts, [lost.size]]))
+    return lost[starts], lengths
+
+
+def _matrix_powers(m: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``m ** L`` for every L in ``lengths`` (2x2 ``m`` with real eigenvalues), shape (n, 2, 2)."""
+    lam, vec = np.linalg.eig(m)
+    lam, vec = lam.real, vec.real
+    inv = np.linalg.inv(vec)
+    powers = np.power(lam[None, :], lengths[:, None].astype(np.float64))
+    return np.einsum("ij,nj,jk->nik", vec, powers, inv)
+
+
+def _chain_loglik(mats: np.ndarray) -> float:
+    """log of the sum of the entries of ``mats[0] @ mats[1] @ ...``, without underflow.
+
+    A pairwise tree product; each partial product is rescaled by its largest
+    entry and the logs of the scales are summed.
+    """
+    log_scale = 0.0
+    while mats.shape[0] > 1:
+        if mats.shape[0] % 2:
+            mats = np.concatenate([mats, np.eye(2)[None]])
+        prod = np.einsum("nij,njk->nik", mats[0::2], mats[1::2])
+        scale = prod.max(axis=(1, 2))
+        scale = np.where(scale > 0, scale, 1.0)
+        log_scale += float(np.sum(np.log(scale)))
+        mats = prod / scale[:, None, None]
+    total = float(mats[0].sum())
+    return log_scale + (np.log(total) if total > 0 else -np.inf)
+
+
+def gilbert_elliott_loglik(received: np.ndarray, p: float, r: float, k: float, h: float) -> float:
+    """Log-likelihood of a loss mask under a Gilbert-Elliott channel.
+
+    The forward algorithm of the two-state hidden Markov model, evaluated run
+    by run: a run of ``L`` equal observations multiplies the forward vector by
+    ``(A diag(e))^L``, which an eigendecomposition gives for all runs at once.
+    The chain starts in its stationary distribution.
+
+    References
+    ----------
+    L. R. Rabiner, "A tutorial on hidden Markov models", Proc. IEEE 77 (1989),
+    §III-A (forward procedure); ITU-T P.564 (Gilbert-Elliott model).
+    """
+    values, lengths = _run_lengths(received)
+    a = np.array([[1.0 - p, p], [r, 1.0 - r]])
+    e_lost = np.array([k, h])
+    e_recv = 1.0 - e_lost
+    pi = np.array([r, p]) / (p + r)
+    mats = np.empty((lengths.size, 2, 2))
+    for value, e in ((True, e_lost), (False, e_recv)):
+        sel = values == value
+        if sel.any():
+            mats[sel] = _matrix_powers(a * e[None, :], lengths[sel])
+    # The first observation has no transition before it: pi diag(e) M^(L-1).
+    e0 = e_lost if values[0] else e_recv
+    first = _matrix_powers(a * e0[None, :], lengths[:1] - 1)[0]
+    mats[0] = (pi * e0)[:, None] * first
+    mats[0] = np.vstack([mats[0].sum(axis=0), np.zeros(2)])
+    return _chain_loglik(mats)
+
+
+def bernoulli_loglik(received: np.ndarray) -> float:
+    """Log-likelihood of a loss mask under independent loss at its own rate."""
+    rec = np.asarray(received, bool)
+    n, k = rec.size, int(np.count_nonzero(~rec))
+    if k in (0, n):
+        return 0.0
+    q = k / n
+    return float(k * np.log(q) + (n - k) * np.log1p(-q))
+
+
+def fit_gilbert_elliott(received: np.ndarray) -> GilbertElliott:
+    """Maximum-likelihood Gilbert-Elliott parameters of a loss mask.
+
+    Starts from the two-state Gilbert fit (every loss in the bad state) and
+    maximises the likelihood over (p, r, loss_good, loss_bad) with bounded
+    L-BFGS-B, on a logit scale; the bad state is the lossier one.
+
+    References
+    ----------
+    ITU-T P.564 (Gilbert-Elliott model); Rabiner (1989) §III-C (maximum likelihood).
+    """
+    rec = np.asarray(received, bool)
+    gp, gq = _transition_rate(rec, ~rec), _transition_rate(~rec, rec)
+    if rec.size < 50 or rec.all() or (~rec).all():
+        return GilbertElliott(gp, gq if (~rec).any() else 1.0, 0.0, 1.0, 0.0)
+    # Imported here: scipy.optimize costs ~0.3 s, and only a real fit needs it.
+    from scipy.optimize import minimize
+
+    eps = 1e-4
+
+    def unpack(x: np.ndarray) -> tuple[float, float, float, float]:
+        p, r, k, h = 1.0 / (1.0 + np.exp(-x))
+        return float(p), float(r), float(k), float(h)
+
+    def nll(x: np.ndarray) -> float:
+        p, r, k, h = unpack(x)
+        if h <= k:
+            return 1e12
+        v = -gilbert_elliott_loglik(rec, p, r, k, h)
+        return v if np.isfinite(v) else 1e12
+
+    start = np.array([gp, gq, 0.002, 0.9]).clip(eps, 1 - eps)
+    x0 = np.log(start / (1.0 - start))
+    res = minimize(nll, x0, method="L-BFGS-B", bounds=[(-9.0, 9.0)] * 4)
+    p, r, k, h = unpack(res.x)
+    return GilbertElliott(p, r, k, h, -float(res.fun))

@@ -358,17 +358,3 @@ def _unwrap(seq: np.ndarray, restart: np.ndarray | None, d: np.ndarray) -> np.nd
     np.cumsum(d, out=ext[1:])
     ext[1:] += int(seq[0])
     return ext
-
-
-def loss_runs(received: np.ndarray) -> np.ndarray:
-    """Lengths of the runs of consecutive lost slots, in sequence order (int64).
-
-    ``received`` is the slot mask of :class:`SequenceAnalysis`.
-    """
-    r = np.asarray(received, bool)
-    if r.size == 0:
-        return np.zeros(0, np.int64)
-    edge = np.diff(np.concatenate([[0], (~r).astype(np.int8), [0]]))
-    starts = np.flatnonzero(edge == 1)
-    ends = np.flatnonzero(edge == -1)
-    return (ends - starts).astype(np.int64)

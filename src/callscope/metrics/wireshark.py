@@ -51,7 +51,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from callscope.metrics.smoothing import exponential_average
+from callscope.metrics.smoothing import RFC3550_JITTER_GAIN, exponential_average
 
 #: Wireshark's ``clock_map[]`` (ui/tap-rtp-analysis.c): RTP clock rates of the
 #: static payload types, from RFC 3551 §6 / the IANA RTP parameters registry.
@@ -88,7 +88,6 @@ PT_CN = 13  # RFC 3389 comfort noise
 PT_CN_OLD = 19  # reserved, formerly CN (Wireshark's PT_CN_OLD)
 FIRST_DYNAMIC_PT = 96  # RFC 3551 §6
 _HALF_TS = 1 << 31  # "in time sequence": within 2^31 ticks ahead of the first packet
-RFC3550_JITTER_GAIN = 1.0 / 16.0  # RFC 3550 §6.4.1: J += (|D| - J) / 16
 
 _STATIC_TABLE = np.zeros(256, np.int64)
 for _pt, _rate in STATIC_CLOCK_RATES.items():

@@ -33,7 +33,7 @@ def detect_one_way(call_id: str, traces: Sequence[TraceSummary]) -> Finding | No
     (A direction that stops is :func:`~callscope.diagnose.cutoff.judge_ending`'s
     case; one that never started, :func:`detect_never_started`'s.)
     """
-    live = [t for t in traces if t.received_count >= MIN_MEDIA_PACKETS and t.loss_known]
+    live = [t for t in traces if t.received_count >= MIN_MEDIA_PACKETS]
     if len(live) < 2:
         return None
     worst = max(live, key=lambda t: t.loss_fraction)

@@ -105,14 +105,7 @@ def _longest_pause(trace: Trace) -> tuple[float, float] | None:
 
 
 def stream_findings(trace: Trace, reordered: int = 0) -> list[Finding]:
-    """Every per-stream detector's finding on one trace (unfiltered).
-
-    An opaque stream whose cadence does not show its packet interval has no
-    slots to judge: its gaps may be silences as well as losses, and its
-    "delay" is measured against a clock it never kept. Nothing is claimed.
-    """
-    if not trace.loss_known:
-        return []
+    """Every per-stream detector's finding on one trace (unfiltered)."""
     queue = find_ramp(trace)
     rise = pre_loss_rise(trace, trace.loss_runs.start)
     found = [
@@ -180,11 +173,6 @@ def diagnose(
         m = metrics.get(s.id)
         reordered = m.reordered if m is not None else 0
         candidates[s.id] = stream_findings(trace, reordered)
-        if not trace.loss_known:
-            notes.append(
-                f"stream {s.id}: encrypted media whose arrivals show no steady packet interval "
-                f"(sender pauses, DTX or a leg used in bursts): loss and delay unknown, gaps only"
-            )
         del trace
 
     call_findings: list[Finding] = []

@@ -25,10 +25,7 @@ def ramp(x: float, lo: float, hi: float) -> float:
 
 
 def loss_reliability(trace: Trace) -> float:
-    """How far cadence-inferred loss can be trusted: 1 with regular arrivals, 0
-    when bunched or when they never show the packet interval (:attr:`Trace.loss_known`)."""
-    if not trace.loss_known:
-        return 0.0
+    """How far cadence-inferred loss can be trusted: 1 with regular arrivals, 0 when bunched."""
     return ramp(trace.bunched, BUNCHED_UNRELIABLE, BUNCHED_RELIABLE)
 
 

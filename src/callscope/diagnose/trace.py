@@ -39,10 +39,6 @@ BUNCHED = 0.25
 #: is video: voice has one packet per timestamp (bar the odd retransmission or
 #: DTMF end-packet triple, RFC 4733 §2.5.1.4).
 VIDEO_SHARED_TIMESTAMPS = 0.2
-#: Consecutive gaps of one packet interval that show a sender's cadence.
-CADENCE_RUN = 25
-#: ... or this share of all gaps on the grid, some of them one interval long.
-STRICT_GRID = 0.95
 #: Window of the running median that smooths relative delay before ramps and
 #: queue episodes are sought in it (s): ten packets at 20 ms.
 DELAY_SMOOTHING_S = 0.2
@@ -185,39 +181,6 @@ class Trace:
         return float(np.mean(np.diff(t) < BUNCHED * self.frame_interval)) if t.size > 1 else 0.0
 
     @property
-    def loss_known(self) -> bool:
-        """Whether the slots say anything about loss and delay: always for RTP;
-        for opaque media only where the arrivals show the packet interval
-        (:attr:`cadence_regularity` is not zero)."""
-        return not self.opaque or self.cadence_regularity > 0.0
-
-    @cached_property
-    def cadence_regularity(self) -> float:
-        """Share of gaps between arrivals within a quarter interval of a whole
-        number of packet intervals: 1 for a steady sender (loss shows as
-        missing beats), low where the sender itself is irregular (DTX talk
-        spurts, a relay leg used in bursts), where gaps prove no loss. Zero
-        when gaps of one interval are neither the commonest nor ever seen
-        :data:`CADENCE_RUN` times in a row nor all gaps strictly on the
-        grid (:data:`STRICT_GRID`): then nothing shows the sender
-        ever used that interval, which is likely a fraction of its real one,
-        and the "lost" beats were never sent (a Telegram relay leg at 64 ms
-        read at 21 ms, "66 % lost"). Opaque media only (RTP counts its
-        losses); 1.0 for RTP."""
-        if not self.opaque or self.received_count < 3:
-            return 1.0
-        k = np.diff(self.received_time) / self.ptime
-        whole = np.rint(k).astype(np.int64)
-        on_grid = float(np.mean(np.abs(k - whole) < BUNCHED))
-        counts = np.bincount(np.clip(whole, 0, 64))
-        unseen = counts.size > 2 and counts[1] < counts[2:].max() and _longest_run(whole == 1) < CADENCE_RUN
-        # Gaps of one, two and three intervals side by side, all exactly on
-        # the grid, do show the interval: a policer dropping most beats.
-        if unseen and not (on_grid >= STRICT_GRID and counts[1] > 0):
-            return 0.0
-        return on_grid
-
-    @property
     def start(self) -> float:
         return float(self.time[0]) if self.slots else 0.0
 
@@ -243,8 +206,6 @@ class TraceSummary:
         Slots received.
     received_bytes : float
         UDP payload bytes received (the received slots' sizes summed).
-    loss_known : bool
-        As :attr:`Trace.loss_known`.
     curve_time, curve_bytes : float64 arrays, optional
         Bytes received up to each of at most :data:`CURVE_POINTS` + 1 arrival
         times, first to last: how many bytes had passed by any instant (a
@@ -259,7 +220,6 @@ class TraceSummary:
     slots: int
     received_count: int
     received_bytes: float
-    loss_known: bool = True
     curve_time: np.ndarray | None = field(default=None, compare=False, repr=False)
     curve_bytes: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -280,6 +240,10 @@ class TraceSummary:
     def delivered(self) -> float:
         """Share of the slots received."""
         return self.received_count / self.slots if self.slots else float("nan")
+
+
+#: Points of a summary's cumulative byte curve.
+CURVE_POINTS = 256
 
 
 #: Points of a summary's cumulative byte curve.
@@ -308,7 +272,6 @@ def summarise(trace: Trace) -> TraceSummary:
         slots=trace.slots,
         received_count=trace.received_count,
         received_bytes=float(cum[-1]) if cum.size else 0.0,
-        loss_known=trace.loss_known,
         curve_time=t[at],
         curve_bytes=cum[at],
     )

@@ -67,6 +67,13 @@ SUBDIVIDE_GAIN = 0.08
 #: whole multiples of the sender's interval, while under queueing jitter any
 #: finer grid catches more of the scattered gaps without explaining most.
 MIN_FINE_EXPLAINED = 0.9
+#: ... or this share, where the finer interval is never kept up for
+#: :data:`FINE_RUN` gaps in a row.
+STRICT_FINE_EXPLAINED = 0.95
+FINE_RUN = 10
+#: Share of gaps of one interval without which an interval explaining fewer
+#: than :data:`STRICT_FINE_EXPLAINED` of the gaps is no sender's.
+MIN_ONE_GAPS = 0.1
 #: Share of the call (from its start) in which a regular window counts as
 #: showing the sender's own cadence.
 EARLY_WINDOWS = 0.2
@@ -95,9 +102,23 @@ def cadence_interval(time: np.ndarray) -> float:
         # The sender must have been seen sending at the finer interval at all.
         seen = np.count_nonzero(np.abs(d / fine - 1.0) < CADENCE_TOLERANCE) >= 3
         explained = _explained(d, fine)
-        if fine >= 2 * MIN_PTIME_S and seen and explained >= max(base + SUBDIVIDE_GAIN, MIN_FINE_EXPLAINED):
+        # Gaps of one, two and three finer intervals side by side, nearly all
+        # exactly on that grid (a policer dropping most beats), or the finer
+        # interval kept up for a run (the bucket's first burst): anything less
+        # is a coarser sender with jitter (a real Telegram relay leg at 64 ms
+        # has three gaps near 21 ms, and 80 % of its gaps on a 21 ms grid).
+        shown = explained >= STRICT_FINE_EXPLAINED or _longest_run(np.abs(d / fine - 1.0) < CADENCE_TOLERANCE) >= FINE_RUN
+        if fine >= 2 * MIN_PTIME_S and seen and shown and explained >= max(base + SUBDIVIDE_GAIN, MIN_FINE_EXPLAINED):
             return fine
     return c
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    """Length of the longest run of True in ``mask``."""
+    if not mask.any():
+        return 0
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
 
 
 def _cadence_level(time: np.ndarray) -> float:
@@ -139,6 +160,10 @@ def _cadence_level(time: np.ndarray) -> float:
     cands = np.array([c for c in cands if c >= 2 * MIN_PTIME_S])
     if cands.size:
         score = np.array([_explained(d, c) for c in cands])
+        # An interval the sender never kept (few gaps of one interval, many
+        # off the grid) is a fraction of its real one: not a candidate.
+        one = np.array([np.mean(np.abs(d / c - 1.0) < CADENCE_TOLERANCE) for c in cands])
+        score[(one < MIN_ONE_GAPS) & (score < STRICT_FINE_EXPLAINED)] = 0.0
         if score.max() >= 0.6:
             return float(cands[score >= score.max() - 0.05].max())
     return mean_gap

@@ -179,6 +179,8 @@ def diagnose(
     sip_calls = {c.call_id: c for c in inventory.sip.calls}
     activity = activity_of(inventory)
     vantage = infer_vantage(inventory)
+    if vantage.local:
+        notes.append(f"vantage: {vantage.reason}; its own outgoing media is seen before any network")
     by_id: dict[str, MediaStream] = {}
     for s in inventory.streams:
         by_id.setdefault(s.id, s)

@@ -170,6 +170,9 @@ def report_dict(report) -> dict:
         "streams": [stream_dict(s, report.metrics[s.id], verdicts.get(s.id)) for s in inv.streams],
         "calls": jsonable(getattr(inv, "calls", ()), arrays=False),
         "findings": jsonable(diag.findings, arrays=False),
+        # What the diagnosis saw but did not call a finding, and why (a hang-up,
+        # a stop at the capture's own host, a stream too short to judge).
+        "notes": list(getattr(diag, "notes", ())),
         "rtcp": jsonable(getattr(inv, "rtcp", ()), arrays=True),
         "stun": jsonable(getattr(inv, "stun", None), arrays=False),
         "sip": jsonable(getattr(inv, "sip", None), arrays=False),

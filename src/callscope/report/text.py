@@ -98,6 +98,9 @@ def text_report(report) -> str:
             if f.get("audible"):
                 line += f" Audible effect: {f['audible']}."
             out.append(line)
+    if doc.get("notes"):
+        out.append("notes:")
+        out.extend(f"  {n}" for n in doc["notes"])
     for w in cap["warnings"]:
         out.append(f"warning: {w}")
     return "\n".join(out).rstrip() + "\n"
@@ -122,6 +125,9 @@ def markdown_report(report) -> str:
         lines += ["", "Findings:", ""]
         for f in doc["findings"]:
             lines.append(f"- **{f['pattern']}** ({f.get('confidence', 0):.2f}) {f.get('summary', '')}")
+    if doc.get("notes"):
+        lines += ["", "Notes:", ""]
+        lines += [f"- {n}" for n in doc["notes"]]
     return "\n".join(lines) + "\n"
 
 

@@ -148,3 +148,28 @@ def test_video_frames_sent_back_to_back_are_not_jitter():
     tr = build_trace(s, 40.0)
     assert tr.video and abs(tr.frame_interval - 1 / 30) < 1e-3 and tr.bunched == 0.0
     assert detect_jitter(tr) is None
+
+
+def test_dtx_silences_with_comfort_noise_are_not_loss():
+    """Talk spurts at 20 ms, silences of 0.4-2.5 s holding only small comfort
+    noise packets every 100 ms (discontinuous transmission): no loss, no
+    outage, and the send clock keeps time through the silences (no queue)."""
+    rng = np.random.default_rng(1)
+    times, sizes, t = [], [], 0.0
+    while t < 30:
+        n = int(rng.uniform(0.8, 3.0) / 0.02)
+        times += list(t + 0.02 * np.arange(n) + rng.normal(0, 0.001, n))
+        sizes += list(rng.integers(70, 120, n))
+        t += n * 0.02
+        silence = rng.uniform(0.4, 2.5)
+        k = int(silence / 0.1)
+        times += list(t + 0.1 * np.arange(1, k + 1))
+        sizes += [30] * k
+        t += silence
+    order = np.argsort(times)
+    t_arr, sz = np.asarray(times)[order], np.asarray(sizes, np.int32)[order]
+    p = PacketSeries(np.arange(t_arr.size, dtype=np.int64), t_arr, sz)
+    tr = build_trace(MediaStream("s1", "opaque", A[0], A[1], B[0], B[1], p, encrypted=True), 35.0)
+    assert tr.lost == 0
+    assert np.nanmax(tr.delay) < 0.02
+    assert stream_findings(tr) == []

@@ -169,7 +169,9 @@ def _cadence_level(time: np.ndarray) -> float:
     return mean_gap
 
 
-def _cadence_slots(t: np.ndarray, ptime: float) -> np.ndarray:
+def _cadence_slots(
+    t: np.ndarray, ptime: float, quiet: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Slot index of each arrival (sorted times) of one constant-rate segment.
 
     Greedy: a gap of ``k`` whole intervals holds ``k - 1`` losses (a gap that
@@ -180,15 +182,30 @@ def _cadence_slots(t: np.ndarray, ptime: float) -> np.ndarray:
     send-clock origin the arrivals allow; as losses only accumulate, the bound
     of every later packet applies too (a reverse running minimum). This undoes
     the phantom losses of a late packet followed by a bunch.
+
+    ``quiet`` marks the packets that are comfort noise (:func:`comfort_noise`):
+    a gap that begins or ends at one is a silence the sender kept with
+    discontinuous transmission, not loss: its intervals pass on the send
+    clock without slots.
+
+    Returns the slot of each arrival and its send clock in intervals (the
+    slot plus the silent time before it, in intervals).
     """
     n = t.size
     if n < 2:
-        return np.arange(n)
+        return np.arange(n), np.arange(n)
     delta = np.diff(t)
     x = delta / ptime
     k = np.rint(x)
     whole = np.abs(x - k) < CADENCE_TOLERANCE
     gap_loss = np.where((k >= 2) & (whole | (k >= LONG_GAP)), k - 1, 0)
+    silent = np.zeros(n)
+    if quiet is not None:
+        # The clock runs through a silence exactly as long as it lasted: the
+        # delay on its far side is the delay on its near side.
+        dtx = quiet[:-1] | quiet[1:]
+        silent[1:] = np.cumsum(np.where(dtx, np.maximum(x - 1.0, 0.0), 0.0))
+        gap_loss[dtx] = 0
     gap_loss = np.minimum(gap_loss, int(MAX_GAP_S / ptime)).astype(np.int64)
     # One packet late by a fraction of an interval makes two gaps that are not
     # whole but add up to a whole number: the packet between them was jittered.
@@ -222,9 +239,9 @@ def _cadence_slots(t: np.ndarray, ptime: float) -> np.ndarray:
     origin = float(np.min(t - idx * ptime))
     bound = np.floor((t - origin) / ptime + CADENCE_TOLERANCE).astype(np.int64) - idx
     bound = np.minimum.accumulate(bound[::-1])[::-1]
-    lost = np.minimum(greedy, np.maximum(bound, 0))
+    lost = np.minimum(greedy, np.maximum(bound - np.floor(silent).astype(np.int64), 0))
     lost = np.maximum.accumulate(lost)
-    return idx + lost
+    return idx + lost, idx + lost + silent
 
 
 def _refine_interval(t: np.ndarray, ptime: float) -> float:
@@ -333,6 +350,20 @@ class CadenceSlots:
         return int(self.slot[-1]) + 1 if self.slot.size else 0
 
 
+#: Packets at most this fraction of the stream's median size are comfort noise
+#: (silence descriptors of discontinuous transmission: RFC 3389 §3, Opus DTX,
+#: a messenger's silence keep-alives), sent every few hundred ms in a silence.
+COMFORT_NOISE_FRACTION = 0.5
+
+
+def comfort_noise(size: np.ndarray) -> np.ndarray:
+    """Which packets are comfort noise: far smaller than the stream's voice packets."""
+    sz = np.asarray(size, np.float64)
+    if sz.size < 10:
+        return np.zeros(sz.size, bool)
+    return sz <= COMFORT_NOISE_FRACTION * float(np.median(sz))
+
+
 def infer_slots(time: np.ndarray, size: np.ndarray) -> CadenceSlots:
     """Slots of an opaque stream's arrivals (``time`` sorted, seconds).
 
@@ -348,6 +379,7 @@ def infer_slots(time: np.ndarray, size: np.ndarray) -> CadenceSlots:
     t, sz = t[lead:], sz[lead:]
     if t.size < 2:
         return CadenceSlots(lead, np.arange(t.size, dtype=np.int64), t - t[:1], DEFAULT_PTIME_S)
+    quiet = comfort_noise(sz)
     cut = _cadence_change(t, sz, cadence_interval(t))
     pieces = [(0, t.size)] if cut == 0 else [(0, cut), (cut, t.size)]
     slot_parts, send_parts = [], []
@@ -357,15 +389,15 @@ def infer_slots(time: np.ndarray, size: np.ndarray) -> CadenceSlots:
         pt = cadence_interval(t[a:b])
         pt = _refine_interval(t[a:b], _refine_interval(t[a:b], pt))
         ptimes.append(pt)
-        k = _cadence_slots(t[a:b], pt)
+        k, clock = _cadence_slots(t[a:b], pt, quiet[a:b])
         if a > 0:  # the gap across the change counts in the new interval
             step = max(1, int(np.rint((t[a] - t[a - 1]) / pt)))
             base_slot += step
             base_send += step * pt
         slot_parts.append(base_slot + k)
-        send_parts.append(base_send + k * pt)
+        send_parts.append(base_send + clock * pt)
         base_slot += int(k[-1])
-        base_send += float(k[-1]) * pt
+        base_send += float(clock[-1]) * pt
     return CadenceSlots(
         lead=lead,
         slot=np.concatenate(slot_parts).astype(np.int64),

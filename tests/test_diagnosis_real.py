@@ -47,3 +47,14 @@ def test_no_throttling_verdict_on_an_ordinary_real_call(path):
     d = callscope.analyze(path).diagnosis
     alarms = [(f.pattern, f.confidence) for f in d.findings if f.pattern in THROTTLING and f.confidence >= 0.5]
     assert d.verdict not in THROTTLING and not alarms, (d.verdict, alarms)
+
+
+def test_lab_v1_parameters_within_the_issue_tolerances(lab_v1):
+    """Policer rate (as the kernel meters it, IP bytes) within 10 %, cut-off
+    time within 0.5 s, quota bytes within 5 %."""
+    by_truth = {}
+    for e in lab_v1.param_errors:
+        by_truth.setdefault(e.check.truth_name, []).append(e)
+    assert {"rate_kbytes_s", "blackhole_at_s", "quota_bytes"} <= by_truth.keys()
+    for name in ("rate_kbytes_s", "blackhole_at_s", "quota_bytes"):
+        assert all(e.within for e in by_truth[name]), [(e.path.name, e.error) for e in by_truth[name]]

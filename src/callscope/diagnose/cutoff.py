@@ -97,6 +97,11 @@ class Direction:
     def ptime(self) -> float:
         return min(t.ptime for t in self.traces)
 
+    @property
+    def ip_bytes(self) -> float:
+        """Bytes as IP packets (what a byte quota meters: nftables `quota` counts the IP length)."""
+        return sum(t.received_bytes + t.header_bytes * t.received_count for t in self.traces)
+
 
 def directions(traces: Sequence[TraceSummary], streams: Sequence[MediaStream]) -> list[Direction]:
     """The call's media directions: streams grouped by sending and receiving host.
@@ -272,6 +277,7 @@ def _one_direction_stopped(
             Evidence("at_s", round(cut_at, 3), "s"),
             Evidence("bytes", round(b, 1), "B"),
             Evidence("bytes_stopped_direction", stopped.bytes, "B"),
+            Evidence("ip_bytes_stopped_direction", stopped.ip_bytes, "B"),
             Evidence("packets", stopped.packets, "packets"),
         ),
     )
@@ -343,6 +349,7 @@ def _all_stopped(
         Evidence("time_s", round(cut_at - media_start, 3), "s"),
         Evidence("at_s", round(cut_at, 3), "s"),
         Evidence("bytes", b, "B"),
+        Evidence("ip_bytes", float(sum(d.ip_bytes for d in dirs)), "B"),
         Evidence("packets", n, "packets"),
     )
     summary = (

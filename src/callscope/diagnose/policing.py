@@ -184,6 +184,9 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
     got = float(np.sum(size[region][rec[region]]))
     sent = float(np.sum(size[region]))
     rate = got / span
+    # What the policer meters: IP packets, headers and all (nftables `limit
+    # rate ... bytes/second` counts the IP length; tc policers the frame).
+    rate_ip = rate + trace.header_bytes * float(np.count_nonzero(rec[region])) / span
     send_rate = sent / span
     loss_region = 1.0 - float(np.count_nonzero(rec[region])) / (i2 - i1 + 1)
     if loss_region < MIN_LOSS:
@@ -259,6 +262,7 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
     params = (
         Evidence("rate_Bps", round(rate, 1), "B/s"),
         Evidence("rate_upper_Bps", round(rate_upper, 1), "B/s"),
+        Evidence("rate_ip_Bps", round(rate_ip, 1), "B/s"),
         Evidence("burst_bytes", round(depth, 1), "B"),
         Evidence("burst_is_upper_bound", float(not from_start)),
         Evidence("onset_s", round(t1, 3), "s"),
@@ -268,7 +272,8 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
         f"drops evenly spaced every {gaps.mean():.1f} packets (CV {cv:.2f}) from {t1:.1f} s "
         f"while goodput holds at {rate / 1000:.2f} kB/s of {send_rate / 1000:.2f} kB/s sent "
         f"({100 * loss_region:.1f} % lost, 1 - r/s = {100 * (1 - rate / send_rate):.1f} %), "
-        f"delay flat: a token-bucket policer, rate ≈ {rate / 1000:.2f} kB/s, "
+        f"delay flat: a token-bucket policer, rate ≈ {rate / 1000:.2f} kB/s of payload "
+        f"({rate_ip / 1000:.2f} kB/s as IP packets), "
         + (f"burst ≈ {depth / 1000:.2f} kB" if from_start else f"burst ≤ {depth / 1000:.2f} kB "
            f"(its start is not visible: first drop {t1 - t0:.1f} s into the stream)")
     )

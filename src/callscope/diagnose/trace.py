@@ -13,7 +13,7 @@ is less certain, which the detectors reflect in their confidence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -33,6 +33,9 @@ from callscope.metrics.sequence import (
     extend_timestamps,
 )
 
+#: IPv4 (20) and UDP (8) header bytes; IPv6 has 40 instead of 20.
+IPV4_UDP_HEADERS = 28.0
+IPV6_UDP_HEADERS = 48.0
 #: Arrivals closer than this fraction of the packet interval are bunched.
 BUNCHED = 0.25
 #: Share of RTP packets sharing their frame's timestamp from which a stream
@@ -70,6 +73,10 @@ class Trace:
         where lost.
     capture_end : float
         Time of the capture's last frame (seconds since the first).
+    header_bytes : float
+        IP and UDP header bytes around each payload (28 for IPv4, 48 for
+        IPv6): what a policer or shaper counts besides ``size`` (RFC 791,
+        RFC 8200, RFC 768).
     """
 
     stream_id: str
@@ -81,6 +88,7 @@ class Trace:
     size: np.ndarray
     delay: np.ndarray
     capture_end: float
+    header_bytes: float = IPV4_UDP_HEADERS
 
     @property
     def slots(self) -> int:
@@ -206,6 +214,8 @@ class TraceSummary:
         Slots received.
     received_bytes : float
         UDP payload bytes received (the received slots' sizes summed).
+    header_bytes : float
+        As :attr:`Trace.header_bytes`.
     curve_time, curve_bytes : float64 arrays, optional
         Bytes received up to each of at most :data:`CURVE_POINTS` + 1 arrival
         times, first to last: how many bytes had passed by any instant (a
@@ -220,6 +230,7 @@ class TraceSummary:
     slots: int
     received_count: int
     received_bytes: float
+    header_bytes: float = IPV4_UDP_HEADERS
     curve_time: np.ndarray | None = field(default=None, compare=False, repr=False)
     curve_bytes: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -272,6 +283,7 @@ def summarise(trace: Trace) -> TraceSummary:
         slots=trace.slots,
         received_count=trace.received_count,
         received_bytes=float(cum[-1]) if cum.size else 0.0,
+        header_bytes=trace.header_bytes,
         curve_time=t[at],
         curve_bytes=cum[at],
     )
@@ -415,5 +427,9 @@ def build_trace(
 ) -> Trace:
     """The slot view of any stream: RTP by sequence number, opaque by cadence."""
     if stream.kind == "rtp" and stream.packets.seq is not None:
-        return rtp_trace(stream, capture_end, sequence)
-    return opaque_trace(stream, capture_end)
+        trace = rtp_trace(stream, capture_end, sequence)
+    else:
+        trace = opaque_trace(stream, capture_end)
+    if ":" in stream.src:
+        trace = replace(trace, header_bytes=IPV6_UDP_HEADERS)
+    return trace

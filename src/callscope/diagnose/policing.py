@@ -135,9 +135,14 @@ def clamp_ratio(time: np.ndarray, size: np.ndarray, received: np.ndarray) -> flo
     got = np.cumsum(np.where(received, size, 0.0))
     sent = np.cumsum(size)
 
+    # Least-squares line by its closed form (one pass of dot products, not
+    # polyfit's SVD): residual range about it.
+    tc = time - time.mean()
+    var = float(tc @ tc)
+
     def spread(c: np.ndarray) -> float:
-        k, c0 = np.polyfit(time, c, 1)
-        resid = c - (k * time + c0)
+        slope = float(tc @ c) / var
+        resid = c - slope * tc
         return float(resid.max() - resid.min())
 
     walk = np.sqrt(n * p * (1.0 - p)) * float(size.mean())
@@ -198,6 +203,16 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
     max_run = int(runs.length.max())
     expected_run = int(np.ceil(loss_region / max(1e-9, 1.0 - loss_region))) + 1
     too_long = float(np.mean(runs.length > expected_run))
+    clamp = clamp_ratio(trace.time[region], size[region], rec[region])
+    # Evenly spaced drops (constant-rate media), or delivered bytes clamped to
+    # a line however the sender's rate varied (variable-rate media).
+    c_spacing = ramp(cv, 0.6, 0.25) if loss_region >= EVEN_MIN_LOSS else 0.0
+    c_even = max(c_spacing, ramp(clamp, CLAMP_RANDOM, CLAMP_POLICED))
+    c_runs = ramp(too_long, 0.15, 0.05)
+    # The factors below are at most 1: without the drop pattern, nothing can
+    # raise the confidence to a finding (and the per-packet replay is skipped).
+    if c_even * c_runs < 0.2:
+        return None
 
     _, got_w = window_rates(trace, t1, t2)
     flat = float(got_w.std() / got_w.mean()) if got_w.size >= 2 and got_w.mean() > 0 else np.inf
@@ -215,8 +230,6 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
     cum_real = np.cumsum(~rec[region])
     tb_error = float(np.max(np.abs(cum_pred - cum_real))) / lost_idx.size
 
-    clamp = clamp_ratio(trace.time[region], size[region], rec[region])
-
     rise = pre_loss_rise(trace, runs.start + i1)
     if queue is None:
         queue = find_ramp(trace)
@@ -224,13 +237,8 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
     # are clock skew or, on opaque media, a loss the cadence did not reveal.
     queue_height = queue.height_s if queue is not None and queue.slope >= QUEUE_VETO_SLOPE else 0.0
 
-    # Evenly spaced drops (constant-rate media), or delivered bytes clamped to
-    # a line however the sender's rate varied (variable-rate media).
-    c_spacing = ramp(cv, 0.6, 0.25) if loss_region >= EVEN_MIN_LOSS else 0.0
-    c_even = max(c_spacing, ramp(clamp, CLAMP_RANDOM, CLAMP_POLICED))
     c_flat = ramp(flat, 0.35, 0.12)
     c_tb = ramp(tb_error, 0.25, 0.08)
-    c_runs = ramp(too_long, 0.15, 0.05)
     # A queue shows as delay standing well above typical before the drops, in
     # absolute terms as well as against the stream's own spread.
     queued_before = min(ramp(rise.z, 0.7, 1.5), ramp(rise.rise_s, 0.3 * QUEUE_VETO_S, QUEUE_VETO_S))

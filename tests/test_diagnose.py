@@ -161,6 +161,15 @@ def test_a_party_falling_silent_while_the_other_keeps_sending_is_a_cut(tmp_path)
     assert list(d.stream_verdicts.values()).count("cutoff") == 1
 
 
+def test_a_block_seen_from_the_senders_end_shows_in_the_receivers_reports(tmp_path):
+    """Captured at b, whose media to a is blocked from 6 s: b's stream goes by
+    untouched, but a's RTCP reports freeze its highest sequence number."""
+    d, _ = run(tmp_path, "one-way", start_s=6.0, vantage="b")
+    f = primary(d)
+    assert d.verdict == "one-way" and "reception reports" in f.summary
+    assert abs(f.param("onset_s") - 6.2) < 0.3
+
+
 def test_one_way_from_the_start_is_seen_from_sdp(tmp_path):
     d, _ = run(tmp_path, "one-way", start_s=0.0)
     assert d.verdict == "one-way"

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from callscope.diagnose.cutoff import MIN_MEDIA_PACKETS, MIN_SILENCE_S
 from callscope.diagnose.evidence import opaque_confidence, ramp
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import TraceSummary
+from callscope.media.rtcp import ReportBlock
 from callscope.media.sip import SdpMedia
 from callscope.media.stream import MediaStream
 from callscope.media.stun import StunSummary
@@ -22,6 +25,9 @@ from callscope.media.stun import StunSummary
 #: a call one-way without either direction stopping.
 ONE_WAY_LOSS = 0.5
 ONE_WAY_RATIO = 10.0
+#: Reported fraction lost (RFC 3550 §6.4.1, per report interval) from which
+#: the receiver is getting next to nothing.
+STARVED_FRACTION = 0.9
 #: Fewest unanswered STUN requests that show connectivity checks being blocked
 #: (RFC 5389 §7.2.1: a client retransmits a request up to Rc = 7 times).
 MIN_UNANSWERED = 3
@@ -62,6 +68,78 @@ def detect_one_way(call_id: str, traces: Sequence[TraceSummary]) -> Finding | No
         spans=((round(worst.start, 3), round(worst.end, 3)),),
         params=(Evidence("onset_s", round(worst.start, 3), "s"),),
     )
+
+
+#: A receiver's reports must show nothing new of a stream for at least this
+#: long (two RTCP intervals, RFC 3550 §6.2) while the stream kept being sent.
+FROZEN_REPORTS_S = MIN_SILENCE_S
+
+
+def detect_unreceived(
+    call_id: str, traces: Sequence[TraceSummary], streams: Sequence[MediaStream], blocks: Sequence[ReportBlock]
+) -> Finding | None:
+    """A stream still being sent that its receiver reports it no longer gets.
+
+    Seen from the sender's end (or anywhere before the block), a direction
+    blocked further on looks healthy: its packets go by. The receiver's RTCP
+    reception reports (RFC 3550 §6.4.1) say otherwise: the extended highest
+    sequence number it received stops advancing, or the fraction lost
+    reaches nearly all, while the capture shows the sender going on.
+    """
+    by_ssrc: dict[int, list[ReportBlock]] = {}
+    for b in blocks:
+        by_ssrc.setdefault(b.source_ssrc, []).append(b)
+    for t, s in zip(traces, streams, strict=True):
+        reports = sorted(by_ssrc.get(s.ssrc, ()), key=lambda b: b.time) if s.ssrc is not None else []
+        reports = [b for b in reports if t.start <= b.time <= t.end + FROZEN_REPORTS_S]
+        if len(reports) < 2 or t.received_count < MIN_MEDIA_PACKETS:
+            continue
+        last = reports[-1]
+        frozen = [b for b in reports if b.highest_seq == last.highest_seq]
+        since = frozen[0].time
+        starved = [b for b in reports if b.fraction_lost >= STARVED_FRACTION]
+        if last.time - since >= FROZEN_REPORTS_S and t.end - since >= FROZEN_REPORTS_S:
+            # The block fell just after the last packet the receiver got: the
+            # one carrying its frozen highest sequence number, when seen here.
+            seq = s.packets.seq
+            hit = np.flatnonzero(seq == (last.highest_seq & 0xFFFF)) if seq is not None else np.zeros(0, int)
+            if hit.size and float(s.packets.time[hit[-1]]) <= since:
+                since = float(s.packets.time[hit[-1]])
+            onset, why = since, (
+                f"{s.dst}'s reception reports show its highest sequence number frozen at "
+                f"{last.highest_seq & 0xFFFF} from {since:.1f} s to {last.time:.1f} s"
+            )
+        elif len(starved) >= 2 and starved[-1] is last:
+            onset, why = starved[0].time, (
+                f"{s.dst}'s reception reports give {100 * last.fraction_lost:.0f} % lost "
+                f"in each interval from {starved[0].time:.1f} s"
+            )
+        else:
+            continue
+        sent_after = t.end - onset
+        confidence = ramp(sent_after, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+        if confidence < 0.2:
+            continue
+        return Finding(
+            pattern="one-way",
+            confidence=round(confidence, 3),
+            summary=(
+                f"stream {t.stream_id} from {s.src}:{s.src_port} goes on being sent until {t.end:.1f} s, "
+                f"but {why}: it no longer reaches {s.dst}, one direction is blocked"
+            ),
+            stream_id=t.stream_id,
+            call_id=call_id,
+            evidence=(
+                Evidence("reports_frozen_or_starved_from", round(onset, 3), "s"),
+                Evidence("sent_for_after", round(sent_after, 3), "s"),
+                Evidence("reported_fraction_lost", round(last.fraction_lost, 4)),
+                Evidence("reports", len(reports)),
+            ),
+            audible=AUDIBLE["one-way"],
+            spans=((round(onset, 3), round(t.end, 3)),),
+            params=(Evidence("onset_s", round(onset, 3), "s"),),
+        )
+    return None
 
 
 def detect_never_started(

@@ -22,6 +22,7 @@ from callscope.diagnose.calls import (
     detect_never_started,
     detect_one_way,
     detect_setup_blocked,
+    detect_unreceived,
 )
 from callscope.diagnose.congestion import detect_congestion
 from callscope.diagnose.cutoff import TOGETHER_S, judge_ending
@@ -204,6 +205,8 @@ def diagnose(
             notes.append(ending.note)
         stop = ending.finding
         one_way = detect_one_way(call.id, members) if stop is None else None
+        if one_way is None and stop is None:
+            one_way = detect_unreceived(call.id, members, streams, inventory.rtcp.report_blocks)
         if one_way is None and stop is None and sip is not None:
             one_way = detect_never_started(call.id, sip.media, streams, members)
         if one_way is None and stop is None:

@@ -130,6 +130,44 @@ def test_repeated_allocate_without_answer_is_flagged_unanswered(tmp_path):
     assert inv.streams == ()
 
 
+def test_answers_that_never_arrive_are_setup_blocked_seen_from_the_answering_side(tmp_path):
+    """Captured at the peer that answers: every check is answered, yet the
+    client sends each again on the RFC 5389 schedule (0.5, 1, 2 s ...):
+    the answers are dropped on the way back, and no media ever follows."""
+    import callscope
+
+    pkts, t = [], T0
+    for k in range(3):  # three transactions, each retransmitted four times
+        txn = bytes([65 + k]) * 12
+        rto = 0.5
+        for _ in range(5):
+            pkts.append(udp(CLIENT, 5000, SERVER, 3478, stun(0x001, CLASS_REQUEST, txn), t))
+            pkts.append(udp(SERVER, 3478, CLIENT, 5000, stun(0x001, CLASS_SUCCESS, txn), t + 0.001))
+            t += rto
+            rto *= 2
+    path = tmp_path / "answered.pcap"
+    wrpcap(str(path), pkts)
+    report = callscope.analyze(path)
+    (e,) = report.inventory.stun.exchanges
+    assert (e.transactions, e.answered, e.retried_after_answer) == (3, 3, 12)
+    d = report.diagnosis
+    assert d.verdict == "setup-blocked" and "never reached the client" in d.primary.summary
+
+
+def test_a_check_answered_once_is_not_blocked(tmp_path):
+    import callscope
+
+    pkts = [udp(CLIENT, 5000, SERVER, 3478, stun(0x001, CLASS_REQUEST, bytes([70 + k]) * 12), T0 + k)
+            for k in range(4)]
+    pkts += [udp(SERVER, 3478, CLIENT, 5000, stun(0x001, CLASS_SUCCESS, bytes([70 + k]) * 12), T0 + k + 0.02)
+             for k in range(4)]
+    path = tmp_path / "fine.pcap"
+    wrpcap(str(path), sorted(pkts, key=lambda p: p.time))
+    report = callscope.analyze(path)
+    assert report.inventory.stun.exchanges[0].retried_after_answer == 0
+    assert report.diagnosis.verdict != "setup-blocked"
+
+
 def sr(ssrc, ntp, rtp_ts, count, octets, blocks=b"", rc=0) -> bytes:
     body = struct.pack("!IQIII", ssrc, ntp, rtp_ts, count, octets) + blocks
     return struct.pack("!BBH", 0x80 | rc, 200, len(body) // 4) + body

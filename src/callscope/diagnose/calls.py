@@ -236,8 +236,14 @@ def detect_setup_blocked(stun: StunSummary, media_packets: int) -> Finding | Non
     requests = stun.requests
     answered = stun.success_responses
     unanswered = stun.unanswered
-    if requests < MIN_UNANSWERED or answered > 0 or not unanswered:
+    # Seen from the answering side, blocked responses go out and the client
+    # keeps retransmitting transactions that were answered.
+    unheard = tuple(e for e in stun.exchanges if e.retried_after_answer >= MIN_UNANSWERED - 1)
+    responses_lost = bool(unheard) and not unanswered
+    if requests < MIN_UNANSWERED or (answered > 0 and not responses_lost) or not (unanswered or unheard):
         return None
+    if responses_lost:
+        unanswered = unheard
     servers = {(e.server, e.server_port) for e in unanswered}
     first = min(e.first_time for e in unanswered)
     last = max(e.last_time for e in unanswered)
@@ -253,14 +259,24 @@ def detect_setup_blocked(stun: StunSummary, media_packets: int) -> Finding | Non
         Evidence("stun_transactions", transactions),
         Evidence("retransmissions", retrans),
         Evidence("success_responses", answered),
+        Evidence("retried_after_answer", sum(e.retried_after_answer for e in unanswered)),
         Evidence("servers", len(servers)),
         Evidence("media_packets", media_packets, "packets"),
     )
-    summary = (
-        f"{requests} STUN/TURN requests ({transactions} transactions, {retrans} retransmissions) "
-        f"to {len(servers)} address(es) over {last - first:.1f} s, not one success response, "
-        f"and no media: call setup blocked"
-    )
+    if responses_lost:
+        retried = sum(e.retried_after_answer for e in unanswered)
+        summary = (
+            f"{requests} STUN/TURN requests ({transactions} transactions) to {len(servers)} address(es) "
+            f"over {last - first:.1f} s were answered, yet {retried} were sent again after their answer: "
+            f"the responses never reached the client, and no media followed: call setup blocked "
+            f"(responses dropped on the way back)"
+        )
+    else:
+        summary = (
+            f"{requests} STUN/TURN requests ({transactions} transactions, {retrans} retransmissions) "
+            f"to {len(servers)} address(es) over {last - first:.1f} s, not one success response, "
+            f"and no media: call setup blocked"
+        )
     return Finding(
         pattern="setup-blocked",
         confidence=round(confidence, 3),

@@ -212,7 +212,7 @@ def _stun(cols: MediaColumns, flows: _Flows, start_ns: int):
 
     def entry(conv: int, t: float) -> dict:
         e = acc.setdefault(conv, {"first": t, "last": t, "counts": {}, "txn": {}, "answered": set(),
-                                  "bindings": [], "errors": []})
+                                  "bindings": [], "errors": [], "unheard": 0})
         e["first"] = min(e["first"], t)
         e["last"] = max(e["last"], t)
         return e
@@ -270,6 +270,7 @@ def _stun(cols: MediaColumns, flows: _Flows, start_ns: int):
                 channel_data=c.get("turn-channel", 0),
                 channel_bindings=tuple(seen.values()),
                 error_codes=tuple(e["errors"]),
+                retried_after_answer=e["unheard"],
             )
         )
     return StunSummary(tuple(exchanges)), channel_peer
@@ -283,6 +284,8 @@ def _count_stun(e: dict, msg: StunMessage) -> None:
     c[(method, msg.cls)] = c.get((method, msg.cls), 0) + 1
     if msg.cls == CLASS_REQUEST:
         e["txn"][msg.transaction] = e["txn"].get(msg.transaction, 0) + 1
+        if msg.transaction in e["answered"]:
+            e["unheard"] += 1
     elif msg.cls == CLASS_SUCCESS:
         e["answered"].add(msg.transaction)
     elif msg.error_code is not None:

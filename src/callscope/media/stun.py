@@ -181,6 +181,10 @@ class StunExchange:
     channel_data: int
     channel_bindings: tuple[ChannelBinding, ...] = ()
     error_codes: tuple[int, ...] = ()
+    #: Requests sent again after their transaction's success response went by:
+    #: the response never reached the client (RFC 5389 §7.2.1: a client that
+    #: got its response stops retransmitting).
+    retried_after_answer: int = 0
 
     @property
     def requests(self) -> int:

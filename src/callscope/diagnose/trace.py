@@ -257,18 +257,6 @@ class TraceSummary:
 CURVE_POINTS = 256
 
 
-#: Points of a summary's cumulative byte curve.
-CURVE_POINTS = 256
-
-
-def _longest_run(mask: np.ndarray) -> int:
-    """Length of the longest run of True in ``mask``."""
-    if not mask.any():
-        return 0
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
-
-
 def summarise(trace: Trace) -> TraceSummary:
     """The :class:`TraceSummary` of ``trace``."""
     t = trace.received_time

@@ -199,7 +199,9 @@ def detect_lone_opaque(call_id: str, traces: Sequence[TraceSummary], streams: Se
         return None
     only = max(traces, key=lambda t: t.end - t.start)
     span = only.end - only.start
-    confidence = 0.7 * ramp(span, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+    # Below 0.5: a lone direction may as well be a capture that saw one
+    # side of an asymmetric route; it stays a hint, not a confident verdict.
+    confidence = 0.45 * ramp(span, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
     if confidence < 0.2:
         return None
     s = streams[0]

@@ -524,7 +524,11 @@ def _rtp_streams(
     confirming = np.add.reduceat(np.concatenate([[False], good]), bounds[:-1], dtype=np.int64)
     del good
     signalled = flow_signalled[groups[:, 0]]
-    confirmed = signalled | (confirming >= MIN_CONFIRMING_PAIRS)
+    # Signalling says where RTP should be, not that every datagram there is
+    # RTP: a signalled group still needs one pair of packets that follow on
+    # (encrypted messenger payloads under an RTP offer parse as a new "SSRC"
+    # in every packet).
+    confirmed = (signalled & (confirming >= 1)) | (confirming >= MIN_CONFIRMING_PAIRS)
     if not confirmed.any():
         return []
     lengths = np.diff(bounds)

@@ -679,3 +679,80 @@ def spectral_flatness(samples: np.ndarray, rate: int) -> float:
     p = np.abs(np.fft.rfft(frames * np.hanning(nfft), axis=1)) ** 2 + 1e-12
     flat = np.exp(np.log(p).mean(axis=1)) / p.mean(axis=1)
     return float(np.median(flat))
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One stream's attempt at being heard: the rendering, or why there is none."""
+
+    stream_id: str
+    rendering: Rendering | None
+    error: str | None = None
+    decryption: object | None = None  # media.srtp.Decryption, also when every packet failed
+
+
+def stream_keys(report, stream: MediaStream, given: Sequence = ()) -> list:
+    """SRTP keys to try on a stream: those given for it (``--srtp-key``, keys file), then,
+    for a stream known to be SRTP, the SDES keys of the capture's SIP."""
+    from callscope.media.srtp import keys_for
+
+    return keys_for(stream, given, report.inventory.sip if stream.encrypted else None)
+
+
+def hear(report, capture: Capture, stream: MediaStream, *, conceal: str = "silence",
+         playout: str = "adaptive", keys: Sequence = ()) -> Heard:
+    """:func:`render_stream` of one stream of an analysed capture, errors kept as one line.
+
+    ``playout``: ``"adaptive"`` / ``"fixed"`` drop what that playout buffer
+    of the metrics dropped as late, ``"none"`` plays every packet.
+    """
+    pp = report.metrics[stream.id].per_packet if stream.id in report.metrics else None
+    late = None if pp is None else {"adaptive": pp.late_adaptive, "fixed": pp.late_fixed, "none": None}[playout]
+    try:
+        r = render_stream(capture, stream, conceal=conceal, late=late,
+                          keys=stream_keys(report, stream, keys) or None)
+    except DecryptionFailed as exc:
+        return Heard(stream.id, None, str(exc), exc.decryption)
+    except CallscopeError as exc:
+        return Heard(stream.id, None, str(exc))
+    return Heard(stream.id, r, None, r.decryption)
+
+
+def worst_first(report, stream_ids: Sequence[str]) -> list[str]:
+    """Stream ids ordered from the worst heard (lowest MOS, then most loss) to the best."""
+    def badness(sid: str) -> tuple[float, float]:
+        m = report.metrics.get(sid)
+        if m is None:
+            return (5.0, 0.0)
+        mos = m.mos if np.isfinite(m.mos) else 5.0
+        return (mos, -(m.loss_fraction or 0.0))
+
+    return sorted(stream_ids, key=badness)
+
+
+def heard_dict(h: Heard) -> dict:
+    """One :class:`Heard` as plain values (the ``audio --json`` document's stream entries)."""
+    from callscope.media.srtp import counts_dict
+
+    out: dict = {"stream_id": h.stream_id, "error": h.error,
+                 "srtp": counts_dict(h.decryption) if h.decryption is not None else None}
+    r = h.rendering
+    if r is not None:
+        out.update(codec=r.codec, codec_source=r.codec_source, decoder=r.decoder, sample_rate=r.sample_rate,
+                   duration_s=round(r.duration_s, 4), concealed_s=round(r.concealed_s, 4),
+                   sender_silent_s=round(float(np.count_nonzero(r.sender_silent)) / r.sample_rate, 4),
+                   conceal=r.conceal, packets_played=r.packets_played, packets_late=r.packets_late,
+                   duplicates=r.duplicates, decode_errors=r.decode_errors, start_s=round(r.start_s, 6),
+                   notes=list(r.notes))
+    return out
+
+
+def decryption_check(capture: Capture, stream: MediaStream, keys: Sequence):
+    """SRTP-decrypt a stream's packets without decoding them: the Decryption, or why not (a line)."""
+    try:
+        p = _select_packets(capture, stream)
+        if p.frame.size == 0:
+            return "no packets with payload"
+        return _decrypt(capture.datagrams.data, p, keys)[0]
+    except CallscopeError as exc:
+        return str(exc)

@@ -126,24 +126,25 @@ def audio(capture: str, stream_ids: tuple[str, ...], output: str, conceal: str, 
         out.mkdir(exist_ok=True)
     stem = _safe_name(Path(capture).name)
     cap = open_capture(capture, decoder)
-    written, doc = 0, []
+    written, doc, failures = 0, [], []
     for name, members in groups:
         target = out if single else out / f"{stem}-{name}.wav"
         heard = [hear(report, cap, s, conceal=conceal, playout=playout, keys=keys) for s in members]
         entry = {"name": name, "path": None, "streams": [heard_dict(h) for h in heard]}
+        doc.append(entry)
         for h in heard:
+            if h.rendering is None:
+                failures.append(h.error)
+                continue
             if h.decryption is not None and h.decryption.finding():
                 click.echo(f"callscope: {h.stream_id}: {h.decryption.finding()}", err=True)
-            if h.rendering is None:
-                click.echo(f"callscope: {h.error}", err=True)
-            for note in h.rendering.notes if h.rendering is not None else ():
+            for note in h.rendering.notes:
                 click.echo(f"callscope: {h.stream_id}: {note}", err=True)
         ok = [(s, h) for s, h in zip(members, heard, strict=True) if h.rendering is not None]
         if both:
             pair = _two_directions(ok)
             if pair is None:
-                click.echo(f"callscope: call {name}: no two decodable directions; nothing written", err=True)
-                doc.append(entry)
+                failures.append(f"call {name}: no two decodable directions; nothing written")
                 continue
             (a, ha), (b, hb) = pair
             seconds = write_stereo_wav(target, ha.rendering, hb.rendering)
@@ -156,15 +157,17 @@ def audio(capture: str, stream_ids: tuple[str, ...], output: str, conceal: str, 
             if not as_json:
                 click.echo(f"{target}: {_describe(s.id, h.rendering)}")
         else:
-            doc.append(entry)
             continue
         entry["path"] = os.fspath(target)
         written += 1
-        doc.append(entry)
     if as_json:
         echo_json({"capture": capture, "written": written, "outputs": doc})
+    if written == 0 and len(failures) == 1:
+        raise CallscopeError(failures[0])
+    for line in failures:
+        click.echo(f"callscope: {line}", err=True)
     if written == 0:
-        raise CallscopeError(f"{capture}: no audio written (see the lines above)")
+        raise CallscopeError(f"{capture}: no audio written ({len(failures)} streams could not be decoded, above)")
 
 
 def _describe(sid: str, r) -> str:

@@ -38,9 +38,6 @@ class CodecInfo:
     clock_rate : int
         The RTP clock rate the payload format defines (SDP may say otherwise
         for Speex and L16).
-    bit_rate : int
-        Given to decoders that cannot tell the mode from a frame (iLBC's
-        20/30 ms modes, G.726's code size); 0 when not needed.
     reference : str
         The payload format.
     """
@@ -49,7 +46,6 @@ class CodecInfo:
     decoders: tuple[str, ...]
     output_rate: int | None
     clock_rate: int
-    bit_rate: int = 0
     reference: str = ""
 
 
@@ -67,13 +63,8 @@ CODECS: dict[str, CodecInfo] = {
     "ILBC": CodecInfo("iLBC", ("ilbc",), 8000, 8000, reference="RFC 3952"),
     "SPEEX": CodecInfo("speex", ("speex",), None, 8000, reference="RFC 5574"),
     "AMR": CodecInfo("AMR", ("amrnb",), 8000, 8000, reference="RFC 4867"),
-    # RFC 3551 §4.5.4: G.726 in RTP packs codewords little-endian first
-    "G726-16": CodecInfo("G726-16", ("g726le",), 8000, 8000, 16000, "RFC 3551 §4.5.4"),
-    "G726-24": CodecInfo("G726-24", ("g726le",), 8000, 8000, 24000, "RFC 3551 §4.5.4"),
-    "G726-32": CodecInfo("G726-32", ("g726le",), 8000, 8000, 32000, "RFC 3551 §4.5.4"),
-    "G726-40": CodecInfo("G726-40", ("g726le",), 8000, 8000, 40000, "RFC 3551 §4.5.4"),
 }
-_ALIASES = {"G729A": "G729", "G729B": "G729", "G729AB": "G729", "G723.1": "G723", "G721": "G726-32"}
+_ALIASES = {"G729A": "G729", "G729B": "G729", "G729AB": "G729", "G723.1": "G723"}
 #: RFC 3551 §6 Table 4: static payload types of the codecs above.
 STATIC_PT = {0: "PCMU", 3: "GSM", 4: "G723", 8: "PCMA", 9: "G722", 18: "G729"}
 PT_CN = 13  # RFC 3389 §4 / RFC 3551 Table 4: comfort noise
@@ -241,8 +232,6 @@ class PayloadDecoder:
         ctx = self._av.CodecContext.create(self.name, "r")
         ctx.sample_rate = self.output_rate
         ctx.layout = "mono"
-        if self.info.bit_rate:
-            ctx.bit_rate = self.info.bit_rate
         return ctx
 
     def _ilbc_mode(self, size: int) -> None:

@@ -291,7 +291,7 @@ def _plots_html(report, plotted: Sequence[str], listen: Sequence[str], keys: Seq
     heard_all, capture = [], None
     for sid in plotted:
         title = stream_title(report.inventory.stream(sid))
-        out.append(f"<section><h3>{e(sid)} — {e(title)}</h3>")
+        out.append(f"<div class=\"stream\"><h3>{e(sid)} — {e(title)}</h3>")
         for kind, fig in (("timeline", timeline_figure(report, sid)),
                           ("loss", loss_structure_figure(report, sid) if report.metrics[sid].missing > 0 else None)):
             if fig is None:
@@ -308,7 +308,7 @@ def _plots_html(report, plotted: Sequence[str], listen: Sequence[str], keys: Seq
             out.append(html_part)
             if heard is not None:
                 heard_all.append(heard)
-        out.append("</section>")
+        out.append("</div>")
     groups, seen = [], set()
     for call in report.inventory.calls:
         g = [sid for sid in call.stream_ids if sid in plotted]

@@ -13,7 +13,6 @@ from callscope.capture.reader import read_capture
 from callscope.cli import cli
 from callscope.report.audio import g711_decode, render_stream, write_wav
 from callscope.synth import simulate, write_capture
-from conftest import FIXTURES
 
 FRAME = 160  # 20 ms of G.711 at 8 kHz
 RTP_HEADER = 12

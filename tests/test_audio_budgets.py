@@ -9,8 +9,8 @@ import wave
 
 import numpy as np
 import pytest
-from audio_rtp import CODECS, PORT_A, PORT_B, A, B, rtp, run_cli, sip_invite, write_udp
 
+from audio_rtp import CODECS, PORT_A, PORT_B, A, B, rtp, run_cli, sip_invite, write_udp
 from callscope.analysis import analyze
 from callscope.capture.reader import read_capture
 from callscope.report.audio import MAX_GAP_S, render_stream

@@ -29,7 +29,6 @@ from audio_rtp import (  # noqa: E402
     vowels,
     write_udp,
 )
-
 from callscope.analysis import analyze  # noqa: E402
 from callscope.capture.reader import read_capture  # noqa: E402
 from callscope.cli import cli  # noqa: E402

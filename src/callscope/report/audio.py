@@ -151,6 +151,9 @@ class Rendering:
     start_s : float
         Arrival time (s since the capture's first frame) of the first packet
         played: where sample 0 sits on the capture's time axis.
+    end_s : float
+        Arrival time of the last packet played (``end_s - start_s`` is the
+        real duration the audio is budgeted against).
     codec_source : str
         How the codec was known: ``"sdp"``, ``"static"``, ``"inferred"``.
     decoder : str
@@ -173,6 +176,7 @@ class Rendering:
     packets_late: int
     duplicates: int
     start_s: float = 0.0
+    end_s: float = 0.0
     codec_source: str = "static"
     decoder: str = "table"
     decode_errors: int = 0
@@ -483,6 +487,7 @@ def render_stream(
         packets_late=int(np.count_nonzero(late_mask & is_first)),
         duplicates=int(ext_ts.size - first.size),
         start_s=float(p.time_s[use[0]]),
+        end_s=float(p.time_s[use].max()),
         codec_source=source,
         decoder="table" if g711 else dec.name,
         decode_errors=0 if g711 else dec.errors,
@@ -743,6 +748,7 @@ def heard_dict(h: Heard) -> dict:
                    sender_silent_s=round(float(np.count_nonzero(r.sender_silent)) / r.sample_rate, 4),
                    conceal=r.conceal, packets_played=r.packets_played, packets_late=r.packets_late,
                    duplicates=r.duplicates, decode_errors=r.decode_errors, start_s=round(r.start_s, 6),
+                   span_s=round(r.end_s - r.start_s, 6),
                    notes=list(r.notes))
     return out
 

@@ -174,3 +174,19 @@ def test_srtp_key_option_and_keys_file_by_ssrc_and_five_tuple(tmp_path):
     res = runner.invoke(cli, ["audio", str(path), "-o", str(tmp_path / "b.wav"), "--srtp-keys", str(keys)])
     assert res.exit_code == 0, res.output
     assert os.path.getsize(tmp_path / "a.wav") == os.path.getsize(tmp_path / "b.wav")
+
+
+def test_amr_bandwidth_efficient_payload_unpacks_to_the_same_frames():
+    from callscope.media.codec import AMR_FRAME_BITS, amr_storage_frames
+
+    _, octet_aligned = source("AMR", "vowels") if "AMR" in USABLE else pytest.skip("no AMR encoder")
+    for payload in octet_aligned[:20]:
+        (storage,) = amr_storage_frames(payload)
+        ft = (storage[0] >> 3) & 0x0F
+        q = (storage[0] >> 2) & 1
+        speech = np.unpackbits(np.frombuffer(storage[1:], np.uint8))[: AMR_FRAME_BITS[ft]]
+        # RFC 4867 §4.3: CMR (4 bits, 15), ToC F(0) FT(4) Q(1), then the speech bits, zero-padded
+        head = [1, 1, 1, 1, 0, *((ft >> np.arange(3, -1, -1)) & 1), q]
+        bits = np.r_[np.array(head, np.uint8), speech]
+        packed = np.packbits(np.r_[bits, np.zeros(-bits.size % 8, np.uint8)]).tobytes()
+        assert amr_storage_frames(packed) == [storage]

@@ -252,3 +252,16 @@ def test_srtp_without_a_key_is_one_line(tmp_path, capsys):
     assert code == 2
     assert "is encrypted" in err and "--srtp-key s1=SUITE:BASE64KEY" in err
     assert "Traceback" not in err
+
+
+def test_wrong_key_is_a_finding_in_the_html_report(tmp_path, capsys):
+    path = tmp_path / "wrong.pcap"
+    pkts, times, _ = rtp_stream(_pcmu_payloads(60), PCMU)
+    _write(path, protect_packets(pkts, _key()), times)
+    out = tmp_path / "r.html"
+    code, _, err = run_cli(capsys, "report", path, "-o", out, "--srtp-key", f"s1={SUITE}:{_b64(_key(seed=9))}")
+    assert code == 0, err
+    html = out.read_text()
+    assert ('<div class="verdict bad"><div>s1: SRTP authentication failed on 100 % of packets (60 of 60) '
+            f"with the {SUITE} key from option: wrong key?</div>") in html
+    assert "<audio" not in html and _b64(_key(seed=9)) not in html

@@ -13,7 +13,6 @@ from callscope.capture.reader import read_capture
 from callscope.cli import cli
 from callscope.report.audio import g711_decode, render_stream, write_wav
 from callscope.synth import simulate, write_capture
-from conftest import FIXTURES
 
 FRAME = 160  # 20 ms of G.711 at 8 kHz
 RTP_HEADER = 12
@@ -107,7 +106,7 @@ def test_late_packets_are_concealed_like_lost_ones(tmp_path):
     assert r.concealed_s == pytest.approx(base.concealed_s + 3 * 0.02)
 
 
-def test_audio_command_writes_the_wav_and_refuses_other_codecs(tmp_path):
+def test_audio_command_writes_the_wav_and_refuses_other_codecs(tmp_path, capsys):
     _, path, info, _ = _impaired_call(tmp_path, "pcma")
     report = analyze(path)
     sid = next(s.id for s in report.inventory.streams if s.ssrc == info.ssrc)
@@ -118,10 +117,18 @@ def test_audio_command_writes_the_wav_and_refuses_other_codecs(tmp_path):
     with wave.open(str(out)) as w:
         assert w.getframerate() == 8000 and w.getnframes() > 7 * 8000
 
-    res = CliRunner().invoke(cli, ["audio", str(FIXTURES / "rtpproxy__lost.a.pcap"), "--stream", "s1",
-                                   "-o", str(tmp_path / "g729.wav")], standalone_mode=False)
-    assert "only G.711" in str(res.exception)
-    assert not (tmp_path / "g729.wav").exists()
+    # DVI4 (RFC 3551 §4.5.1, static payload type 5): no decoder in callscope
+    from audio_rtp import PORT_A, PORT_B, A, B, rtp, run_cli, write_udp
+
+    dvi = tmp_path / "dvi4.pcap"
+    write_udp(dvi, [(1 + 0.02 * i, A, PORT_A, B, PORT_B, rtp(i, 160 * i, 7, 5, bytes(84))) for i in range(50)])
+    code, out, err = run_cli(capsys, "audio", dvi, "--stream", "s1", "-o", tmp_path / "dvi.wav")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "callscope: error: stream s1 carries DVI4, which callscope cannot decode (decodable: PCMU, PCMA, opus, "
+        "G722, G729, G723, GSM, iLBC, speex, AMR)"
+    ]
+    assert not (tmp_path / "dvi.wav").exists()
 
     help_text = CliRunner().invoke(cli, ["audio", "--help"]).output
-    assert "G.711" in help_text and "PCMU" in help_text and "PCMA" in help_text
+    assert "G.711" in help_text and "PCMU" in help_text and "Opus" in help_text

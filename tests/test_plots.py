@@ -152,7 +152,7 @@ def test_plot_command_writes_svg_for_one_stream(tmp_path):
                                    "--stream", "s1", "--format", "svg"])
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["s1-distributions.svg", "s1-loss.svg", "s1-timeline.svg"]
+    assert names == ["s1-distributions.svg", "s1-loss.svg", "s1-spectrogram.svg", "s1-timeline.svg"]  # G.729 decodes
     assert all((tmp_path / n).stat().st_size > MIN_FILE_BYTES for n in names)
     assert (tmp_path / "s1-timeline.svg").read_text().lstrip().startswith("<?xml")
 
@@ -165,7 +165,8 @@ def test_analyze_plot_option_writes_pngs_beside_the_text_report(tmp_path):
     res = CliRunner().invoke(cli, ["analyze", str(FIXTURES / "rtpproxy__lost.a.pcap"), "--plot", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert "bursty-loss" in res.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s1-distributions.png", "s1-loss.png", "s1-timeline.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s1-distributions.png", "s1-loss.png",
+                                                           "s1-spectrogram.png", "s1-timeline.png"]
 
 
 @pytest.mark.parametrize("seconds", [5, 60, 1800])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from callscope.cli.audio import given_keys, srtp_options
 from callscope.cli.common import decoder_option, one_line_warnings
 
 
@@ -18,18 +19,26 @@ from callscope.cli.common import decoder_option, one_line_warnings
               help="Width of the per-window series, seconds.")
 @click.option("--received", type=click.Path(), default=None, metavar="CAPTURE",
               help="The other end's capture of the same call: adds two-point analysis (exact loss and delay).")
+@click.option("--plot-streams", type=click.IntRange(min=0), default=8, show_default=True, metavar="N",
+              help="Without --stream: figures (and audio) for the N worst streams only; 0 for every stream.")
+@srtp_options
 @decoder_option
 def report(capture: str, output: str, stream_ids: tuple[str, ...], no_plots: bool, window_s: float,
-           received: str | None, decoder: str) -> None:
+           received: str | None, plot_streams: int, srtp_keys: tuple[str, ...], srtp_keys_file: str | None,
+           decoder: str) -> None:
     """Write one self-contained HTML report of CAPTURE.
 
     Verdict, findings with their evidence, per-call and per-stream tables and
     the plots embedded as PNG: no script, no network, opens in any browser.
+    The worst decodable stream of each call is embedded as audio with its
+    spectrogram under its timeline; SRTP streams are decrypted with SDES keys
+    from the capture's SIP or the keys given.
     """
     from callscope.analysis import analyze as run
     from callscope.cli.plot import check_stream_ids
     from callscope.report.html import write_html
 
+    keys = given_keys(srtp_keys, srtp_keys_file)
     with one_line_warnings():
         result = run(capture, window_s=window_s, decoder=decoder)
         wanted = check_stream_ids(result, stream_ids)
@@ -40,5 +49,6 @@ def report(capture: str, output: str, stream_ids: tuple[str, ...], no_plots: boo
             comparison = compare(capture, received)
             verdicts = [diagnose_direction(r, f"d{i + 1}") for i, r in enumerate(comparison.directions)]
         path = write_html(result, output, stream_ids=wanted, plots=not no_plots,
-                          comparison=comparison, comparison_verdicts=verdicts)
+                          comparison=comparison, comparison_verdicts=verdicts,
+                          plot_streams=plot_streams, keys=keys)
     click.echo(f"{path}: verdict {result.verdict}")

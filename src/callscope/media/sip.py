@@ -20,6 +20,30 @@ _URI = re.compile(r"<([^>]*)>")
 _DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
 
 
+class CryptoAttribute:
+    """One ``a=crypto`` value (RFC 4568 §9.1): an SDES master key in the clear.
+
+    Written out (JSON, tables) as its tag and suite only, so that reports and
+    CI artefacts do not carry the key; :mod:`callscope.media.srtp` reads ``value``.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __str__(self) -> str:
+        return " ".join(self.value.split()[:2]) + " inline:(key withheld)"
+
+    __repr__ = __str__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CryptoAttribute) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
 @dataclass(frozen=True)
 class SdpMedia:
     """One ``m=`` section of an SDP body (RFC 4566 §5.14) with its ``a=rtpmap`` lines."""
@@ -32,6 +56,7 @@ class SdpMedia:
     rtpmap: tuple[tuple[int, str, int], ...]  # (payload type, encoding name, clock rate)
     rtcp_mux: bool = False
     direction: str = "sendrecv"  # RFC 4566 §6: sendrecv (default), sendonly, recvonly, inactive
+    crypto: tuple[CryptoAttribute, ...] = ()  # RFC 4568 §9.1: SDES keys, see media.srtp
 
     @property
     def secure(self) -> bool:
@@ -148,6 +173,7 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
                     "mux": False,
                     "address": None,
                     "direction": None,
+                    "crypto": [],
                 }
             )
         elif key == "a" and cur is not None:
@@ -155,6 +181,8 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
                 m = _RTPMAP.match(value[len("rtpmap:") :])
                 if m:
                     cur["rtpmap"].append((int(m.group(1)), m.group(2), int(m.group(3))))
+            elif value.startswith("crypto:"):  # RFC 4568 §9.1
+                cur["crypto"].append(CryptoAttribute(value[len("crypto:") :]))
             elif value == "rtcp-mux":  # RFC 5761 §5.1.1
                 cur["mux"] = True
             elif value in _DIRECTIONS:
@@ -171,6 +199,7 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
             rtpmap=tuple(s["rtpmap"]),
             rtcp_mux=s["mux"],
             direction=s["direction"] or session_direction,
+            crypto=tuple(s["crypto"]),
         )
         for s in sections
     )

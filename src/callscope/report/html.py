@@ -1,7 +1,8 @@
 """One self-contained HTML file: verdict, findings, tables and plots of a Report.
 
 The file needs nothing else: plots are embedded as base64 PNG ``data:`` URIs
-(and the decoded audio of short G.711 streams as WAV ones),
+and, for the worst stream of each call, the decoded audio (Opus in Ogg, or
+WAV) with its spectrogram under the stream's timeline on the same time axis,
 the CSS is inline, there is no script and a Content-Security-Policy forbids
 scripts and every network fetch, so it opens the same offline, from a mail
 attachment or a CI artefact. Everything that comes from the capture (file
@@ -28,8 +29,12 @@ from callscope.report.jsonout import report_dict
 #: No script, no fetch of anything: only inline styles and data: images.
 CSP = ("default-src 'none'; img-src data:; media-src data:; style-src 'unsafe-inline'; "
        "base-uri 'none'; form-action 'none'")
-#: Longest stream whose audio is embedded (16-bit 8 kHz WAV is 16 kB/s, 21 kB/s in base64).
-MAX_EMBEDDED_AUDIO_S = 120.0
+#: Longest stream whose audio is embedded (Opus at 24 kbit/s is 4 kB/s in base64;
+#: the 8 kHz WAV fallback 21 kB/s).
+MAX_EMBEDDED_AUDIO_S = 300.0
+#: Streams plotted (and listened to) by default: the worst ones. A capture with
+#: 500 one-packet streams gets a table row for each and figures for these.
+DEFAULT_PLOTTED_STREAMS = 8
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
@@ -217,50 +222,144 @@ def _sip_html(doc: dict) -> str:
                      cls="wrap"))
 
 
-def _plots_html(report, stream_ids: Sequence[str] | None) -> str:
-    from callscope.report.plots import figures, stream_title
+def _listen_set(report, plotted: Sequence[str], asked: Sequence[str] | None, keys: Sequence) -> list[str]:
+    """The streams whose audio is embedded: any asked for, else the worst decodable stream of each call."""
+    from callscope.report.audio import is_decodable, stream_keys, worst_first
+
+    def decodable(sid: str) -> bool:
+        s = report.inventory.stream(sid)
+        return is_decodable(s, stream_keys(report, s, keys))
+
+    if asked is not None:
+        return [sid for sid in asked if decodable(sid)]
+    out, seen = [], set()
+    for call in report.inventory.calls:
+        members = [sid for sid in call.stream_ids if sid in plotted]
+        seen.update(members)
+        worst = next((sid for sid in worst_first(report, members) if decodable(sid)), None)
+        if worst is not None:
+            out.append(worst)
+    out += [sid for sid in plotted if sid not in seen and decodable(sid)]
+    return out
+
+
+def _audio_html(report, capture, sid: str, keys: Sequence) -> tuple[str, object]:
+    """Spectrogram and player of one stream (HTML) and its Heard."""
+    from callscope.report.audio import embeddable, hear
+    from callscope.report.plots import format_clock, spectrogram_figure, stream_title
+
+    stream = report.inventory.stream(sid)
+    m = report.metrics[sid]
+    name = Path(report.path).name
+    if m.duration_s > MAX_EMBEDDED_AUDIO_S:
+        return (f"<p>{e(stream_title(stream))}: {e(format_clock(m.duration_s, m.duration_s))} is too long "
+                f"to embed; write it with <code>callscope audio {e(name)} --stream {e(sid)} "
+                f"-o {e(sid)}.wav</code>.</p>"), None
+    heard = hear(report, capture, stream, conceal="repeat", keys=keys)
+    r = heard.rendering
+    if r is None:
+        return f'<p class="meta">{e(sid)}: no audio — {e(heard.error)}</p>', heard
+    fig = spectrogram_figure(r, stream, r.start_s)
+    mime, data = embeddable(r)
+    uri = f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+    notes = "".join(f"<li>{e(n)}</li>" for n in r.notes)
+    return (f"<figure><img src=\"{_png_data_uri(fig)}\" alt=\"{e('Spectrogram — ' + stream_title(stream))}\">"
+            f"<figcaption>Spectrogram of {e(sid)} — same time axis as its timeline above. "
+            f"{e(PLOT_CAPTIONS['spectrogram'])}</figcaption></figure>"
+            f'<figure class="listen"><audio controls preload="metadata" src="{uri}"></audio>'
+            f"<figcaption>What the listener of {e(stream_title(stream))} heard: {r.duration_s:.1f} s of "
+            f"{e(r.codec)} ({e(r.decoder)} decoder), {r.concealed_s:.2f} s concealed by repeating the last "
+            f"frame ({r.packets_late} packets late for the adaptive playout buffer).</figcaption></figure>"
+            + (f'<ul class="notes">{notes}</ul>' if notes else "")), heard
+
+
+def _plots_html(report, plotted: Sequence[str], listen: Sequence[str], keys: Sequence, total: int) -> tuple[str, list]:
+    """Per plotted stream its timeline and loss structure, then, for the listened
+    streams, spectrogram and audio; per call the distributions. Also returns the Heard results."""
+    from callscope.report.plots import (
+        distributions_figure,
+        loss_structure_figure,
+        stream_title,
+        timeline_figure,
+    )
 
     out = ["<h2>Plots</h2>"]
-    for kind, subject, fig in figures(report, stream_ids):
-        if kind == "distributions":
-            heading = "Distributions — " + subject.replace("+", ", ")
-        else:
-            heading = f"{kind.capitalize()} — {stream_title(report.inventory.stream(subject))}"
-        out.append(f"<figure><img src=\"{_png_data_uri(fig)}\" alt=\"{e(heading)}\">"
-                   f"<figcaption>{e(heading)}. {e(PLOT_CAPTIONS[kind])}</figcaption></figure>")
-    return "".join(out)
+    if len(plotted) < total:
+        out.append(f'<p class="meta">Figures for the {len(plotted)} worst of {total} streams (lowest MOS first); '
+                   "the tables above list every stream. Ask for more with <code>--plot-streams N</code> "
+                   "(0 for all) or name them with <code>--stream ID</code>.</p>")
+    heard_all, capture = [], None
+    for sid in plotted:
+        title = stream_title(report.inventory.stream(sid))
+        out.append(f"<div class=\"stream\"><h3>{e(sid)} — {e(title)}</h3>")
+        for kind, fig in (("timeline", timeline_figure(report, sid)),
+                          ("loss", loss_structure_figure(report, sid) if report.metrics[sid].missing > 0 else None)):
+            if fig is None:
+                continue
+            heading = f"{kind.capitalize()} — {title}"
+            out.append(f"<figure><img src=\"{_png_data_uri(fig)}\" alt=\"{e(heading)}\">"
+                       f"<figcaption>{e(heading)}. {e(PLOT_CAPTIONS[kind])}</figcaption></figure>")
+        if sid in listen:
+            if capture is None:
+                from callscope.capture.reader import read_capture
+
+                capture = read_capture(report.path)
+            html_part, heard = _audio_html(report, capture, sid, keys)
+            out.append(html_part)
+            if heard is not None:
+                heard_all.append(heard)
+        out.append("</div>")
+    groups, seen = [], set()
+    for call in report.inventory.calls:
+        g = [sid for sid in call.stream_ids if sid in plotted]
+        if g:
+            groups.append(g)
+            seen.update(g)
+    groups += [[sid] for sid in plotted if sid not in seen]
+    for g in groups:
+        heading = "Distributions — " + ", ".join(g)
+        out.append(f"<figure><img src=\"{_png_data_uri(distributions_figure(report, g))}\" alt=\"{e(heading)}\">"
+                   f"<figcaption>{e(heading)}. {e(PLOT_CAPTIONS['distributions'])}</figcaption></figure>")
+    return "".join(out), heard_all
 
 
-def _listen_html(report, stream_ids: Sequence[str] | None) -> str:
-    """Each G.711 stream as a WAV player: what the listener heard, losses concealed."""
-    from callscope.capture.reader import read_capture
-    from callscope.report.audio import is_decodable, render_stream, wav_bytes
-    from callscope.report.plots import format_clock, stream_title
+def _decryption_html(report, heard: Sequence, keys: Sequence) -> str:
+    """SRTP per stream: suite, key source, packets decrypted and failing authentication."""
+    from callscope.report.audio import decryption_check, stream_keys
 
-    wanted = set(stream_ids) if stream_ids is not None else None
-    streams = [s for s in report.inventory.streams
-               if is_decodable(s) and (wanted is None or s.id in wanted)]
-    if not streams:
-        return ""
-    out = ["<h2>Listen</h2><p>Decoded G.711 as a listener behind an adaptive playout buffer heard it: "
-           "lost and late packets are filled with the last frame repeated (a phone's simplest "
-           "concealment), which is how evenly spaced losses turn metallic.</p>"]
+    done = {h.stream_id: h.decryption for h in heard if h.decryption is not None}
     capture = None
-    name = Path(report.path).name
-    for s in streams:
-        m = report.metrics[s.id]
-        if m.duration_s > MAX_EMBEDDED_AUDIO_S:
-            out.append(f"<p>{e(stream_title(s))}: {e(format_clock(m.duration_s, m.duration_s))} is too long "
-                       f"to embed; write it with <code>callscope audio {e(name)} --stream {e(s.id)} "
-                       f"-o {e(s.id)}.wav</code>.</p>")
+    rows, findings = [], []
+    for s in report.inventory.streams:
+        if s.kind != "rtp":
             continue
-        if capture is None:
-            capture = read_capture(report.path)
-        heard = render_stream(capture, s, conceal="repeat", late=m.per_packet.late_adaptive)
-        uri = "data:audio/wav;base64," + base64.b64encode(wav_bytes(heard)).decode("ascii")
-        out.append(f'<figure><audio controls preload="metadata" src="{uri}"></audio>'
-                   f"<figcaption>{e(stream_title(s))}: {heard.duration_s:.1f} s, "
-                   f"{heard.concealed_s:.2f} s concealed ({heard.packets_late} packets late).</figcaption></figure>")
+        cand = stream_keys(report, s, keys)
+        if not cand and not s.encrypted:
+            continue
+        d = done.get(s.id)
+        if d is None and cand:
+            if capture is None:
+                from callscope.capture.reader import read_capture
+
+                capture = read_capture(report.path)
+            d = decryption_check(capture, s, cand)
+        if d is None:
+            rows.append([e(s.id), "–", "no key", _fmt(len(s.packets), "{}"), "–", "–", "–"])
+            continue
+        if isinstance(d, str):
+            rows.append([e(s.id), "–", e(d), _fmt(len(s.packets), "{}"), "–", "–", "–"])
+            continue
+        rows.append([e(s.id), e(d.suite), e(d.key_source), _fmt(d.packets, "{}"), _fmt(d.decrypted, "{}"),
+                     _fmt(d.auth_failures, "{}"), _fmt(d.replays, "{}")])
+        if d.finding():
+            findings.append(f"{s.id}: {d.finding()}")
+    if not rows:
+        return ""
+    out = ["<h2>SRTP decryption</h2>",
+           _table(("stream", "suite", "key from", "packets", "decrypted", "auth failures", "replays"), rows,
+                  (False, False, False, True, True, True, True), "nowrap")]
+    if findings:
+        out.append('<div class="verdict bad">' + "".join(f"<div>{e(f)}</div>" for f in findings) + "</div>")
     return "".join(out)
 
 
@@ -303,7 +402,8 @@ def _two_point_html(comparison, verdicts, plots: bool) -> str:
 
 
 def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool = True,
-                comparison=None, comparison_verdicts: Sequence | None = None) -> str:
+                comparison=None, comparison_verdicts: Sequence | None = None,
+                plot_streams: int = DEFAULT_PLOTTED_STREAMS, keys: Sequence = ()) -> str:
     """The whole report as one HTML document (a string).
 
     Parameters
@@ -311,10 +411,14 @@ def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool 
     report : Report
         From :func:`callscope.analyze`.
     stream_ids : sequence of str, optional
-        Plot (and embed the audio of) only these streams; the tables always list all.
+        Plot (and embed the audio of) these streams; the tables always list all.
     plots : bool
-        Embed the plots of :func:`callscope.report.plots.figures` and, for
-        G.711 streams up to ``MAX_EMBEDDED_AUDIO_S`` long, the decoded audio.
+        Embed the per-stream plots and, for the worst decodable stream of each
+        call up to ``MAX_EMBEDDED_AUDIO_S`` long, its audio and spectrogram.
+    plot_streams : int
+        Without ``stream_ids``: plot the this many worst streams (0: all).
+    keys : sequence of (KeySelector, SrtpKey)
+        SRTP keys given by the user (SDES keys in the capture's SIP are used too).
     comparison, comparison_verdicts : optional
         A two-point :class:`callscope.twopoint.Comparison` of this capture with
         the other end's, and :func:`callscope.twopoint.diagnose_direction` of
@@ -354,11 +458,24 @@ def render_html(report, *, stream_ids: Sequence[str] | None = None, plots: bool 
     parts.append(_calls_html(doc))
     parts.append("<h2>Findings</h2>" + _findings_html(doc))
     parts.append(_sip_html(doc))
+    sip_at = len(parts)
     if comparison is not None:
         parts.append(_two_point_html(comparison, comparison_verdicts, plots))
+    heard: list = []
     if plots and doc["streams"]:
-        parts.append(_plots_html(report, stream_ids))
-        parts.append(_listen_html(report, stream_ids))
+        from callscope.report.audio import worst_first
+
+        every = [st.id for st in report.inventory.streams]
+        if stream_ids is not None:
+            plotted = list(stream_ids)
+        else:
+            plotted = worst_first(report, every)
+            plotted = plotted[:plot_streams] if plot_streams > 0 else plotted
+            plotted = [sid for sid in every if sid in set(plotted)]
+        listen = _listen_set(report, plotted, stream_ids, keys)
+        html_part, heard = _plots_html(report, plotted, listen, keys, len(every))
+        parts.append(html_part)
+    parts.insert(sip_at, _decryption_html(report, heard, keys))
     parts.append(f"<footer>callscope {e(doc['callscope_version'])}, schema {e(doc['schema'])}. "
                  "Definitions: RFC 3550 (loss, jitter), RFC 3611 (bursts), ITU-T G.107 (MOS).</footer>")
     parts.append("</body></html>\n")

@@ -402,6 +402,10 @@ def discover_columns(
     )
 
 
+#: One-packet "SSRC" groups on one flow from which its bytes are not RTP.
+JUNK_SINGLETONS = 3
+
+
 def _is_rtp(md: SdpMedia) -> bool:
     """Whether an SDP media section carries RTP: only an RTP profile does
     (RFC 4566 §5.14); a T.38 fax offer (``m=image ... udptl t38``, ITU-T T.38
@@ -525,10 +529,15 @@ def _rtp_streams(
     del good
     signalled = flow_signalled[groups[:, 0]]
     # Signalling says where RTP should be, not that every datagram there is
-    # RTP: a signalled group still needs one pair of packets that follow on
-    # (encrypted messenger payloads under an RTP offer parse as a new "SSRC"
-    # in every packet).
-    confirmed = (signalled & (confirming >= 1)) | (confirming >= MIN_CONFIRMING_PAIRS)
+    # RTP: encrypted messenger payloads under an RTP offer parse as a new
+    # "SSRC" in almost every packet. On a flow that is mostly such one-packet
+    # groups, a signalled group needs a pair of packets that follow on.
+    lengths_all = np.diff(bounds)
+    flow_ids = groups[:, 0]
+    singles = np.bincount(flow_ids, weights=(lengths_all == 1), minlength=len(flows.keys))
+    per_flow = np.bincount(flow_ids, minlength=len(flows.keys))
+    junk = (singles >= JUNK_SINGLETONS) & (2 * singles >= per_flow)
+    confirmed = (signalled & (~junk[flow_ids] | (confirming >= 1))) | (confirming >= MIN_CONFIRMING_PAIRS)
     if not confirmed.any():
         return []
     lengths = np.diff(bounds)

@@ -26,6 +26,7 @@ from callscope.diagnose.delay import (
 )
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.shaping import OWN_QUEUE_R2, OwnQueue
 from callscope.diagnose.trace import Trace
 
 #: A queue episode must add this much delay (s) ...
@@ -42,7 +43,7 @@ LOSS_FLOOR = 0.001
 LOSS_FULL = 0.005
 
 
-def detect_congestion(trace: Trace, rise: PreLossRise | None = None) -> Finding | None:
+def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQueue | None = None) -> Finding | None:
     """A congestion finding or None.
 
     ``rise``: :func:`~callscope.diagnose.delay.pre_loss_rise` at the trace's
@@ -69,6 +70,9 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None) -> Finding 
             ramp(rise.z, 0.8, 2.0) * ramp(rise.fraction, 0.5, 0.8) * ramp(spread, 0.008, 0.03)
         )
     confidence = max(c_sawtooth, c_losses)
+    # A queue the stream's own load explains is not shared: a shaper's.
+    if own is not None:
+        confidence *= 1.0 - ramp(own.r2, 0.6, OWN_QUEUE_R2)
     if confidence < 0.2:
         return None
     ms = 1000.0

@@ -33,7 +33,7 @@ from callscope.diagnose.jitter import detect_jitter
 from callscope.diagnose.lossmodel import detect_loss_pattern
 from callscope.diagnose.outage import detect_outages
 from callscope.diagnose.policing import detect_policing
-from callscope.diagnose.shaping import detect_shaping
+from callscope.diagnose.shaping import detect_shaping, own_queue
 from callscope.diagnose.trace import Trace, TraceSummary, build_trace, summarise
 from callscope.diagnose.vantage import activity_of, infer_vantage
 from callscope.media.discover import MediaInventory
@@ -108,13 +108,14 @@ def _longest_pause(trace: Trace) -> tuple[float, float] | None:
 def stream_findings(trace: Trace, reordered: int = 0) -> list[Finding]:
     """Every per-stream detector's finding on one trace (unfiltered)."""
     queue = find_ramp(trace)
+    own = own_queue(trace, queue)
     rise = pre_loss_rise(trace, trace.loss_runs.start)
     found = [
         detect_outages(trace),
-        detect_policing(trace, queue=queue),
-        # Without a ramp there is no shaper's queue (detect_shaping would seek it again).
-        detect_shaping(trace, queue=queue) if queue is not None else None,
-        detect_congestion(trace, rise=rise),
+        detect_policing(trace, queue=queue, own=own),
+        # Without a ramp or a queue of its own there is no shaper's queue.
+        detect_shaping(trace, queue=queue, own=own) if queue is not None or own is not None else None,
+        detect_congestion(trace, rise=rise, own=own),
         detect_loss_pattern(trace, rise=rise),
         detect_jitter(trace, reordered),
         detect_downshift(trace),

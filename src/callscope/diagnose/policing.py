@@ -31,6 +31,7 @@ import numpy as np
 from callscope.diagnose.delay import Ramp, find_ramp, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of, window_rates
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.shaping import OWN_QUEUE_R2, OwnQueue
 from callscope.diagnose.trace import Trace
 from callscope.metrics.lossmodel import loss_runs
 
@@ -149,7 +150,9 @@ def clamp_ratio(time: np.ndarray, size: np.ndarray, received: np.ndarray) -> flo
     return spread(got) / max(spread(sent), walk)
 
 
-def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = None) -> Finding | None:
+def detect_policing(
+    trace: Trace, overhead: float = 0.0, queue: Ramp | None = None, own: OwnQueue | None = None
+) -> Finding | None:
     """A policing finding for ``trace`` or None when the pattern is absent.
 
     Parameters
@@ -243,6 +246,10 @@ def detect_policing(trace: Trace, overhead: float = 0.0, queue: Ramp | None = No
     # absolute terms as well as against the stream's own spread.
     queued_before = min(ramp(rise.z, 0.7, 1.5), ramp(rise.rise_s, 0.3 * QUEUE_VETO_S, QUEUE_VETO_S))
     c_veto = ramp(queue_height, 2 * QUEUE_VETO_S, QUEUE_VETO_S) * (1.0 - queued_before)
+    # A queue its own load explains is a shaper's, which also clamps the rate
+    # and drops evenly once full (tc htb/tbf at 97 % of the media rate).
+    if own is not None:
+        c_veto *= 1.0 - ramp(own.r2, 0.6, OWN_QUEUE_R2) * ramp(own.height_s, QUEUE_VETO_S, 2 * QUEUE_VETO_S)
     confidence = c_even * (0.5 + 0.25 * c_flat + 0.25 * c_tb) * c_runs * c_veto
     if confidence < 0.2:
         return None

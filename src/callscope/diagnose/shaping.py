@@ -11,6 +11,8 @@ delay stays on the plateau instead of falling back (a sawtooth).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from callscope.diagnose.delay import Ramp, find_ramp
@@ -38,6 +40,12 @@ LOSSLESS_MIN_QUEUE_S = 0.150
 #: Telegram call's relay leg ramps at 0.034 s/s with no queue on its path; a
 #: simulated opaque call behind a congested FIFO at 0.038).
 OPAQUE_MIN_SLOPE = 0.05
+#: Ethernet header bytes a qdisc counts besides the IP packet (IEEE 802.3).
+ETHERNET_HEADER = 14.0
+#: Drain rates tried for a stream's own queue, relative to its mean rate.
+OWN_QUEUE_RATES = np.linspace(0.8, 1.05, 26)
+#: r² of the own-load queue model from which the delay is a shaper's queue.
+OWN_QUEUE_R2 = 0.8
 #: Tail loss below this counts as none (a stray loss is not a full queue).
 LOSSLESS_TAIL_LOSS = 0.005
 
@@ -53,9 +61,59 @@ def _goodput(trace: Trace, start: float, end: float, overhead: float) -> float:
     return float(slope)
 
 
-def detect_shaping(trace: Trace, overhead: float = 0.0, queue: Ramp | None = None) -> Finding | None:
-    """A shaping finding or None (no sustained delay ramp to a plateau)."""
+def detect_shaping(
+    trace: Trace, overhead: float = 0.0, queue: Ramp | None = None, own: OwnQueue | None = None
+) -> Finding | None:
+    """A shaping finding or None: a sustained delay ramp to a plateau, or a
+    delay that the stream's own load through one fixed-rate queue explains
+    (:func:`own_queue`; ``own`` when already computed)."""
     q = queue if queue is not None else find_ramp(trace)
+    by_ramp = _ramp_finding(trace, overhead, q)
+    by_load = _own_queue_finding(trace, own if own is not None else own_queue(trace, q))
+    found = [f for f in (by_ramp, by_load) if f is not None]
+    return max(found, key=lambda f: f.confidence) if found else None
+
+
+def _own_queue_finding(trace: Trace, own: OwnQueue | None) -> Finding | None:
+    if own is None:
+        return None
+    d = trace.sorted_delay
+    held = float(np.percentile(d, 98) - np.percentile(d, 2)) if d.size else 0.0
+    if trace.loss_fraction < LOSSLESS_TAIL_LOSS and held < LOSSLESS_MIN_QUEUE_S:
+        return None
+    confidence = ramp(own.r2, 0.6, OWN_QUEUE_R2 + 0.05) * ramp(held, MIN_QUEUE_S, 2 * MIN_QUEUE_S)
+    if confidence < 0.2:
+        return None
+    ms = 1000.0
+    summary = (
+        f"one-way delay swings over {held * ms:.0f} ms, and one queue fed by this stream alone and "
+        f"drained at {own.rate_Bps / 1000:.2f} kB/s on the wire explains {100 * own.r2:.0f} % of it "
+        f"(it fills when the sender speaks louder than that rate, drains when quieter; "
+        f"{100 * trace.loss_fraction:.1f} % tail drops): a shaper, rate ≈ {own.rate_Bps / 1000:.2f} kB/s"
+    )
+    if trace.opaque:
+        summary += " (delay from the packet cadence: no RTP timestamps)"
+    return Finding(
+        pattern="shaping",
+        confidence=scale_confidence(trace, confidence),
+        summary=summary,
+        stream_id=trace.stream_id,
+        evidence=(
+            Evidence("queue_delay", round(held * ms, 1), "ms"),
+            Evidence("own_queue_fit_r2", round(own.r2, 3)),
+            Evidence("own_queue_rate", round(own.rate_Bps, 1), "B/s"),
+            Evidence("tail_loss_fraction", round(trace.loss_fraction, 4)),
+        ),
+        audible=AUDIBLE["shaping"],
+        spans=((round(trace.start, 3), round(trace.end, 3)),),
+        params=(
+            Evidence("rate_l2_Bps", round(own.rate_Bps, 1), "B/s"),
+            Evidence("queue_delay_s", round(held, 4), "s"),
+        ),
+    )
+
+
+def _ramp_finding(trace: Trace, overhead: float, q: Ramp | None) -> Finding | None:
     if q is None or q.height_s < MIN_QUEUE_S or q.slope < (OPAQUE_MIN_SLOPE if trace.opaque else MIN_SLOPE):
         return None
     rec = trace.received
@@ -127,3 +185,61 @@ def detect_shaping(trace: Trace, overhead: float = 0.0, queue: Ramp | None = Non
         spans=((round(q.start, 3), round(trace.end, 3)),),
         params=params,
     )
+
+
+@dataclass(frozen=True)
+class OwnQueue:
+    """The best fit of a queue fed by this stream alone, drained at a fixed rate.
+
+    ``rate_Bps`` is the drain rate in bytes on the wire (UDP payload plus
+    IP, UDP and Ethernet headers), ``r2`` how much of the relative delay's
+    variance the model explains, ``height_s`` the range of the delay it predicts.
+    """
+
+    rate_Bps: float
+    r2: float
+    height_s: float
+
+
+def own_queue(trace: Trace, queue: Ramp | None = None) -> OwnQueue | None:
+    """How well the stream's own load explains its delay as one rate-limited queue.
+
+    A shaper holds this stream's packets only: its backlog follows from the
+    stream's own sizes and send times and the shaping rate r by Lindley's
+    recursion ``W(n) = max(0, W(n-1) + S(n-1) - T(n))``, in closed form
+    ``W(n) = X(n) - min(X(k), k <= n)`` with ``X`` the cumulative service
+    time minus the send clock (D. V. Lindley, Proc. Camb. Phil. Soc. 48
+    (1952)). Packets the queue dropped never entered it, so only the received
+    ones are fed. A queue shared with other traffic (congestion, jitter behind
+    cross traffic) is not explained by one stream's load. On the kernel-made
+    captures: tbf and htb shapers at 90-97 % of the media rate, CBR and VBR,
+    r² 0.92-0.998 (rate within 6 % of the qdisc's); congestion and jitter
+    behind cross traffic, r² at most 0.1.
+
+    On opaque media a slow drift of the cadence-derived delay fits a queue
+    too: there the delay must also climb as steeply as a shaper makes it
+    (``queue``, the trace's :func:`~callscope.diagnose.delay.find_ramp`).
+    """
+    if trace.received_count < 50 or (trace.opaque and (queue is None or queue.slope < OPAQUE_MIN_SLOPE)):
+        return None
+    sd = trace.sorted_delay
+    if sd.size == 0 or float(sd[int(0.98 * (sd.size - 1))] - sd[int(0.02 * (sd.size - 1))]) < MIN_QUEUE_S:
+        return None
+    d = trace.received_delay
+    send = trace.received_send
+    size = trace.received_size + trace.header_bytes + ETHERNET_HEADER
+    span = float(send[-1] - send[0])
+    if span <= 0:
+        return None
+    rates = float(size.sum()) / span * OWN_QUEUE_RATES
+    service = np.cumsum(size)[None, :] / rates[:, None]
+    x = np.concatenate([np.zeros((rates.size, 1)), service[:, :-1]], axis=1) - (send - send[0])[None, :]
+    pred = x - np.minimum.accumulate(x, axis=1) + size[None, :] / rates[:, None]
+    resid = d[None, :] - pred
+    resid -= resid.mean(axis=1, keepdims=True)
+    var = float(d.var())
+    if var <= 0:
+        return None
+    r2 = 1.0 - resid.var(axis=1) / var
+    k = int(np.argmax(r2))
+    return OwnQueue(float(rates[k]), float(r2[k]), float(np.ptp(pred[k])))

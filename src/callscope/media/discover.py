@@ -349,6 +349,7 @@ def discover_columns(
     chunk with :func:`~callscope.media.columns.extract`, join with
     :meth:`MediaColumns.concat`, then call this)."""
     start_ns = int(capture_start_ns)
+    cols = cols.in_time_order()
     flows = _Flows(cols)
     sip = summarise_sip(_sip_messages(cols, tcp_signalling))
     stun, channel_peer = _stun(cols, flows, start_ns)

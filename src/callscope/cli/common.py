@@ -150,6 +150,11 @@ def _refuse_special(target: Path, shown: str, *, want_dir: bool) -> None:
         st = os.lstat(target)
     except FileNotFoundError:
         return
+    except NotADirectoryError:
+        from callscope.report.text import terminal_safe
+
+        blocking = next((p for p in reversed(target.parents) if p.exists() and not p.is_dir()), target.parent)
+        raise OutputPathError(f"{shown}: {terminal_safe(str(blocking))} is a file, not a directory") from None
     except OSError as e:
         raise OutputPathError(f"{shown}: cannot use this path ({e.strerror or e})") from None
     if stat.S_ISLNK(st.st_mode):

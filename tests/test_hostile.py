@@ -8,7 +8,6 @@ to hold a value the writer would never write.
 from __future__ import annotations
 
 import gzip
-import json
 import struct
 import sys
 import time
@@ -19,6 +18,15 @@ import zlib
 import numpy as np
 import orjson
 import pytest
+
+import callscope
+from callscope.capture.fragments import MAX_PENDING_BYTES, Reassembler
+from callscope.capture.reader import GZIP_MAX_RATIO, read_capture
+from callscope.cli import main
+from callscope.errors import CorruptCaptureError
+from callscope.media.sip import MAX_SIP_BYTES, parse_sdp, parse_sip
+from callscope.metrics.timeline import MIN_WINDOW_BUDGET, WINDOWS_PER_PACKET
+from callscope.report.jsonout import report_dict
 from hostile_captures import (
     NS,
     A,
@@ -32,16 +40,6 @@ from hostile_captures import (
     udp,
     write_datagrams,
 )
-
-import callscope
-from callscope.capture.fragments import MAX_PENDING_BYTES, Reassembler
-from callscope.capture.reader import GZIP_MAX_RATIO, read_capture
-from callscope.cli import main
-from callscope.errors import CorruptCaptureError
-from callscope.media.sip import MAX_SIP_BYTES, parse_sdp, parse_sip
-from callscope.metrics.timeline import MIN_WINDOW_BUDGET, WINDOWS_PER_PACKET
-from callscope.report.jsonout import report_dict
-from callscope.report.text import csv_report, markdown_report, text_report
 
 YEAR_NS = 365 * 86400 * NS
 T0 = 1_700_000_000 * NS
@@ -341,3 +339,18 @@ def test_sequence_running_against_the_clock_gives_a_result(tmp_path):
     assert len(report.streams) == 1
     assert report.metrics[report.streams[0].id].missing == 0
     orjson.dumps(report_dict(report))
+
+
+def test_sip_datagrams_of_megabytes_cost_neither_memory_nor_time(tmp_path):
+    # IPv4 total length 0 (segmentation offload) lets a frame's IP packet run
+    # to the end of a record of up to 64 MB; SIP over it is read as at most
+    # one IPv4 packet's worth.
+    body = sip_invite("huge@x", sdp("5000")) + b"a" * (12 << 20)
+    frame = ether_ipv4(udp(5060, 5060, body, length=0), total_length=0)
+    recs = [(1_700_000_000 + i, 0, len(frame), len(frame), frame) for i in range(6)]
+    path = raw_pcap(tmp_path / "bigsip.pcap", recs, snaplen=(1 << 26) - 1)
+    start = time.perf_counter()
+    report, peak = peak_bytes(lambda: callscope.analyze(path))
+    assert time.perf_counter() - start < 10
+    assert report.inventory.sip.messages == 6
+    assert peak < 300 << 20

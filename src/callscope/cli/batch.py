@@ -24,6 +24,7 @@ from callscope.cli.common import (
     write_atomically,
 )
 from callscope.gates import MIN_SCORED_PACKETS, Gates, parse_patterns
+from callscope.report.text import terminal_safe
 
 
 def _patterns_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> frozenset[str]:
@@ -80,7 +81,8 @@ class Progress:
             r = outcome.result
             what = r.score.verdict if r.score is not None else "error"
             source = "cache" if r.cached else f"{r.duration_s:.2f} s"
-            click.echo(f"[{self.done}/{self.total}] {r.path}: {outcome.status} ({what}, {source})", err=True)
+            click.echo(terminal_safe(f"[{self.done}/{self.total}] {r.path}: {outcome.status} ({what}, {source})"),
+                       err=True)
 
     def close(self) -> None:
         if self.bar is not None:

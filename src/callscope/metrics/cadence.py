@@ -130,7 +130,8 @@ def _cadence_level(time: np.ndarray) -> float:
     if m >= 1:
         win = delta[: m * w].reshape(m, w)
         med = np.median(win, axis=1)
-        agree = np.mean(np.abs(win / med[:, None] - 1.0) < CADENCE_TOLERANCE, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a window of simultaneous arrivals: median 0
+            agree = np.mean(np.abs(win / med[:, None] - 1.0) < CADENCE_TOLERANCE, axis=1)
         regular = (agree >= 0.8) & (med >= MIN_PTIME_S)
         if regular.any():
             first = int(np.argmax(regular))

@@ -354,3 +354,17 @@ def test_sip_datagrams_of_megabytes_cost_neither_memory_nor_time(tmp_path):
     assert time.perf_counter() - start < 10
     assert report.inventory.sip.messages == 6
     assert peak < 300 << 20
+
+
+def test_sequence_numbers_skipping_far_beyond_real_loss_do_not_allocate_per_number(tmp_path):
+    from callscope.media.discover import MAX_SEQ_SLOTS
+
+    skipping = write_datagrams(tmp_path / "skip.pcap", rtp_rows(30_000, T0, seq_step=50, size=20))
+    report, peak = peak_bytes(lambda: callscope.analyze(skipping))
+    (s,) = report.streams
+    assert 30_000 * 50 > MAX_SEQ_SLOTS
+    assert s.kind == "opaque" and "analysed by its cadence" in s.notes[-1]
+    assert peak < 300 << 20  # 1.5 million sequence slots would have taken ~350 MB
+    lossy = write_datagrams(tmp_path / "lossy.pcap", rtp_rows(5_000, T0, seq_step=5))
+    (s,) = callscope.analyze(lossy).streams
+    assert s.kind == "rtp"  # 80 % loss is loss, not a reason to stop reading sequence numbers

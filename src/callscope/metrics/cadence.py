@@ -251,8 +251,11 @@ def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
         return 0
     sse = (c2[ks - 1] - c1[ks - 1] ** 2 / ks) + (c2[-1] - c2[ks - 1] - (c1[-1] - c1[ks - 1]) ** 2 / (m - ks))
     kw = int(ks[np.argmin(sse)])
-    ratio = float(np.median(gap_w[kw:]) / np.median(gap_w[:kw]))
-    grow = float(np.median(size_w[kw:]) / np.median(size_w[:kw]))
+    gap_before, size_before = float(np.median(gap_w[:kw])), float(np.median(size_w[:kw]))
+    if gap_before <= 0 or size_before <= 0:
+        return 0  # simultaneous or empty packets before: no interval to have changed from
+    ratio = float(np.median(gap_w[kw:])) / gap_before
+    grow = float(np.median(size_w[kw:])) / size_before
     if ratio < 1.6 or grow < max(MIN_GROWTH, 0.6 * ratio):
         return 0
     # To the packet: the first one, near the window found, from which packets

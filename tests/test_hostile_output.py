@@ -109,6 +109,10 @@ def test_non_utf8_file_name_keeps_every_batch_output(tmp_path, good, capsys):
     assert code == 0 and "caf\\xe9.pcap" in out_text
     code, out_json, _ = run_cli(capsys, "analyze", os.fsdecode(raw), "--format", "json")
     assert code == 0 and json.loads(out_json)["capture"]["path"].endswith("caf\\xe9.pcap")
+    code, out_json, _ = run_cli(capsys, "info", os.fsdecode(raw), "--format", "json")
+    assert code == 0 and json.loads(out_json)[0]["path"].endswith("caf\\xe9.pcap")
+    code, out_text, _ = run_cli(capsys, "info", os.fsdecode(raw))
+    assert code == 0 and "caf\\xe9.pcap" in out_text
 
 
 # ------------------------------------------------------------------ batch loses nothing

@@ -222,10 +222,30 @@ def echo_json(obj: object) -> None:
     """
     import orjson
 
-    data = orjson.dumps(obj, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    option = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    try:
+        data = orjson.dumps(obj, default=str, option=option)
+    except TypeError:
+        # A string JSON cannot carry: a file name that was not UTF-8. Written
+        # with those bytes as \xNN (callscope.report.jsonout.text), once per
+        # document that needs it rather than on every one.
+        data = orjson.dumps(_valid_text(obj), default=str, option=option)
     # as text: a stdout without a binary buffer (a notebook's, a redirected
     # StringIO) takes no bytes
     click.echo(data.decode("utf-8"))
+
+
+def _valid_text(obj: object) -> object:
+    """``obj`` with every string (and key) made valid Unicode."""
+    from callscope.report.jsonout import text
+
+    if isinstance(obj, str):
+        return text(obj)
+    if isinstance(obj, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_valid_text(v) for v in obj]
+    return obj
 
 
 #: ``--decoder builtin|wireshark`` for every command that reads a capture

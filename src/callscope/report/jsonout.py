@@ -16,7 +16,13 @@ Schema (stable keys; additions only within ``callscope/1``):
   :class:`callscope.metrics.StreamMetrics` under its own name (units in the
   name: ``delta_max_ms``, ``loss_fraction`` ...), ``emodel`` (every E-model
   input next to ``r_factor`` / ``mos``), ``verdict`` (the stream's primary
-  pattern) and ``series`` (the per-window time series, one list per column).
+  pattern) and ``series`` (the per-window time series, one list per column;
+  ``series.window_s`` is the width used, wider than asked when a stream's
+  packets are spread over more windows than its budget allows -- see
+  :func:`callscope.metrics.timeline.window_width` -- so that the document
+  grows with packets, never with time spans). Text from the capture
+  (file names, Call-IDs, codec names) is valid Unicode: file-name bytes that
+  were not UTF-8 appear as ``\\xNN``.
 - ``calls``: the streams of each call, both directions.
 - ``findings``: pattern, confidence, stream or call, evidence (name, value,
   unit), summary, audible effect, time spans, estimated parameters.

@@ -3,7 +3,8 @@
 The work unit is :func:`score_capture`: one capture in, one small
 :class:`CaptureResult` out (never an exception: an unreadable capture becomes
 a result with ``error`` set). :func:`run` feeds every capture to it on a local
-process pool (``concurrent.futures.ProcessPoolExecutor``) or on an existing
+pool of worker processes (one capture each at a time: a worker that dies costs
+only its capture) or on an existing
 Dask cluster (``distributed.Client.map`` / ``as_completed``) and yields the
 results as they complete, so the caller can write them out one by one and
 stop cleanly when interrupted. :class:`ResultCache` skips captures whose
@@ -20,16 +21,18 @@ analysis options.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import hashlib
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -305,22 +308,74 @@ class ResultCache:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, digest: str, path: str) -> CaptureResult | None:
-        """The stored result for content ``digest``, reported under ``path``; None if absent."""
+        """The stored result for content ``digest``, reported under ``path``; None if absent.
+
+        An entry that cannot be read or is not a result (truncated, edited,
+        of another type, a directory in its place) counts as absent: the
+        capture is analysed again and the entry rewritten.
+        """
         try:
             stored = json.loads(self._file(digest).read_text(encoding="utf-8"))
-            return _result_from_json(stored, path=path, sha256=digest)
-        except (OSError, ValueError, KeyError, TypeError):
+            result = _result_from_json(stored, path=path, sha256=digest)
+        except Exception:  # noqa: BLE001 - any damage to a cache entry means "not cached"
             return None
+        return result if _well_formed(result) else None
 
     def put(self, result: CaptureResult) -> None:
-        """Store ``result`` (it must carry its ``sha256``), atomically."""
+        """Store ``result`` (it must carry its ``sha256``), atomically; a cache that cannot
+        be written only costs the next run a re-analysis (a warning, never a lost row)."""
         if result.sha256 is None or (result.score is None and result.error_type not in _CONTENT_ERRORS):
             return
         target = self._file(result.sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(result), allow_nan=False), encoding="utf-8")
-        os.replace(tmp, target)
+        tmp = None
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)  # a damaged entry: a directory where a result belongs
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(dataclasses.asdict(result), allow_nan=False))
+            os.replace(tmp, target)
+        except (OSError, ValueError) as e:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            warnings.warn(f"{self.directory}: cannot store a result in the cache ({e})", CacheWarning, stacklevel=2)
+
+
+class CacheWarning(UserWarning):
+    """The result cache could not be written; results are still reported."""
+
+
+def _typed(value: object, annotation: str) -> bool:
+    """Whether ``value`` fits one of the simple annotations the score dataclasses use."""
+    for alt in annotation.split(" | "):
+        if alt == "None" and value is None:
+            return True
+        if alt == "str" and isinstance(value, str):
+            return True
+        if alt == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if alt == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if alt.startswith("tuple[") and isinstance(value, tuple):
+            inner = alt[len("tuple["):-len(", ...]")]
+            return all(_well_formed_score(v) if inner == "FindingScore" else _typed(v, inner) for v in value)
+    return False
+
+
+def _well_formed_score(obj: object) -> bool:
+    return all(_typed(getattr(obj, f.name), str(f.type)) for f in dataclasses.fields(obj))
+
+
+def _well_formed(r: CaptureResult) -> bool:
+    """Whether a result read back from the cache has the types a fresh one has
+    (a hand-edited or damaged entry must not stop the batch later, in the gates)."""
+    if not _typed(r.duration_s, "float"):
+        return False
+    if r.score is None:
+        return isinstance(r.error, str)
+    return _well_formed_score(r.score)
 
 
 #: Errors that depend only on a file's bytes, so may be cached with its digest.
@@ -439,46 +494,115 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _pool_worker(conn, options: AnalyzeOptions) -> None:
+    """A local worker: score each path it is sent until it is sent None."""
+    _ignore_sigint()
+    while True:
+        try:
+            path = conn.recv()
+        except (EOFError, OSError):
+            return
+        if path is None:
+            return
+        conn.send(score_capture(path, options))
+
+
+class _Worker:
+    """One worker process, the capture it holds, and the pipe to it."""
+
+    def __init__(self, ctx, options: AnalyzeOptions) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_pool_worker, args=(child, options), daemon=True)
+        self.proc.start()
+        child.close()
+        self.item: Work | None = None
+
+    def give(self, item: Work | None) -> None:
+        self.item = item
+        if item is not None:
+            self.conn.send(str(item[0].resolve()))
+
+    def take(self) -> CaptureResult | None:
+        """The result it sent, or None when it died instead."""
+        try:
+            return self.conn.recv() if self.conn.poll() else None
+        except (EOFError, OSError):
+            return None
+
+    def stop(self, now: bool) -> None:
+        if not now:
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+            self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def _death(proc) -> str:
+    proc.join(5)
+    code = proc.exitcode
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit status {code}"
+
+
 def _run_pool(todo: list[Work], options: AnalyzeOptions, jobs: int) -> Iterator[tuple[Work, CaptureResult]]:
+    """Score ``todo`` on ``jobs`` worker processes, each holding one capture at a time.
+
+    Because every worker holds exactly one capture, a worker that dies (the
+    kernel's OOM killer, a ``kill -9``, a crash in a library) costs only that
+    capture: it becomes an error row and a fresh worker takes its place.
+    (``ProcessPoolExecutor`` instead breaks as a whole and fails every
+    unfinished capture.)
+    """
+    import multiprocessing
+    import multiprocessing.connection
+
     import callscope.analysis  # noqa: F401 - loaded once here, inherited by forked workers
 
-    executor = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), initializer=_ignore_sigint)
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    queue = list(reversed(todo))
+    workers = [_Worker(ctx, options) for _ in range(min(jobs, len(todo)))]
     finished = False
     try:
-        futures: dict[Future, Work] = {
-            executor.submit(score_capture, str(item[0].resolve()), options): item for item in todo
-        }
-        for future in as_completed(futures):
-            item = futures[future]
-            yield item, _future_result(future, item[0])
+        for w in workers:
+            w.give(queue.pop() if queue else None)
+        while True:
+            busy = [w for w in workers if w.item is not None]
+            if not busy:
+                break
+            ready = set(multiprocessing.connection.wait(
+                [w.conn for w in busy] + [w.proc.sentinel for w in busy]))
+            for k, w in enumerate(workers):
+                if w.item is None or (w.conn not in ready and w.proc.sentinel not in ready):
+                    continue
+                item = w.item
+                result = w.take()
+                if result is None:
+                    how = _death(w.proc)
+                    result = CaptureResult(
+                        str(item[0]), None, error_type="WorkerDied",
+                        error=f"{item[0]}: the worker analysing it died ({how}); the other captures are not affected")
+                    w.stop(now=True)
+                    w = workers[k] = _Worker(ctx, options)
+                w.give(queue.pop() if queue else None)
+                yield item, result
         finished = True
     finally:
-        if finished:
-            executor.shutdown()
-        else:
-            _terminate(executor)
+        for w in workers:
+            w.stop(now=not finished)
 
 
 def _future_result(future, path: Path) -> CaptureResult:
-    """The result of a finished future; a worker that died becomes an error row."""
+    """The result of a finished Dask future; a worker that died becomes an error row."""
     try:
         return future.result()
     except Exception as e:  # noqa: BLE001 - the worker died; report, carry on
         return CaptureResult(str(path), None, error=f"{path}: worker failed: {type(e).__name__}: {e}",
                              error_type=type(e).__name__)
-
-
-def _terminate(executor: ProcessPoolExecutor) -> None:
-    """Stop a pool now: cancel queued work and kill the workers mid-capture."""
-    terminate_workers = getattr(executor, "terminate_workers", None)  # Python >= 3.14
-    if terminate_workers is not None:
-        terminate_workers()
-        return
-    # Before shutdown(), which forgets the processes without stopping them.
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
 
 
 def _run_dask(todo: list[Work], options: AnalyzeOptions, address: str) -> Iterator[tuple[Work, CaptureResult]]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from callscope.diagnose.findings import PATTERNS, THROTTLING, Diagnosis
+from callscope.errors import CallscopeError
 
 if TYPE_CHECKING:
     from callscope.analysis import Report
@@ -243,25 +244,72 @@ class Evaluation:
         return tuple(out)
 
 
+class TruthError(CallscopeError):
+    """A ``NAME.truth.json`` sidecar that is not a ground truth callscope can score against."""
+
+
+#: A sidecar larger than this is not a ground truth (they are a few hundred bytes).
+MAX_TRUTH_BYTES = 1 << 20
+
+
 def read_truth(path: Path) -> Truth:
-    """Parse a ``NAME.truth.json`` sidecar (numeric and text params are kept)."""
-    doc = json.loads(path.read_text())
+    """Parse a ``NAME.truth.json`` sidecar (numeric and text params are kept).
+
+    Raises
+    ------
+    TruthError
+        The file cannot be read, is not JSON, or lacks a text ``label``;
+        ``params`` must be an object and ``streams`` a list of objects.
+    """
+    def bad(what: str) -> TruthError:
+        return TruthError(f"{path}: not a ground-truth sidecar ({what}); expected "
+                          '{"label": "<pattern>", "params": {...}}')
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_TRUTH_BYTES + 1)
+    except OSError as e:
+        raise TruthError(f"{path}: cannot read ({e.strerror or e})") from None
+    if len(raw) > MAX_TRUTH_BYTES:
+        raise bad(f"larger than {MAX_TRUTH_BYTES} bytes")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise bad("not UTF-8 text") from None
+    except (ValueError, RecursionError) as e:
+        raise bad(f"invalid JSON: {str(e)[:80]}") from None
+    if not isinstance(doc, dict):
+        raise bad(f"a JSON {type(doc).__name__}, not an object")
+    if not isinstance(doc.get("label"), str) or not doc["label"]:
+        raise bad('no text "label"')
+    raw_params = doc.get("params") or {}
+    if not isinstance(raw_params, dict):
+        raise bad('"params" is not an object')
     params, text = [], []
-    for key, value in (doc.get("params") or {}).items():
+    for key, value in raw_params.items():
         if isinstance(value, str):
             text.append((str(key), value))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             params.append((str(key), float(value)))
-    streams = tuple(
-        (str(st["src"]), int(st["src_port"]), str(st["dst"]), int(st["dst_port"]), str(st["direction"]))
-        for st in doc.get("streams") or ()
-        if {"src", "src_port", "dst", "dst_port", "direction"} <= st.keys()
-    )
+    raw_streams = doc.get("streams") or []
+    if not isinstance(raw_streams, list):
+        raise bad('"streams" is not a list')
+    keys = ("src", "src_port", "dst", "dst_port", "direction")
+    streams = []
+    for st in raw_streams:
+        if not isinstance(st, dict) or not set(keys) <= st.keys():
+            continue
+        if not all(isinstance(st[k], int) and not isinstance(st[k], bool) for k in ("src_port", "dst_port")):
+            raise bad("a stream's port is not an integer")
+        streams.append((str(st["src"]), int(st["src_port"]), str(st["dst"]), int(st["dst_port"]),
+                        str(st["direction"])))
     accept = doc.get("accept") or ()
     if isinstance(accept, str):
         accept = (accept,)
-    return Truth(label=str(doc["label"]), params=tuple(sorted(params)), text=tuple(sorted(text)),
-                 streams=streams, accept=tuple(str(a) for a in accept))
+    if not isinstance(accept, list | tuple):
+        raise bad('"accept" is not a list')
+    return Truth(label=doc["label"], params=tuple(sorted(params)), text=tuple(sorted(text)),
+                 streams=tuple(streams), accept=tuple(str(a) for a in accept))
 
 
 def truth_path(capture: Path) -> Path:

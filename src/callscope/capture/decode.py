@@ -39,6 +39,8 @@ IPV4_MIN_HEADER = 20  # RFC 791 §3.1: IHL 5
 IPV4_PLAIN = 0x45  # RFC 791 §3.1: version 4, IHL 5 (no options)
 IPV4_MF = 0x2000  # RFC 791 §3.1: More Fragments flag
 IPV4_OFFSET = 0x1FFF  # RFC 791 §3.1: Fragment Offset
+IPV4_MAX_LENGTH = 0xFFFF  # RFC 791 §3.1: Total Length is 16 bits
+INT32_MAX = np.iinfo(np.int32).max
 IPV6_HEADER = 40  # RFC 8200 §3
 UDP_HEADER = 8  # RFC 768
 ETHER_HEADER = 14  # destination, source, EtherType (IEEE 802.3 §3.1.1)
@@ -361,9 +363,16 @@ def _ipv4_length(total_len: np.ndarray, ihl: np.ndarray | int, rest_on_wire: np.
 
     Total length 0: segmentation offload fills it in after capture; like
     Wireshark, take the IP packet to run to the end of the frame on the wire
-    (``rest_on_wire`` bytes from the IP header on).
+    (``rest_on_wire`` bytes from the IP header on), but no further than the
+    largest length the field can hold: a record's original length is
+    whatever the file says (up to 2^32 - 1).
     """
-    return np.where(total_len == 0, rest_on_wire, np.maximum(total_len, ihl))
+    return np.where(total_len == 0, np.minimum(rest_on_wire, IPV4_MAX_LENGTH), np.maximum(total_len, ihl))
+
+
+def _frame_len(origlen: np.ndarray) -> np.ndarray:
+    """Original frame lengths as int32, a record's absurd ones (>= 2^31) held at the int32 maximum."""
+    return np.minimum(origlen, INT32_MAX).astype(np.int32)
 
 
 def _udp_payload_len(udp_len: np.ndarray, ip_payload: np.ndarray) -> np.ndarray:
@@ -440,7 +449,7 @@ def _plain_udp_table(buf, hdr, rows, start, caplen, origlen, frame, time_ns) -> 
         udp_payload_len=plen.astype(np.int32),
         payload_caplen=np.clip(caplen[rows].astype(np.int64) - head, 0, plen).astype(np.int32),
         frame_caplen=caplen[rows].astype(np.int32),
-        frame_len=origlen[rows].astype(np.int32),
+        frame_len=_frame_len(origlen[rows]),
         payload_start=pstart,
         data=buf,  # shared with the chunk, as in _udp_table
     )
@@ -492,7 +501,7 @@ def _udp_table(g, idx, v4, l3, l4, end, ip_end, caplen, origlen, frame, time_ns)
         udp_payload_len=plen.astype(np.int32),
         payload_caplen=pcap.astype(np.int32),
         frame_caplen=caplen[idx].astype(np.int32),
-        frame_len=origlen[idx].astype(np.int32),
+        frame_len=_frame_len(origlen[idx]),
         payload_start=pstart,
         data=g.b,  # shared with the chunk: no copy on the hot path (see Datagrams.compact)
     )

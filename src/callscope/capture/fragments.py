@@ -9,6 +9,7 @@ the fragment that completed it, as Wireshark shows it.
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,10 @@ from callscope.capture.datagrams import V4_MAPPED_PREFIX, Datagrams
 
 MAX_PENDING = 4096  # incomplete datagrams kept at once; the oldest are dropped beyond this
 MAX_DATAGRAM = 65535 + 40
+#: Fragment bytes held for incomplete datagrams at once (the oldest datagrams
+#: are dropped beyond this): overlapping or never-completed fragments cannot
+#: make memory grow with the capture.
+MAX_PENDING_BYTES = 64 << 20
 
 
 @dataclass
@@ -26,14 +31,26 @@ class _Pending:
     src: bytes = b""
     dst: bytes = b""
     version: int = 4
+    held: int = 0  # bytes in ``pieces``
+    tried: int = 0  # pieces at the last attempt that found a hole
 
 
 class Reassembler:
-    """Collects fragments across chunks and emits complete UDP datagrams."""
+    """Collects fragments across chunks and emits complete UDP datagrams.
+
+    Linear in the fragments fed: incomplete datagrams are kept in insertion
+    order (the oldest evicted in O(1)), a datagram is put together only once
+    its pieces hold as many bytes as its length, and a fragment that would
+    reach past the largest datagram is dropped.
+    """
 
     def __init__(self) -> None:
-        self._pending: dict[tuple, _Pending] = {}
+        self._pending: OrderedDict[tuple, _Pending] = OrderedDict()
+        self._held = 0
         self.reassembled = 0
+
+    def _drop(self, key: tuple) -> None:
+        self._held -= self._pending.pop(key).held
 
     def add(self, fragments: list[tuple]) -> Datagrams:
         """Feed ``(frame, time_ns, raw_ip_packet)`` fragments; return completed datagrams."""
@@ -43,17 +60,30 @@ class Reassembler:
             if parsed is None:
                 continue
             key, version, src, dst, offset, more, data = parsed
+            if offset + len(data) > MAX_DATAGRAM:
+                continue
             p = self._pending.get(key)
             if p is None:
-                if len(self._pending) >= MAX_PENDING:
-                    self._pending.pop(next(iter(self._pending)))
+                while self._pending and (len(self._pending) >= MAX_PENDING
+                                         or self._held + len(data) > MAX_PENDING_BYTES):
+                    self._drop(next(iter(self._pending)))
                 p = self._pending[key] = _Pending(src=src, dst=dst, version=version)
+            old = p.pieces.get(offset)
+            p.held += len(data) - (len(old) if old is not None else 0)
+            self._held += len(data) - (len(old) if old is not None else 0)
             p.pieces[offset] = data
             if not more:
                 p.total = offset + len(data)
+            if p.total is None or p.held < p.total:
+                continue  # cannot be complete yet: not enough bytes
+            if p.tried and more and len(p.pieces) < 2 * p.tried:
+                # Overlapping pieces left a hole last time: try again only once
+                # their number has doubled, so a datagram costs O(k log k), not O(k^2).
+                continue
             whole = _assemble(p)
+            p.tried = len(p.pieces)
             if whole is not None:
-                del self._pending[key]
+                self._drop(key)
                 rows.append((frame, time_ns, version, src, dst, whole))
         self.reassembled += len(rows)
         return _to_datagrams(rows)

@@ -78,6 +78,12 @@ MAX_NS_SECONDS = (2**63 - 1) // NS_PER_S - 1
 OPT_IF_TSOFFSET = 14
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: Decompression budget: a gzip capture may expand to this many times the
+#: compressed bytes read so far (captures compress 1.2-4x; silence-heavy
+#: G.711 perhaps 10x), or to GZIP_FREE_BYTES whatever its ratio. Beyond that
+#: it is a decompression bomb, not a capture, and reading stops at once.
+GZIP_MAX_RATIO = 50
+GZIP_FREE_BYTES = 64 << 20
 
 
 @dataclass
@@ -118,6 +124,24 @@ class Capture:
     def start_ns(self) -> int:
         """Time of the capture's first frame (Wireshark's time reference)."""
         return int(self.info.first_time_ns or 0)
+
+
+class _CountingReader:
+    """A binary file that counts the bytes read from it (the compressed side of a gzip capture)."""
+
+    mode = "rb"
+
+    def __init__(self, fh) -> None:
+        self._fh = fh
+        self.consumed = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self.consumed += len(data)
+        return data
+
+    def close(self) -> None:
+        pass  # the underlying file is closed by its owner
 
 
 def _open(path: Path):
@@ -164,11 +188,16 @@ class CaptureReader:
         self.tcp_signalling: list[tuple] = []
         self._reassembler = Reassembler()
         self._unsupported: dict[int, int] = {}
+        self._compressed_in: _CountingReader | None = None
+        self._decompressed = 0
 
     def __iter__(self) -> Iterator[Datagrams]:
         raw, compressed = _open(self.path)
         self.info.compressed = compressed
-        with raw, (gzip.GzipFile(fileobj=raw, mode="rb") if compressed else contextlib.nullcontext(raw)) as fh:
+        self._compressed_in = _CountingReader(raw) if compressed else None
+        self._decompressed = 0
+        with raw, (gzip.GzipFile(fileobj=self._compressed_in, mode="rb") if compressed
+                   else contextlib.nullcontext(raw)) as fh:
             head = self._read(fh, 4)
             if not head:
                 raise EmptyCaptureError("empty file (0 bytes): not a capture", str(self.path))
@@ -231,7 +260,20 @@ class CaptureReader:
             if not k:
                 break
             got += k
+        if self._compressed_in is not None:
+            self._decompressed += got
+            self._check_ratio()
         return got
+
+    def _check_ratio(self) -> None:
+        budget = max(GZIP_FREE_BYTES, GZIP_MAX_RATIO * self._compressed_in.consumed)
+        if self._decompressed > budget:
+            raise CorruptCaptureError(
+                f"gzip data expands more than {GZIP_MAX_RATIO} times ({self._compressed_in.consumed} bytes "
+                f"read became over {self._decompressed} bytes): a decompression bomb, not a capture; "
+                "decompress it yourself if it is genuine",
+                str(self.path),
+            )
 
     def _warn_truncated(self, offset: int | None, what: str) -> None:
         if self.info.truncated:

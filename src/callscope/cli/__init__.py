@@ -58,9 +58,33 @@ def cli() -> None:
 
 
 def fail(message: str) -> None:
-    """Print one line to stderr and exit 2 (usage or unreadable input)."""
-    click.echo(f"callscope: error: {message}", err=True)
+    """Print one line to stderr and exit 2 (usage or unreadable input).
+
+    The message is made terminal-safe: it may quote a file name or capture
+    content (control characters, undecodable bytes).
+    """
+    from callscope.report.text import terminal_safe
+
+    click.echo(f"callscope: error: {terminal_safe(message)}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Last line of defence for warnings outside :func:`one_line_warnings`: callscope's as
+    one line, library ones (numpy, scipy, matplotlib arithmetic) not at all."""
+    import warnings
+
+    from callscope.cli.common import is_callscope_warning
+    from callscope.report.text import terminal_safe
+
+    w = warnings.WarningMessage(message, category, filename, lineno, file, line)
+    if is_callscope_warning(w):
+        click.echo(f"callscope: warning: {terminal_safe(str(message))}", err=True)
+
+
+def _os_error_line(e: OSError) -> str:
+    where = f"{os.fsdecode(e.filename)}: " if getattr(e, "filename", None) else ""
+    return f"{where}{e.strerror or e}"
 
 
 def main() -> None:
@@ -72,6 +96,9 @@ def main() -> None:
     # took 10.5 s instead of 8.9 s. Set before numpy is imported; a value the
     # user set wins.
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         cli.main(standalone_mode=False)
     except CallscopeError as e:
@@ -88,3 +115,18 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("callscope: interrupted", err=True)
         sys.exit(130)
+    except OSError as e:  # writing output: disk full, a path that vanished, a device refusing
+        fail(_os_error_line(e))
+    except MemoryError:
+        fail("out of memory (the capture needs more than this machine can give; "
+             "try `callscope info` on it, or split it with editcap)")
+    except Exception as e:  # noqa: BLE001 - the one-line contract holds even for a bug
+        if os.environ.get("CALLSCOPE_DEBUG"):
+            raise
+        import traceback
+
+        frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+        where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+        first = str(e).splitlines()[0] if str(e) else ""
+        fail(f"internal error {type(e).__name__}{where}: {first} (a bug: please report it with the capture; "
+             "CALLSCOPE_DEBUG=1 shows the traceback)")

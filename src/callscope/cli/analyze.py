@@ -8,18 +8,25 @@ import click
 
 from callscope.cli import EXIT_GATE_FAILED
 from callscope.cli.batch import gate_options, gates_from_options
-from callscope.cli.common import echo_json, one_line_warnings
+from callscope.cli.common import (
+    DELAY_MS,
+    UDP_PORT,
+    WINDOW_SECONDS,
+    check_output_dir,
+    echo_json,
+    one_line_warnings,
+)
 
 
 @click.command()
 @click.argument("capture", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "csv"]), default="text",
               show_default=True)
-@click.option("--window", "window_s", type=float, default=1.0, show_default=True,
+@click.option("--window", "window_s", type=WINDOW_SECONDS, default=1.0, show_default=True,
               help="Width of the per-window time series, seconds.")
-@click.option("--decode-as", "decode_as", type=int, multiple=True, metavar="PORT",
+@click.option("--decode-as", "decode_as", type=UDP_PORT, multiple=True, metavar="PORT",
               help="Treat UDP traffic on PORT as RTP (repeatable).")
-@click.option("--delay-ms", "one_way_delay_ms", type=float, default=None,
+@click.option("--delay-ms", "one_way_delay_ms", type=DELAY_MS, default=None,
               help="Known one-way delay for the E-model delay term.")
 @click.option("--decoder", type=click.Choice(["builtin", "wireshark"]), default="builtin", show_default=True,
               help="Which decoder builds the datagram table.")
@@ -39,6 +46,8 @@ def analyze(capture: str, fmt: str, window_s: float, decode_as: tuple[int, ...],
     from callscope.analysis import analyze as run
     from callscope.report import text
 
+    if plot_dir is not None:
+        check_output_dir(plot_dir)
     with one_line_warnings():
         report = run(capture, window_s=window_s, decode_as=decode_as,
                      one_way_delay_ms=one_way_delay_ms, decoder=decoder)
@@ -54,9 +63,12 @@ def analyze(capture: str, fmt: str, window_s: float, decode_as: tuple[int, ...],
         click.echo(text.text_report(report), nl=False)
     if plot_dir is not None:
         from callscope.report.plots import save_plots
+        from callscope.report.text import terminal_safe
 
-        for f in save_plots(report, plot_dir):
-            click.echo(f"callscope: wrote {f.path}", err=True)
+        with one_line_warnings():
+            written = save_plots(report, plot_dir)
+        for f in written:
+            click.echo(f"callscope: wrote {terminal_safe(str(f.path))}", err=True)
     gates = gates_from_options(min_mos, max_loss, max_jitter_ms, fail_on)
     if gates.active:
         from callscope.gates import CaptureScore, check

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import click
 
-from callscope.cli.common import decoder_option
+from callscope.cli.common import (
+    DELAY_MS,
+    UDP_PORT,
+    check_output_dir,
+    check_output_file,
+    decoder_option,
+    write_atomically,
+)
 from callscope.gates import MIN_SCORED_PACKETS, Gates, parse_patterns
+from callscope.report.text import terminal_safe
 
 
 def _patterns_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> frozenset[str]:
@@ -75,7 +81,8 @@ class Progress:
             r = outcome.result
             what = r.score.verdict if r.score is not None else "error"
             source = "cache" if r.cached else f"{r.duration_s:.2f} s"
-            click.echo(f"[{self.done}/{self.total}] {r.path}: {outcome.status} ({what}, {source})", err=True)
+            click.echo(terminal_safe(f"[{self.done}/{self.total}] {r.path}: {outcome.status} ({what}, {source})"),
+                       err=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -101,9 +108,9 @@ class Progress:
               help="Keep results here; captures already scored (same content, version, options) are not re-analysed.")
 @click.option("--allow-errors", is_flag=True,
               help="Unreadable captures are reported but do not make the exit code 1.")
-@click.option("--decode-as", "decode_as", type=int, multiple=True, metavar="PORT",
+@click.option("--decode-as", "decode_as", type=UDP_PORT, multiple=True, metavar="PORT",
               help="Treat UDP traffic on PORT as RTP (repeatable).")
-@click.option("--delay-ms", "one_way_delay_ms", type=float, default=None,
+@click.option("--delay-ms", "one_way_delay_ms", type=DELAY_MS, default=None,
               help="Known one-way delay for the E-model delay term.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no table; files and exit code only.")
 @decoder_option
@@ -127,6 +134,13 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
     gates = gates_from_options(min_mos, max_loss, max_jitter_ms, fail_on)
     options = core.AnalyzeOptions(decode_as=decode_as, one_way_delay_ms=one_way_delay_ms, decoder=decoder)
     captures = core.find_captures(paths)
+    # Every output is checked before the first capture is analysed: a batch
+    # must not run for an hour and then fail to write its report.
+    for out in (jsonl_path, csv_path, junit_path, summary_path):
+        if out:
+            check_output_file(out, create_parents=True)
+    if cache_dir is not None:
+        check_output_dir(cache_dir)
     cache = core.ResultCache(cache_dir, options) if cache_dir is not None else None
     order = {str(p): i for i, p in enumerate(captures)}
 
@@ -135,9 +149,8 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
     outcomes = []
     interrupted = False
     progress = Progress(len(captures), enabled=not quiet)
-    for out in (jsonl_path, csv_path, junit_path, summary_path):
-        if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
+    # JSONL is written as each capture finishes (readable during the run), so
+    # straight to its path -- which check_output_file made sure is a regular file or new.
     jsonl = open(jsonl_path, "w", encoding="utf-8") if jsonl_path else None  # noqa: SIM115
     try:
         with contextlib.closing(core.run(captures, options, jobs=jobs, dask_address=dask_address,
@@ -186,16 +199,8 @@ def _write_reports(outcomes, totals, gates: Gates, csv_path: str | None, junit_p
     from callscope.report.junit import junit_xml
 
     if csv_path:
-        _write_atomically(csv_path, summary.csv_text(outcomes))
+        write_atomically(csv_path, summary.csv_text(outcomes))
     if junit_path:
-        _write_atomically(junit_path, junit_xml(outcomes, totals, gates, timestamp=started_at))
+        write_atomically(junit_path, junit_xml(outcomes, totals, gates, timestamp=started_at))
     if summary_path:
-        _write_atomically(summary_path, summary.markdown_summary(outcomes, totals, gates))
-
-
-def _write_atomically(path: str, text: str) -> None:
-    """Write a whole file or nothing: a reader never sees half a report."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+        write_atomically(summary_path, summary.markdown_summary(outcomes, totals, gates))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callscope.cli.common import echo_json, one_line_warnings
+from callscope.cli.common import check_output_file, echo_json, echo_text, one_line_warnings
 
 
 @click.command()
@@ -31,15 +31,19 @@ def compare(sent: str, received: str, fmt: str, flow_map: tuple[str, ...], plot_
         if not sep:
             raise click.UsageError(f"--map {m!r}: expected SRC:PORT>DST:PORT=SRC:PORT>DST:PORT")
         pairs.append((left, right))
+    if plot_path is not None:
+        check_output_file(plot_path)
     with one_line_warnings():
         result = run(sent, received, flow_map=pairs)
     verdicts = [diagnose_direction(r, f"d{i + 1}") for i, r in enumerate(result.directions)]
     if plot_path is not None:
         from callscope.report.plots import save_figure, two_point_figure
+        from callscope.report.text import terminal_safe
 
-        save_figure(two_point_figure(result, verdicts), plot_path)
-        click.echo(f"wrote {plot_path}", err=True)
+        with one_line_warnings():
+            save_figure(two_point_figure(result, verdicts), plot_path)
+        click.echo(f"wrote {terminal_safe(plot_path)}", err=True)
     if fmt == "json":
         echo_json(compare_dict(result, verdicts))
     else:
-        click.echo(compare_text(result, verdicts), nl=False)
+        echo_text(compare_text(result, verdicts), nl=False)

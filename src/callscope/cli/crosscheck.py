@@ -7,7 +7,7 @@ import sys
 import click
 
 from callscope.cli import EXIT_GATE_FAILED
-from callscope.cli.common import echo_json, one_line_warnings
+from callscope.cli.common import UDP_PORT, echo_json, echo_text, one_line_warnings
 
 #: how each compared figure is headed in the text table
 FIGURE_TITLES = {
@@ -22,7 +22,7 @@ FIGURE_TITLES = {
 @click.command()
 @click.argument("capture", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--decode-as", "decode_as", type=int, multiple=True, metavar="PORT",
+@click.option("--decode-as", "decode_as", type=UDP_PORT, multiple=True, metavar="PORT",
               help="Treat UDP traffic on PORT as RTP in both tools (repeatable).")
 def crosscheck(capture: str, fmt: str, decode_as: tuple[int, ...]) -> None:
     """Compare callscope's streams in CAPTURE with Wireshark's `tshark -z rtp,streams`.
@@ -41,7 +41,7 @@ def crosscheck(capture: str, fmt: str, decode_as: tuple[int, ...]) -> None:
         doc["unexplained"] = result.unexplained
         echo_json(doc)
     else:
-        click.echo(_text(result))
+        echo_text(_text(result))
     if not result.ok:
         sys.exit(EXIT_GATE_FAILED)
 

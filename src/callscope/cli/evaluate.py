@@ -6,7 +6,7 @@ import math
 
 import click
 
-from callscope.cli.common import echo_json, one_line_warnings
+from callscope.cli.common import echo_json, echo_text, one_line_warnings
 from callscope.errors import CallscopeError
 from callscope.evaluate import Evaluation, find_cases, summarize_params
 from callscope.evaluate import evaluate as run_evaluation
@@ -134,4 +134,4 @@ def evaluate(paths: tuple[str, ...], fmt: str) -> None:
     if fmt == "json":
         echo_json(evaluation_dict(ev))
     else:
-        click.echo(evaluation_text(ev))
+        echo_text(evaluation_text(ev))

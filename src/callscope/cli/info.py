@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from callscope.capture.summary import summarize
-from callscope.cli.common import decoder_option, echo_json, one_line_warnings
+from callscope.cli.common import decoder_option, echo_json, echo_text, one_line_warnings
 from callscope.report.info import info_dict, info_text
 
 
 @click.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--top", default=10, show_default=True, help="How many of the busiest UDP flows to list.")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="How many of the busiest UDP flows to list.")
 @decoder_option
 def info(captures: tuple[str, ...], fmt: str, top: int, decoder: str) -> None:
     """What is in each CAPTURE: format, link types, packets, time span, UDP flows."""
@@ -21,4 +21,4 @@ def info(captures: tuple[str, ...], fmt: str, top: int, decoder: str) -> None:
     if fmt == "json":
         echo_json([info_dict(s) for s in summaries])
     else:
-        click.echo("\n\n".join(info_text(s) for s in summaries))
+        echo_text("\n\n".join(info_text(s) for s in summaries))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callscope.cli.common import decoder_option, one_line_warnings
+from callscope.cli.common import WINDOW_SECONDS, check_output_dir, decoder_option, one_line_warnings
 
 
 @click.command()
@@ -14,7 +14,7 @@ from callscope.cli.common import decoder_option, one_line_warnings
 @click.option("--stream", "stream_ids", multiple=True, metavar="ID",
               help="Only this stream (repeatable; ids as `callscope analyze` prints them).")
 @click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png", show_default=True)
-@click.option("--window", "window_s", type=float, default=1.0, show_default=True,
+@click.option("--window", "window_s", type=WINDOW_SECONDS, default=1.0, show_default=True,
               help="Width of the per-window series (loss, bitrate, MOS), seconds.")
 @decoder_option
 def plot(capture: str, out_dir: str, stream_ids: tuple[str, ...], fmt: str, window_s: float,
@@ -28,13 +28,15 @@ def plot(capture: str, out_dir: str, stream_ids: tuple[str, ...], fmt: str, wind
     """
     from callscope.analysis import analyze as run
     from callscope.report.plots import save_plots
+    from callscope.report.text import terminal_safe
 
+    check_output_dir(out_dir)
     with one_line_warnings():
         report = run(capture, window_s=window_s, decoder=decoder)
         wanted = check_stream_ids(report, stream_ids)
         written = save_plots(report, out_dir, fmt, wanted)
     for f in written:
-        click.echo(str(f.path))
+        click.echo(terminal_safe(str(f.path)))
 
 
 def check_stream_ids(report, stream_ids: tuple[str, ...]) -> list[str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from callscope.cli.common import FiniteFloat
 from callscope.errors import CallscopeError
 from callscope.synth.call import VANTAGES, simulate, simulate_many_streams
 from callscope.synth.codecs import CODECS, DEFAULT_PTIME_MS
@@ -38,7 +39,7 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=True),
               help="Capture to write (.pcap; its NAME.truth.json goes beside it), or the corpus directory.")
 @click.option("--seed", default=0, show_default=True, help="Seed: same seed, same capture.")
-@click.option("--duration", default=30.0, show_default=True, help="Call length, seconds.")
+@click.option("--duration", type=FiniteFloat(min=0.0, min_open=True, max=86400.0), default=30.0, show_default=True, help="Call length, seconds.")
 @click.option("--codec", type=click.Choice(sorted(CODECS)), default="pcmu", show_default=True)
 @click.option("--opaque", is_flag=True, help="Encrypted header-less media (no RTP, SIP or RTCP).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -46,16 +47,16 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--vantage", type=click.Choice(VANTAGES), default=None,
               help="Where the capture is taken: each packet at its receiver (default; setup-blocked: a), "
                    "or on endpoint a or b (own packets when sent).")
-@click.option("--ptime", default=DEFAULT_PTIME_MS, show_default=True, help="Packetization interval, ms.")
-@click.option("--streams", type=int, default=None,
+@click.option("--ptime", type=click.IntRange(1, 1000), default=DEFAULT_PTIME_MS, show_default=True, help="Packetization interval, ms.")
+@click.option("--streams", type=click.IntRange(min=1), default=None,
               help="Instead of one call: this many concurrent one-way streams (for big captures).")
-@click.option("--background-loss", default=0.0, show_default=True,
+@click.option("--background-loss", type=FiniteFloat(0.0, 1.0), default=0.0, show_default=True,
               help="Independent loss of the path under the scenario (corpus: drawn from 0-0.3 %).")
 @click.option("--two-point", is_flag=True,
               help="Write both ends' captures, NAME.a.pcap (A, behind a NAT) and NAME.b.pcap (B, its clock "
                    "offset by seconds and drifting tens of ppm), each with a sidecar.")
 @click.option("--ns", "nanosecond", is_flag=True, help="Nanosecond timestamps in the pcap.")
-@click.option("--per-pattern", type=int, default=3, show_default=True,
+@click.option("--per-pattern", type=click.IntRange(min=1), default=3, show_default=True,
               help="With SCENARIO 'corpus': captures per pattern.")
 def synth(
     scenario: str,

@@ -36,8 +36,10 @@ def _detrend(t: np.ndarray, d: np.ndarray) -> np.ndarray:
     cadence is not quite constant) is not variation a playout buffer has to
     absorb. The floor is the minimum of each :data:`BASELINE_WINDOW_S` window.
     """
-    width = window_width(float(t[-1] - t[0]), BASELINE_WINDOW_S)
-    edges = np.arange(t[0], t[-1] + width, width)
+    # t is in slot order: a capture's clock may run backwards between slots
+    lo, hi = float(t.min()), float(t.max())
+    width = window_width(hi - lo, BASELINE_WINDOW_S)
+    edges = np.arange(lo, hi + width, width)
     # In arrival order each window is a run of packets (the last window takes
     # the rest); arrivals are nearly in order already, which a stable sort
     # makes quick work of.

@@ -205,6 +205,8 @@ def detect_policing(
         return None
 
     runs = loss_runs(rec[region])
+    if runs.count < 3:
+        return None  # a policer drops again and again, never in one or two stretches
     gaps = np.diff(runs.start).astype(np.float64)
     cv = float(gaps.std() / gaps.mean()) if gaps.size >= 2 and gaps.mean() > 0 else np.inf
     max_run = int(runs.length.max())

@@ -11,6 +11,7 @@ joined with :meth:`MediaColumns.concat`; discovery then runs on the columns.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -161,6 +162,32 @@ class MediaColumns:
             msg_data=cat("msg_data"),
         )
 
+
+    def in_time_order(self) -> MediaColumns:
+        """The same columns with rows in arrival-time order (stable).
+
+        Captures joined end to end (``cat``, or a merge that did not sort)
+        have frames out of time order; every later stage reads a stream's
+        packets as arrivals, so media hands them over sorted by time, frame
+        numbers kept. A capture already in order (the usual case) is
+        returned as it is, after one comparison per row.
+        """
+        t = self.time_ns
+        if t.size < 2 or not bool(np.any(t[1:] < t[:-1])):
+            return self
+        order = np.argsort(t, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        msg_row = rank[self.msg_row]
+        by_row = np.argsort(msg_row, kind="stable")
+        return dataclasses.replace(
+            self,
+            **{name: getattr(self, name)[order] for name in (*_ROW_COLUMNS, "flow", "peer")},
+            msg_row=msg_row[by_row],
+            msg_kind=self.msg_kind[by_row],
+            msg_start=self.msg_start[by_row],
+            msg_len=self.msg_len[by_row],
+        )
 
     @staticmethod
     def gather(chunks: Iterable[MediaColumns]) -> MediaColumns:

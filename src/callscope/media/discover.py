@@ -60,6 +60,11 @@ from callscope.media.stun import (
 )
 
 MAX_SEQ_STEP = 100  # a confirming pair may have lost at most 99 packets between them
+RFC3550_MAX_DROPOUT = 3000  # RFC 3550 Appendix A.1: larger forward jumps are not loss
+#: Slots a stream's sequence numbers may span: 2^20 (5.8 hours of 20 ms
+#: frames), or this many per packet received if more (87.5 % loss).
+MAX_SEQ_SLOTS = 1 << 20
+SEQ_SLOTS_PER_PACKET = 8
 MAX_CLOCK_RATE = 192_000  # Hz: no RTP clock runs faster (RFC 3551 §4.5 rates, 90 kHz video)
 CLOCK_SLACK_S = 1.0  # timestamp may run ahead of arrival by this much (sender-side buffering)
 MIN_CONFIRMING_PAIRS = 2  # consecutive consistent pairs that make a heuristic stream
@@ -352,6 +357,7 @@ def discover_columns(
     chunk with :func:`~callscope.media.columns.extract`, join with
     :meth:`MediaColumns.concat`, then call this)."""
     start_ns = int(capture_start_ns)
+    cols = cols.in_time_order()
     flows = _Flows(cols)
     messages = _sip_messages(cols, tcp_signalling)
     sip = summarise_sip(messages, capture_start_ns)
@@ -381,7 +387,7 @@ def discover_columns(
                            dtls_convs | srtcp_convs, not_rtp_rows)
     rtp_flows = {s_flow for s_flow, _ in streams} | not_rtp_flows
     opaque = find_opaque(cols, flows, exclude_conversations={int(flows.conversation[f]) for f in rtp_flows})
-    built: list[tuple[int, MediaStream]] = [(int(s.packets.frame[0]), s) for _, s in streams]
+    built: list[tuple[int, MediaStream]] = [(int(s.packets.frame[0]), _within_slot_budget(s)) for _, s in streams]
     for f, rows in opaque:
         src, sport, dst, dport = flows.endpoints(f)
         built.append((int(cols.frame[rows[0]]), MediaStream(
@@ -622,6 +628,31 @@ def _run_starts(order: np.ndarray, hi: np.ndarray, lo: np.ndarray | None) -> np.
                 starts[a + 1 : a + o.size] &= k[1:] == k[:-1]
     starts[1:] = ~starts[1:]
     return starts
+
+
+def _within_slot_budget(stream: MediaStream) -> MediaStream:
+    """``stream``, or the same packets as opaque media when its sequence numbers span
+    more slots than :data:`MAX_SEQ_SLOTS` / :data:`SEQ_SLOTS_PER_PACKET` allow.
+
+    Every slot a sequence span implies (RFC 3550 A.1 takes any forward step
+    up to MAX_DROPOUT = 3000 as loss) becomes an element of several per-slot
+    arrays in metrics and diagnose. A stream whose numbers skip thousands per
+    packet received (far beyond any real loss) would make memory grow with
+    the numbers, not the packets; it is analysed by its cadence instead, and
+    says so.
+    """
+    seq = stream.packets.seq
+    if seq is None or seq.size < 2:
+        return stream
+    step = (seq[1:] - seq[:-1]).astype(np.uint16).astype(np.int64)
+    span = seq.size + int(step[(step >= 1) & (step <= RFC3550_MAX_DROPOUT)].sum())
+    if span <= max(MAX_SEQ_SLOTS, SEQ_SLOTS_PER_PACKET * seq.size):
+        return stream
+    p = stream.packets
+    note = (f"RTP sequence numbers span {span} packets for {seq.size} received: "
+            "analysed by its cadence, as opaque media")
+    return replace(stream, kind="opaque", ssrc=None, payload_type=None, clock_rate=None, clock_source="unknown",
+                   packets=PacketSeries(frame=p.frame, time=p.time, size=p.size), notes=(*stream.notes, note))
 
 
 def _plausible_pairs(seq: np.ndarray, ts: np.ndarray, t_ns: np.ndarray) -> np.ndarray:

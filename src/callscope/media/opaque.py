@@ -125,6 +125,11 @@ def _steady_rate(t: np.ndarray) -> bool:
     """Most whole seconds hold about the median count of packets, a voice rate."""
     window = ((t - t[0]) // RATE_WINDOW_S).astype(np.int64)
     whole = int(window[-1])  # the last window is partial
+    if whole > 2 * t.size:
+        # Most seconds are empty (the median count is 0): not a voice rate.
+        # Said without an array of one count per second of a span that a
+        # clock jump can make years long.
+        return False
     counts = np.bincount(window, minlength=whole + 1)[:whole]
     if counts.size == 0:
         return False

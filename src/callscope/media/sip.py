@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 #: Compact header forms, RFC 3261 §7.3.3.
 _COMPACT = {"i": "call-id", "f": "from", "t": "to", "c": "content-type", "l": "content-length"}
-_RTPMAP = re.compile(r"^(\d+)\s+([^/\s]+)/(\d+)")
+_RTPMAP = re.compile(r"^([0-9]{1,3})\s+([^/\s]+)/([0-9]{1,9})", re.ASCII)
+#: A port or payload type as the grammar writes it (RFC 4566 §9: ASCII digits);
+#: ``str.isdigit`` would also take superscripts, which ``int`` refuses.
+_NUMBER = re.compile(r"[0-9]{1,5}", re.ASCII)
+MAX_PORT = 65535  # RFC 768: 16-bit port
+MAX_PAYLOAD_TYPE = 127  # RFC 3550 §5.1: 7 bits
+#: Bytes of one message parsed at most: RFC 3261 §18.1.1 keeps SIP over UDP
+#: well under 64 KB; a longer "message" (a pcapng block of megabytes, a TCP
+#: stream of garbage) is cut here so that parsing stays linear and small.
+MAX_SIP_BYTES = 65535
 _URI = re.compile(r"<([^>]*)>")
 #: Media direction attributes, RFC 4566 §6 (session- or media-level; sendrecv by default).
 _DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
@@ -81,7 +90,7 @@ class SipMessage:
     def status(self) -> int | None:
         if self.start_line.startswith("SIP/2.0 "):
             parts = self.start_line.split()
-            return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+            return _number(parts[1], 999, None) if len(parts) > 1 else None
         return None
 
     @property
@@ -127,6 +136,13 @@ def _uri(value: str | None) -> str | None:
     return value.split(";")[0].strip() or None
 
 
+def _number(text: str, largest: int, otherwise: int | None = 0) -> int | None:
+    """``text`` as a number of ASCII digits no larger than ``largest``; ``otherwise`` if it is not one."""
+    if _NUMBER.fullmatch(text) and int(text) <= largest:
+        return int(text)
+    return otherwise
+
+
 def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
     """Session name and media sections of an SDP body (RFC 4566 §5).
 
@@ -162,13 +178,13 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
             parts = value.split()
             if len(parts) < 3:
                 continue
-            port = parts[1].split("/")[0]
             sections.append(
                 {
                     "media": parts[0],
-                    "port": int(port) if port.isdigit() else 0,
+                    "port": _number(parts[1].split("/")[0], MAX_PORT),
                     "proto": parts[2],
-                    "pts": tuple(int(p) for p in parts[3:] if p.isdigit()),
+                    "pts": tuple(pt for pt in (_number(p, MAX_PAYLOAD_TYPE, None) for p in parts[3:])
+                                 if pt is not None),
                     "rtpmap": [],
                     "mux": False,
                     "address": None,
@@ -179,7 +195,7 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
         elif key == "a" and cur is not None:
             if value.startswith("rtpmap:"):
                 m = _RTPMAP.match(value[len("rtpmap:") :])
-                if m:
+                if m and int(m.group(1)) <= MAX_PAYLOAD_TYPE and int(m.group(3)) > 0:
                     cur["rtpmap"].append((int(m.group(1)), m.group(2), int(m.group(3))))
             elif value.startswith("crypto:"):  # RFC 4568 §9.1
                 cur["crypto"].append(CryptoAttribute(value[len("crypto:") :]))
@@ -208,7 +224,7 @@ def parse_sdp(body: str) -> tuple[str | None, tuple[SdpMedia, ...]]:
 
 def parse_sip(payload: bytes, frame: int, time_ns: int) -> SipMessage | None:
     """Decode one SIP message (RFC 3261 §7) and its SDP body, if any."""
-    text = payload.decode("utf-8", errors="replace")
+    text = payload[:MAX_SIP_BYTES].decode("utf-8", errors="replace")
     head, _, body = text.replace("\r\n", "\n").partition("\n\n")
     lines = head.split("\n")
     if not lines or not lines[0]:

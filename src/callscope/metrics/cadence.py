@@ -49,6 +49,11 @@ LONG_GAP = 5
 #: the same socket, or a clock jump in a corrupt capture), not lost packets:
 #: no slots are invented for it beyond this span.
 MAX_GAP_S = 120.0
+#: Slots one stream may have at most, or this many per packet present if more:
+#: per-slot arrays grow with the packets in the capture, not with its time span
+#: (2^20 slots of 20 ms are 5.8 hours).
+MAX_SLOTS = 1 << 20
+SLOTS_PER_PACKET = 64
 
 
 def _explained(delta: np.ndarray, c: float) -> float:
@@ -146,7 +151,8 @@ def _cadence_level(time: np.ndarray) -> float:
     if m >= 1:
         win = delta[: m * w].reshape(m, w)
         med = np.median(win, axis=1)
-        agree = np.mean(np.abs(win / med[:, None] - 1.0) < CADENCE_TOLERANCE, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a window of simultaneous arrivals: median 0
+            agree = np.mean(np.abs(win / med[:, None] - 1.0) < CADENCE_TOLERANCE, axis=1)
         regular = (agree >= 0.8) & (med >= MIN_PTIME_S)
         if regular.any():
             first = int(np.argmax(regular))
@@ -287,8 +293,11 @@ def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
         return 0
     sse = (c2[ks - 1] - c1[ks - 1] ** 2 / ks) + (c2[-1] - c2[ks - 1] - (c1[-1] - c1[ks - 1]) ** 2 / (m - ks))
     kw = int(ks[np.argmin(sse)])
-    ratio = float(np.median(gap_w[kw:]) / np.median(gap_w[:kw]))
-    grow = float(np.median(size_w[kw:]) / np.median(size_w[:kw]))
+    gap_before, size_before = float(np.median(gap_w[:kw])), float(np.median(size_w[:kw]))
+    if gap_before <= 0 or size_before <= 0:
+        return 0  # simultaneous or empty packets before: no interval to have changed from
+    ratio = float(np.median(gap_w[kw:])) / gap_before
+    grow = float(np.median(size_w[kw:])) / size_before
     if ratio < 1.6 or grow < max(MIN_GROWTH, 0.6 * ratio):
         return 0
     # To the packet: the first one, near the window found, from which packets
@@ -391,16 +400,38 @@ def infer_slots(time: np.ndarray, size: np.ndarray) -> CadenceSlots:
         ptimes.append(pt)
         k, clock = _cadence_slots(t[a:b], pt, quiet[a:b])
         if a > 0:  # the gap across the change counts in the new interval
-            step = max(1, int(np.rint((t[a] - t[a - 1]) / pt)))
+            step = max(1, min(int(np.rint((t[a] - t[a - 1]) / pt)), int(MAX_GAP_S / pt) + 1))
             base_slot += step
             base_send += step * pt
         slot_parts.append(base_slot + k)
         send_parts.append(base_send + clock * pt)
         base_slot += int(k[-1])
         base_send += float(clock[-1]) * pt
-    return CadenceSlots(
-        lead=lead,
-        slot=np.concatenate(slot_parts).astype(np.int64),
-        send=np.concatenate(send_parts),
-        ptime=float(ptimes[0]),
-    )
+    slot, send = _within_budget(np.concatenate(slot_parts).astype(np.int64), np.concatenate(send_parts),
+                                max(MAX_SLOTS, SLOTS_PER_PACKET * t.size))
+    return CadenceSlots(lead=lead, slot=slot, send=send, ptime=float(ptimes[0]))
+
+
+def _within_budget(slot: np.ndarray, send: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slots (and send clocks) with the longest gaps shortened so that at most ``budget`` slots exist.
+
+    Every slot is an element of the per-slot arrays metrics and diagnose
+    build, so their number must follow the packets present, not the time a
+    capture spans: the gaps above a common length ``g`` (the largest one
+    that fits the budget) are cut to ``g`` intervals. Gaps shorter than
+    ``g`` -- every ordinary loss -- are kept as they are.
+    """
+    if slot.size < 2 or int(slot[-1]) + 1 <= budget:
+        return slot, send
+    d = np.diff(slot)
+    lo, hi = 1, int(d.max())
+    while lo < hi:  # the largest cap g with 1 + sum(min(d, g)) <= budget
+        g = (lo + hi + 1) // 2
+        if 1 + int(np.minimum(d, g).sum()) <= budget:
+            lo = g
+        else:
+            hi = g - 1
+    cut = np.concatenate([[0], np.cumsum(d - np.minimum(d, lo))])
+    interval = np.divide(np.diff(send), d, out=np.zeros(d.size), where=d > 0)
+    removed_s = np.concatenate([[0.0], np.cumsum((d - np.minimum(d, lo)) * interval)])
+    return slot - cut, send - removed_s

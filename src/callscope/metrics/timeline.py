@@ -16,12 +16,26 @@ import numpy as np
 #: wider windows instead of an array of billions; ``Timeline.window_s`` says
 #: which width was used.
 MAX_WINDOWS = 200_000
+#: A stream's series has at most this many windows per packet it holds (but
+#: never fewer than :data:`MIN_WINDOW_BUDGET`): a few packets scattered over
+#: days (a clock jump, streams years apart) get wide windows, so the series --
+#: and the JSON document carrying them -- grow with the packets present, not
+#: with the time they span.
+WINDOWS_PER_PACKET = 4
+MIN_WINDOW_BUDGET = 1000
 
 
-def window_width(span_s: float, window_s: float) -> float:
-    """``window_s``, widened so that ``span_s`` holds fewer than :data:`MAX_WINDOWS` windows."""
-    if span_s / window_s >= MAX_WINDOWS:
-        return span_s / (MAX_WINDOWS - 1)
+def window_width(span_s: float, window_s: float, packets: int | None = None) -> float:
+    """``window_s``, widened so that ``span_s`` holds fewer windows than the budget.
+
+    The budget is :data:`MAX_WINDOWS`; with ``packets`` given, also
+    ``max(MIN_WINDOW_BUDGET, WINDOWS_PER_PACKET * packets)``.
+    """
+    budget = MAX_WINDOWS
+    if packets is not None:
+        budget = min(budget, max(MIN_WINDOW_BUDGET, WINDOWS_PER_PACKET * int(packets)))
+    if not span_s / window_s < budget:
+        return span_s / (budget - 1)
     return window_s
 
 
@@ -113,13 +127,14 @@ def build_timeline(
         When each lost slot would have arrived.
     window_s : float
         Window length in seconds (> 0); widened when the stream spans more
-        than :data:`MAX_WINDOWS` windows.
+        windows than its budget (:func:`window_width`), ``Timeline.window_s``
+        then says the width used.
     mos_of_loss : callable
         Vectorised ``loss fraction -> MOS`` (the stream's E-model with only
         the loss varying).
     """
-    if window_s <= 0:
-        raise ValueError(f"window_s must be positive, got {window_s}")
+    if not (window_s > 0 and np.isfinite(window_s)):
+        raise ValueError(f"window_s must be a positive number of seconds, got {window_s}")
     t = np.asarray(time_s, np.float64)
     if t.size == 0:
         z = np.zeros(0)
@@ -127,7 +142,7 @@ def build_timeline(
         return Timeline(window_s, z, zi, zi, zi, z, z, z, z, z)
     t0 = float(t.min())
     t_end = max(float(t.max()), float(np.max(lost_time_s)) if np.size(lost_time_s) else t0)
-    window_s = window_width(t_end - t0, window_s)
+    window_s = window_width(t_end - t0, window_s, packets=t.size)
     n = int(np.floor((t_end - t0) / window_s)) + 1
     w_pkt = window_index(t, t0, window_s, n)
     if slot_packets is None and slot_time_s is None:

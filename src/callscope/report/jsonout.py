@@ -16,7 +16,13 @@ Schema (stable keys; additions only within ``callscope/1``):
   :class:`callscope.metrics.StreamMetrics` under its own name (units in the
   name: ``delta_max_ms``, ``loss_fraction`` ...), ``emodel`` (every E-model
   input next to ``r_factor`` / ``mos``), ``verdict`` (the stream's primary
-  pattern) and ``series`` (the per-window time series, one list per column).
+  pattern) and ``series`` (the per-window time series, one list per column;
+  ``series.window_s`` is the width used, wider than asked when a stream's
+  packets are spread over more windows than its budget allows -- see
+  :func:`callscope.metrics.timeline.window_width` -- so that the document
+  grows with packets, never with time spans). Text from the capture
+  (file names, Call-IDs, codec names) is valid Unicode: file-name bytes that
+  were not UTF-8 appear as ``\\xNN``.
 - ``calls``: the streams of each call, both directions.
 - ``findings``: pattern, confidence, stream or call, evidence (name, value,
   unit), summary, audible effect, time spans, estimated parameters.
@@ -28,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -43,14 +50,28 @@ STREAM_IDENTITY = (
 RTP_ONLY = ("ssrc", "payload_type", "clock_rate", "clock_source")
 
 
+#: a file-name byte that was not UTF-8, as Python holds it (PEP 383 surrogateescape)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text(value: str) -> str:
+    """``value`` as valid Unicode: undecodable file-name bytes written ``\\xNN`` (JSON must be UTF-8)."""
+    if value.isascii():
+        return value
+    return _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}" if 0xDC80 <= ord(m.group()) <= 0xDCFF
+                          else f"\\u{ord(m.group()):04x}", value)
+
+
 def jsonable(obj: object, *, arrays: bool = True) -> object:
     """Plain JSON value for results: dataclasses, numpy scalars/arrays, NaN -> null.
 
     With ``arrays=False`` numpy arrays of one dimension or more are left out
     (per-packet detail does not belong in the document).
     """
-    if obj is None or isinstance(obj, (bool, str)):
+    if obj is None or isinstance(obj, bool):
         return obj
+    if isinstance(obj, str):
+        return text(obj)
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (int, np.integer)):
@@ -138,7 +159,7 @@ def stream_dict(stream, metrics, verdict: str | None) -> dict:
 
 def capture_dict(info) -> dict:
     return {
-        "path": info.path,
+        "path": text(info.path),
         "format": info.format,
         "compressed": info.compressed,
         "link_types": list(info.link_types),
@@ -148,7 +169,7 @@ def capture_dict(info) -> dict:
         "last_time": info.last_time_ns / 1e9 if info.last_time_ns is not None else None,
         "duration_s": info.duration_s,
         "truncated": info.truncated,
-        "warnings": list(info.warnings),
+        "warnings": [text(w) for w in info.warnings],
     }
 
 

@@ -37,6 +37,10 @@ SUITE_NAME = "callscope batch"
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+#: a file-name byte that was not UTF-8, as Python holds it (PEP 383)
+_SURROGATE_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def junit_xml(outcomes: Sequence[Outcome], totals: Totals, gates: Gates, *,
               timestamp: float | None = None) -> str:
     """The JUnit XML document for a batch, as text (UTF-8 declaration included).
@@ -124,4 +128,5 @@ def _classname(path: PurePath) -> str:
 
 
 def _clean(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text)
+    """Text XML 1.0 can carry: undecodable file-name bytes as ``\\xNN``, other impossible characters U+FFFD."""
+    return _NOT_XML.sub("\ufffd", _SURROGATE_BYTE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text))

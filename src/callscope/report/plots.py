@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import numpy as np
 
+from callscope.report.text import terminal_safe
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -85,6 +87,11 @@ STYLE = {
     "axes.grid": True,
     "grid.alpha": 0.3,
     "svg.fonttype": "none",
+    # Titles and legends carry capture text (codec names from SDP, Call-IDs):
+    # "$...$" in it must be shown as written, not parsed as mathtext (which
+    # raises on malformed TeX and renders whatever a capture asks for).
+    "text.parse_math": False,
+    "text.usetex": False,
 }
 
 
@@ -174,7 +181,7 @@ def stream_title(stream: MediaStream) -> str:
     if stream.ssrc is not None:
         parts.append(f"SSRC 0x{stream.ssrc:08X}")
     if stream.codec:
-        parts.append(stream.codec)
+        parts.append(terminal_safe(stream.codec))
     elif stream.kind != "rtp":
         parts.append("opaque media")
     return "   ".join(parts)

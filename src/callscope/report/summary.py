@@ -27,7 +27,8 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from callscope.report.jsonout import jsonable
+from callscope.report.jsonout import jsonable, text
+from callscope.report.text import csv_safe, markdown_safe, terminal_safe
 
 if TYPE_CHECKING:
     from callscope.batch import Outcome, Totals
@@ -48,7 +49,7 @@ def record(outcome: Outcome) -> dict:
     r = outcome.result
     s = r.score
     return {
-        "path": r.path,
+        "path": text(r.path),
         "status": outcome.status,
         "verdict": s.verdict if s else None,
         "verdict_confidence": jsonable(s.verdict_confidence) if s else None,
@@ -61,12 +62,12 @@ def record(outcome: Outcome) -> dict:
         "streams": s.streams if s else None,
         "scored_streams": s.scored_streams if s else None,
         "gates": [jsonable(g) for g in outcome.gates],
-        "error": r.error,
+        "error": text(r.error) if r.error is not None else None,
         "error_type": r.error_type,
         "duration_s": round(r.duration_s, 6),
         "cached": r.cached,
         "sha256": r.sha256,
-        "warnings": list(s.warnings) if s else [],
+        "warnings": [text(w) for w in s.warnings] if s else [],
     }
 
 
@@ -80,7 +81,7 @@ def csv_text(outcomes: Sequence[Outcome]) -> str:
         rec["findings"] = "; ".join(f"{f.pattern} {_num(f.confidence, '.2f')}"
                                     for f in (o.result.score.findings if o.result.score else ()))
         rec["failed_gates"] = "; ".join(g.message.replace("\n", " | ") for g in o.failures)
-        writer.writerow(["" if rec[c] is None else rec[c] for c in CSV_COLUMNS])
+        writer.writerow(["" if rec[c] is None else csv_safe(rec[c]) for c in CSV_COLUMNS])
     return out.getvalue()
 
 
@@ -100,13 +101,14 @@ def text_table(outcomes: Sequence[Outcome], totals: Totals) -> str:
             str(s.streams) if s else "-",
             o.status.upper() if o.status != "pass" else "pass",
         ))
+    rows = [tuple(terminal_safe(c) for c in r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for o in outcomes:
         for g in o.failures:
-            lines.append(f"FAIL {o.result.path}: {g.gate}: {_first_line(g.message)}")
+            lines.append(terminal_safe(f"FAIL {o.result.path}: {g.gate}: {_first_line(g.message)}"))
         if o.result.error:
-            lines.append(f"ERROR {o.result.error}")
+            lines.append(terminal_safe(f"ERROR {o.result.error}"))
     lines.append(counts_line(totals))
     return "\n".join(lines) + "\n"
 
@@ -152,9 +154,9 @@ def markdown_summary(outcomes: Sequence[Outcome], totals: Totals, gates: Gates) 
         lines += ["", "### Failures and errors", ""]
         for o in problems:
             if o.result.error:
-                lines.append(f"- `{_cell(o.result.path)}`: error: {_cell(o.result.error)}")
+                lines.append(f"- `{_cell(o.result.path)}`: error: {markdown_safe(o.result.error)}")
             for g in o.failures:
-                detail = "; ".join(_cell(line) for line in g.message.splitlines())
+                detail = "; ".join(markdown_safe(line) for line in g.message.splitlines())
                 lines.append(f"- `{_cell(o.result.path)}`: **{g.gate}**: {detail}")
     return "\n".join(lines) + "\n"
 
@@ -164,8 +166,9 @@ def _num(value: float | None, spec: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell or list item (pipes escaped, one line)."""
-    return text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    """Text for a Markdown code span in a table cell or list item: literal there (no HTML,
+    no emphasis), one line, controls escaped, pipes escaped for the table, no backticks."""
+    return terminal_safe(text).replace("|", "\\|").replace("`", "'")
 
 
 def _first_line(text: str) -> str:

@@ -1,11 +1,66 @@
-"""Terminal, Markdown and CSV forms of a Report."""
+"""Terminal, Markdown and CSV forms of a Report, and the escaping every output uses.
+
+Everything a capture controls (file names, SIP Call-IDs, codec names from
+SDP, warnings quoting them) is escaped for the medium it goes to:
+
+- terminal: control characters (C0, C1, DEL), bidirectional overrides and
+  undecodable file-name bytes are shown as ``\\x1b``-style escapes
+  (:func:`terminal_safe`), so a Call-ID cannot retitle a window or clear
+  the screen;
+- CSV: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+  return gets a leading ``'`` so spreadsheets show it instead of evaluating
+  it (OWASP, "CSV Injection") (:func:`csv_safe`);
+- Markdown: ASCII punctuation that Markdown or inline HTML would interpret
+  is backslash-escaped (CommonMark 0.31 §2.4) (:func:`markdown_safe`).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 
 from callscope.report.jsonout import report_dict
+
+#: C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings,
+#: overrides and isolates (Unicode TR 9), and lone surrogates (what Python
+#: makes of file-name bytes that are not UTF-8).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+#: OWASP CSV injection: cells a spreadsheet would read as a formula or command
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: ASCII punctuation Markdown (or the HTML it allows) gives a meaning
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&$])")
+
+
+def _escape(m: re.Match) -> str:
+    c = ord(m.group())
+    if 0xDC80 <= c <= 0xDCFF:  # a byte >= 0x80 that was not UTF-8 (PEP 383 surrogateescape)
+        return f"\\x{c - 0xDC00:02x}"
+    return f"\\x{c:02x}" if c <= 0xFF else f"\\u{c:04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control, bidi-override and undecodable character shown as an escape.
+
+    Examples
+    --------
+    >>> print(terminal_safe("call\\x1b]0;pwned\\x07"))
+    call\\x1b]0;pwned\\x07
+    """
+    return _UNSAFE.sub(_escape, text)
+
+
+def csv_safe(value: object) -> object:
+    """A CSV cell: text made terminal-safe and kept from being read as a formula; other values as they are."""
+    if not isinstance(value, str):
+        return value
+    value = terminal_safe(value)
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def markdown_safe(text: str) -> str:
+    """``text`` as literal Markdown: one line, special punctuation backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", terminal_safe(text))
 
 COLUMNS = (
     ("id", "id", "{}"),
@@ -103,7 +158,7 @@ def text_report(report) -> str:
         out.extend(f"  {n}" for n in doc["notes"])
     for w in cap["warnings"]:
         out.append(f"warning: {w}")
-    return "\n".join(out).rstrip() + "\n"
+    return "\n".join(terminal_safe(line) for line in out).rstrip() + "\n"
 
 
 def markdown_report(report) -> str:
@@ -112,22 +167,22 @@ def markdown_report(report) -> str:
     rows = _rows(doc)
     header = [c[0] for c in COLUMNS]
     lines = [
-        f"### {doc['capture']['path']}",
+        f"### {markdown_safe(doc['capture']['path'])}",
         "",
-        f"**Verdict: {doc['verdict']['pattern']}** — {doc['verdict']['summary']}",
+        f"**Verdict: {doc['verdict']['pattern']}** — {markdown_safe(doc['verdict']['summary'])}",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
     for r in _table(rows):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
+        lines.append("| " + " | ".join(markdown_safe(c) for c in r) + " |")
     if doc["findings"]:
         lines += ["", "Findings:", ""]
         for f in doc["findings"]:
-            lines.append(f"- **{f['pattern']}** ({f.get('confidence', 0):.2f}) {f.get('summary', '')}")
+            lines.append(f"- **{f['pattern']}** ({f.get('confidence', 0):.2f}) {markdown_safe(f.get('summary', ''))}")
     if doc.get("notes"):
         lines += ["", "Notes:", ""]
-        lines += [f"- {n}" for n in doc["notes"]]
+        lines += [f"- {markdown_safe(n)}" for n in doc["notes"]]
     return "\n".join(lines) + "\n"
 
 
@@ -144,5 +199,5 @@ def csv_report(report) -> str:
     w = csv.DictWriter(buf, fieldnames=["capture", *keys], extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for s in streams:
-        w.writerow({"capture": doc["capture"]["path"], **{k: s.get(k) for k in keys}})
+        w.writerow({"capture": csv_safe(doc["capture"]["path"]), **{k: csv_safe(s.get(k)) for k in keys}})
     return buf.getvalue()

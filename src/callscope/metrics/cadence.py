@@ -271,11 +271,11 @@ def _refine_interval(t: np.ndarray, ptime: float) -> float:
 
 
 def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
-    """Index where the sender re-packetised (longer frames, bigger packets), or 0.
+    """Index where the sender re-packetised (longer frames, packets resized), or 0.
 
     A whole-multiple rise of the typical gap that comes with packets growing
-    in proportion is the sender changing its packet interval (a codec
-    adaptation), not loss: a lost packet does not make its neighbours bigger.
+    in proportion, or shrinking, is the sender changing its packet interval (a
+    codec adaptation), not loss: a lost packet does not resize its neighbours.
     """
     n = t.size
     if n < 100:
@@ -298,13 +298,17 @@ def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
         return 0  # simultaneous or empty packets before: no interval to have changed from
     ratio = float(np.median(gap_w[kw:])) / gap_before
     grow = float(np.median(size_w[kw:])) / size_before
-    if ratio < 1.6 or grow < max(MIN_GROWTH, 0.6 * ratio):
+    # Longer frames in bigger packets (the same codec, more audio a packet),
+    # or in smaller ones (a lower bitrate besides): either way the sender
+    # changed. A network dropping packets changes neither neighbour's size.
+    if ratio < 1.6 or not (grow >= max(MIN_GROWTH, 0.6 * ratio) or grow <= 1.0 / MIN_GROWTH):
         return 0
     # To the packet: the first one, near the window found, from which packets
-    # are as big as after the change (the geometric mean of the two levels).
+    # are sized as after the change (past the geometric mean of the two levels).
     lo, hi = max(0, (kw - 1) * w), min(n, (kw + 1) * w)
-    big = size[lo:hi] >= np.sqrt(np.median(size_w[:kw]) * np.median(size_w[kw:]))
-    first = np.flatnonzero(big)
+    middle = np.sqrt(np.median(size_w[:kw]) * np.median(size_w[kw:]))
+    after = size[lo:hi] >= middle if grow > 1.0 else size[lo:hi] <= middle
+    first = np.flatnonzero(after)
     return lo + int(first[0]) if first.size else kw * w
 
 

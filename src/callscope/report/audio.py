@@ -338,6 +338,13 @@ def _positions(ts_out: np.ndarray, time_s: np.ndarray, n: np.ndarray, rate: int)
         notes.append(f"{int(long.sum())} gaps longer than {MAX_GAP_S:g} s clipped to {MAX_GAP_S:g} s "
                      f"({(step[long] - max_gap).sum() / rate:.1f} s left out)")
         step = np.minimum(step, max_gap)
+    # Arrival times out of order (a merged or damaged capture) make every
+    # step above a long one: the whole must still fit the stream's real span.
+    real = min(float(np.ptp(time_s)), float(time_s.size) * MAX_GAP_S) * rate
+    if step.sum() > STRETCH_FACTOR * real + STRETCH_SLACK_S * rate:
+        notes.append(f"timestamps and arrival times both disordered: the {pos.size} packets are "
+                     f"played back to back")
+        step = n[:-1].astype(np.int64)
     return np.concatenate([[0], np.cumsum(step)]), notes
 
 

@@ -139,7 +139,7 @@ def test_huge_sip_message_is_parsed_in_bounded_time():
     message = head + b"X-Pad: " + b"a" * (64 << 20) + b"\r\n\r\n" + sdp("4000").encode()
     start = time.perf_counter()
     m = parse_sip(message, 1, 0)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 20.0  # a hang guard: 64 MB once took 100 s
     assert m.call_id == "big" and m.media == ()  # the body lies past MAX_SIP_BYTES
     assert len(message) > MAX_SIP_BYTES
 

@@ -263,8 +263,8 @@ def _one_direction_stopped(
         summary=(
             f"everything from {sender} stops at {cut_at:.2f} s (no media, RTCP or STUN after it) while "
             f"the other side keeps sending for another {gap:.1f} s into the silence: the call was cut "
-            f"after T = {cut_at - media_start:.2f} s, B = {b:.0f} bytes both ways "
-            f"({stopped.bytes:.0f} from {sender}), N = {stopped.packets} packets from {sender} "
+            f"after T = {cut_at - media_start:.2f} s, B = {stopped.bytes:.0f} bytes from {sender} "
+            f"({b:.0f} both ways), N = {stopped.packets} packets from {sender} "
             f"(seen from one end, a cut of both directions and a block of this one look alike)"
         ),
         stream_id=victim.stream_id,
@@ -275,9 +275,11 @@ def _one_direction_stopped(
         params=(
             Evidence("time_s", round(cut_at - media_start, 3), "s"),
             Evidence("at_s", round(cut_at, 3), "s"),
-            Evidence("bytes", round(b, 1), "B"),
-            Evidence("bytes_stopped_direction", stopped.bytes, "B"),
-            Evidence("ip_bytes_stopped_direction", stopped.ip_bytes, "B"),
+            # What was seen cut: the silent direction's media (UDP payload,
+            # and as IP packets, what an nftables quota meters).
+            Evidence("bytes", stopped.bytes, "B"),
+            Evidence("ip_bytes", stopped.ip_bytes, "B"),
+            Evidence("bytes_both_ways", round(b, 1), "B"),
             Evidence("packets", stopped.packets, "packets"),
         ),
     )

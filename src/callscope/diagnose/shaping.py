@@ -82,6 +82,8 @@ def _own_queue_finding(trace: Trace, own: OwnQueue | None) -> Finding | None:
     if trace.loss_fraction < LOSSLESS_TAIL_LOSS and held < LOSSLESS_MIN_QUEUE_S:
         return None
     confidence = ramp(own.r2, 0.6, OWN_QUEUE_R2 + 0.05) * ramp(held, MIN_QUEUE_S, 2 * MIN_QUEUE_S)
+    payload = float(np.mean(trace.received_size)) if trace.received_count else 0.0
+    payload_share = payload / (payload + trace.header_bytes + ETHERNET_HEADER) if payload > 0 else 0.0
     if confidence < 0.2:
         return None
     ms = 1000.0
@@ -107,6 +109,8 @@ def _own_queue_finding(trace: Trace, own: OwnQueue | None) -> Finding | None:
         audible=AUDIBLE["shaping"],
         spans=((round(trace.start, 3), round(trace.end, 3)),),
         params=(
+            # The same rate in UDP payload bytes, the unit of the ramp's estimate.
+            Evidence("rate_Bps", round(own.rate_Bps * payload_share, 1), "B/s"),
             Evidence("rate_l2_Bps", round(own.rate_Bps, 1), "B/s"),
             Evidence("queue_delay_s", round(held, 4), "s"),
         ),

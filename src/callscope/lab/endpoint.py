@@ -395,7 +395,7 @@ class Endpoint:
 
     def sip_headers(self, call: dict[str, Any], method: str, cseq: int, request: bool) -> str:
         me, peer = self.local, self.cfg["peer"]
-        lp, pp = call["local_port"], call["peer_port"]
+        lp = call["local_port"]
         return (f"Via: SIP/2.0/UDP {me}:{lp};branch=z9hG4bK{call['call_id'][:8]}{cseq}\n"
                 f"From: <sip:caller@{me if call['role'] == 'uac' else peer}>;tag=a{call['call_id'][:6]}\n"
                 f"To: <sip:callee@{peer if call['role'] == 'uac' else me}>"

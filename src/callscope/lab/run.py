@@ -30,8 +30,21 @@ from callscope.capture.reader import read_datagrams
 from callscope.errors import CallscopeError
 from callscope.lab import topology as topo
 from callscope.lab.scenario import (
-    A_RTP, A_RTP_2, A_SIP, B_RTP, B_RTP_2, B_SIP, DIRECTIONS, EGRESS, NFT_FAMILY, NFT_TABLE, STUN_PORT,
-    Scenario, gate_schedule, nft_ruleset, tc_commands,
+    A_RTP,
+    A_RTP_2,
+    A_SIP,
+    B_RTP,
+    B_RTP_2,
+    B_SIP,
+    DIRECTIONS,
+    EGRESS,
+    NFT_FAMILY,
+    NFT_TABLE,
+    STUN_PORT,
+    Scenario,
+    gate_schedule,
+    nft_ruleset,
+    tc_commands,
 )
 from callscope.lab.truth import FlowTruth, follow, unmatched_received
 

@@ -102,11 +102,12 @@ def corpus(out: str, only: str, seed: int, jobs: int) -> None:
 @lab.command("clean")
 def clean() -> None:
     """Remove what a killed lab run left behind (its cs-lab-* namespaces and their processes)."""
-    from callscope.lab.run import check_host
+    from callscope.lab.run import check_host, lab_lock
     from callscope.lab.run import clean as do_clean
 
     check_host()
-    removed = do_clean()
+    with lab_lock():
+        removed = do_clean()
     click.echo(f"removed {', '.join(removed)}" if removed else "nothing to clean")
 
 

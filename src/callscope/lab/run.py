@@ -9,6 +9,7 @@ left behind (:func:`clean`).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -55,6 +56,29 @@ TOOLS = ("ip", "nft", "tc", "tcpdump")
 #: Patterns whose truth is "packets were lost": with no loss at all the run is clean.
 LOSS_PATTERNS = frozenset({"random-loss", "bursty-loss", "intermittent-outage", "policing", "cutoff",
                            "one-way", "congestion"})
+
+
+#: Held for the whole of a run: the lab's names are fixed, so two runs at once would tear each other down.
+LOCK_PATH = Path("/run/lock/callscope-lab.lock")
+
+
+class LabBusy(CallscopeError):
+    """Another lab run holds the lock."""
+
+
+@contextmanager
+def lab_lock() -> Iterator[None]:
+    """Hold the lab's lock, or raise :class:`LabBusy` at once if another run holds it."""
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_PATH, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LabBusy(f"another callscope lab run is in progress (it holds {LOCK_PATH}): wait for it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class LabUnavailable(CallscopeError):
@@ -263,7 +287,11 @@ def run_scenario(s: Scenario, out_dir: str | os.PathLike[str], log: Callable[[st
     cannot run and :class:`LabError` when a run fails (after tearing down).
     """
     check_host()
-    out = Path(out_dir)
+    with lab_lock():
+        return _run_locked(s, Path(out_dir), log)
+
+
+def _run_locked(s: Scenario, out: Path, log: Callable[[str], None]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     stale = clean()
     if stale:

@@ -133,10 +133,11 @@ def follow(sent_side: Datagrams, recv_side: Datagrams, sender: str, receiver: st
     tx_keys = occurrence_keys(payload_hashes(tx))
     rx_keys = occurrence_keys(payload_hashes(rx))
     rx_sorted = np.argsort(rx_keys)
-    pos = np.searchsorted(rx_keys[rx_sorted], tx_keys)
-    pos_c = np.minimum(pos, max(rx_keys.size - 1, 0))
-    hit = (pos < rx_keys.size) & (rx_keys[rx_sorted][pos_c] == tx_keys) if rx_keys.size else np.zeros(len(tx), bool)
-    match = np.where(hit, rx_sorted[pos_c], -1)
+    match = np.full(len(tx), -1, np.int64)
+    if rx_keys.size:
+        pos = np.minimum(np.searchsorted(rx_keys[rx_sorted], tx_keys), rx_keys.size - 1)
+        hit = rx_keys[rx_sorted][pos] == tx_keys
+        match[hit] = rx_sorted[pos[hit]]
     keys, flow = group_rows(flow_keys(tx))
     rx_flow_keys, rx_flow = group_rows(flow_keys(rx))
     out = []

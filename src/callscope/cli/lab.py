@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import click
@@ -62,38 +61,17 @@ def run(scenario: str, out: str, seed: int) -> None:
 def corpus(out: str, only: str, seed: int, jobs: int) -> None:
     """Run the whole catalogue (or --only some patterns) into OUTPUT; exit 1 if a truth failed verification."""
     from callscope.lab.catalogue import catalogue
-    from callscope.lab.run import LabError, check_host, run_scenario
+    from callscope.lab.run import check_host, run_corpus
 
     check_host()
     wanted = tuple(p.strip() for p in only.split(",") if p.strip())
     scenarios = catalogue(seed, wanted)
     if not scenarios:
         raise CallscopeError(f"--only {only!r} selects no scenario: `callscope lab list` shows the labels")
-    Path(out).mkdir(parents=True, exist_ok=True)
-    rows, started = [], time.time()
-    for i, s in enumerate(scenarios, 1):
-        t = time.time()
-        try:
-            doc = run_scenario(s, out)
-        except LabError as e:
-            click.echo(f"[{i}/{len(scenarios)}] {s.name}: FAILED: {e}", err=True)
-            rows.append({"scenario": s.name, "intended": s.label, "error": str(e)})
-            continue
-        v = doc["verification"]
-        rows.append({"scenario": s.name, "label": doc["label"], "intended": s.label, "verified": v["ok"],
-                     "seconds": round(time.time() - t, 1),
-                     "dropped": {d: x["truth_dropped"] for d, x in v["directions"].items()},
-                     "kernel": {d: x["kernel_dropped_call_packets"] for d, x in v["directions"].items()}})
-        click.echo(f"[{i}/{len(scenarios)}] {s.name}: {doc['label']}, dropped "
-                   + ", ".join(f"{d} {x['truth_dropped']} (kernel {x['kernel_dropped_call_packets']})"
-                               for d, x in v["directions"].items())
-                   + (", verified" if v["ok"] else ", NOT VERIFIED"), err=True)
-    elapsed = time.time() - started
-    summary = {"seed": seed, "only": list(wanted), "scenarios": len(scenarios), "seconds": round(elapsed, 1),
-               "verified": sum(bool(r.get("verified")) for r in rows),
-               "failed": sum("error" in r for r in rows), "runs": rows}
+    summary = run_corpus(scenarios, out, log=lambda m: click.echo(m, err=True))
+    summary.update(seed=seed, only=list(wanted))
     Path(out, "corpus.json").write_text(json.dumps(summary, indent=1))
-    click.echo(f"{len(scenarios)} scenarios in {elapsed / 60:.1f} min: {summary['verified']} verified, "
+    click.echo(f"{len(scenarios)} scenarios in {summary['seconds'] / 60:.1f} min: {summary['verified']} verified, "
                f"{summary['failed']} failed -> {out}")
     if summary["verified"] != len(scenarios):
         raise SystemExit(1)

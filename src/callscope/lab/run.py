@@ -66,18 +66,31 @@ class LabBusy(CallscopeError):
     """Another lab run holds the lock."""
 
 
+_held = 0
+
+
 @contextmanager
 def lab_lock() -> Iterator[None]:
-    """Hold the lab's lock, or raise :class:`LabBusy` at once if another run holds it."""
+    """Hold the lab's lock (re-entrant within this process), or raise :class:`LabBusy` at once."""
+    global _held
+    if _held:
+        _held += 1
+        try:
+            yield
+        finally:
+            _held -= 1
+        return
     LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK_PATH, "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LabBusy(f"another callscope lab run is in progress (it holds {LOCK_PATH}): wait for it") from None
+        _held = 1
         try:
             yield
         finally:
+            _held = 0
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
@@ -498,3 +511,35 @@ def _derived_params(s: Scenario, main: FlowTruth | None, flows: list[FlowTruth])
         out["bytes"] = float(main.payload_len[:first][main.delivered[:first]].sum())
         out["packets"] = float(np.count_nonzero(main.delivered[:first]))
     return out
+
+
+def run_corpus(scenarios: list[Scenario], out_dir: str | os.PathLike[str],
+               log: Callable[[str], None] = lambda _: None) -> dict:
+    """Run ``scenarios`` one after the other (holding the lab for the whole corpus).
+
+    A scenario that fails is reported and the corpus goes on. Returns a
+    summary: per run its label, the truth's and the kernel's drop counts per
+    direction, whether it was verified, and the seconds it took.
+    """
+    rows, started = [], time.time()
+    with lab_lock():  # nothing else may run in the lab between two scenarios
+        for i, s in enumerate(scenarios, 1):
+            t = time.time()
+            try:
+                doc = run_scenario(s, out_dir)
+            except LabError as e:
+                log(f"[{i}/{len(scenarios)}] {s.name}: FAILED: {e}")
+                rows.append({"scenario": s.name, "intended": s.label, "error": str(e)})
+                continue
+            v = doc["verification"]
+            rows.append({"scenario": s.name, "label": doc["label"], "intended": s.label, "verified": v["ok"],
+                         "seconds": round(time.time() - t, 1),
+                         "dropped": {d: x["truth_dropped"] for d, x in v["directions"].items()},
+                         "kernel": {d: x["kernel_dropped_call_packets"] for d, x in v["directions"].items()}})
+            log(f"[{i}/{len(scenarios)}] {s.name}: {doc['label']}, dropped "
+                + ", ".join(f"{d} {x['truth_dropped']} (kernel {x['kernel_dropped_call_packets']})"
+                            for d, x in v["directions"].items())
+                + (", verified" if v["ok"] else ", NOT VERIFIED"))
+    return {"scenarios": len(scenarios), "seconds": round(time.time() - started, 1),
+            "verified": sum(bool(r.get("verified")) for r in rows),
+            "failed": sum("error" in r for r in rows), "runs": rows}

@@ -247,3 +247,12 @@ def test_lab_list_names_every_scenario():
     assert result.exit_code == 0
     assert len(result.output.splitlines()) == len(catalogue(1))
     assert "police_packets_98pct" in result.output
+
+
+def test_burst_cross_traffic_leaves_in_back_to_back_clumps():
+    rng = np.random.default_rng(4)
+    t = cross_schedule({"size": 1200, "base_kbit": 0.0, "on_kbit": 1000.0, "on_mean_s": 1.0, "off_mean_s": 1.0,
+                        "clump": 4}, 60.0, rng)
+    assert t.size % 4 == 0 and t.size > 400
+    clumps = t.reshape(-1, 4)
+    assert np.all(clumps == clumps[:, :1])  # four packets at the same instant

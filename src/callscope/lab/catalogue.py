@@ -66,14 +66,20 @@ def _r(x: float, nd: int = 3) -> float:
 
 
 def background(rng: np.random.Generator, directions: tuple[str, ...]) -> tuple[tuple[Qdisc, ...], tuple[CrossTraffic, ...]]:
-    """A busy access link per direction: a tbf of 1.5-5 Mbit/s with a 50 ms queue, 10-60 % cross load."""
+    """A busy access link per direction: a tbf of 1.5-5 Mbit/s with a 50 ms queue, 10-60 % cross load.
+
+    The cross traffic's bursts come in clumps of 2-8 full-size packets, so a
+    voice packet now and then waits behind a few ms of them: background
+    jitter, no loss of the call's packets (the queue holds 50 ms).
+    """
     qd, xt = [], []
     for d in directions:
         rate = float(rng.uniform(1.5e6, 5e6))
         qd.append(Qdisc(d, "tbf", int(rate), burst_bytes=12000, limit_bytes=int(rate / 8 * 0.05) + 12000))
         xt.append(CrossTraffic(d, base_kbit=_r(rate / 1000 * rng.uniform(0.05, 0.2), 1),
                                on_kbit=_r(rate / 1000 * rng.uniform(0.2, 0.45), 1),
-                               on_mean_s=_r(rng.uniform(0.2, 1.0)), off_mean_s=_r(rng.uniform(1.0, 4.0))))
+                               on_mean_s=_r(rng.uniform(0.2, 1.0)), off_mean_s=_r(rng.uniform(1.0, 4.0)),
+                               clump=int(rng.integers(2, 9))))
     return tuple(qd), tuple(xt)
 
 
@@ -285,7 +291,7 @@ def _bottleneck(rng: np.random.Generator, label: str, n: int) -> list[Scenario]:
             on = rate / 1000 * rng.uniform(1.0, 1.5)
             on_mean, off_mean = rng.uniform(0.2, 0.6), rng.uniform(1.5, 3.0)
         xt = CrossTraffic(d, base_kbit=_r(rate / 1000 * rng.uniform(0.05, 0.15), 1), on_kbit=_r(on, 1),
-                          on_mean_s=_r(on_mean), off_mean_s=_r(off_mean))
+                          on_mean_s=_r(on_mean), off_mean_s=_r(off_mean), clump=int(rng.integers(1, 5)))
         q = Qdisc(d, "tbf", rate, burst_bytes=3000, limit_bytes=limit)
         qd2, xt2 = background(rng, (_other(d),))
         out.append(Scenario(f"{'congestion' if label == 'congestion' else 'jitter'}_tbf{rate // 1000}k_xt{on:.0f}k_{codec}",

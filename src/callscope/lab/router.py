@@ -40,7 +40,12 @@ RELAY_PORTS = (50000, 50001, 50002, 50003)  # A side RTP/RTCP, B side RTP/RTCP
 
 
 def cross_schedule(spec: dict[str, Any], duration: float, rng: np.random.Generator) -> np.ndarray:
-    """Departure times (s) of cross traffic: Poisson base plus on/off bursts."""
+    """Departure times (s) of cross traffic: Poisson base plus on/off bursts.
+
+    Burst packets leave in clumps of ``clump`` back to back (as a TCP sender's
+    window does), at the burst's average rate: the queue behind them is what
+    gives the call its background jitter.
+    """
     size_bits = 8.0 * (float(spec["size"]) + 28)
     out = []
     base_pps = float(spec["base_kbit"]) * 1000.0 / size_bits
@@ -52,7 +57,8 @@ def cross_schedule(spec: dict[str, Any], duration: float, rng: np.random.Generat
         t = rng.exponential(float(spec["off_mean_s"]))
         while t < duration:
             length = rng.exponential(float(spec["on_mean_s"]))
-            out.append(np.arange(t, min(t + length, duration), 1.0 / on_pps))
+            clump = max(1, int(spec.get("clump", 1)))
+            out.append(np.repeat(np.arange(t, min(t + length, duration), clump / on_pps), clump))
             t += length + rng.exponential(float(spec["off_mean_s"]))
     return np.sort(np.concatenate(out)) if out else np.zeros(0)
 

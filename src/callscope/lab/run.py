@@ -340,7 +340,7 @@ def _run_locked(s: Scenario, out: Path, log: Callable[[str], None]) -> dict:
                 src, dst = (topo.ADDR_RB, topo.ADDR_B) if x.direction == "a->b" else (topo.ADDR_RA, topo.ADDR_A)
                 r_cfg["cross"].append({"direction": x.direction, "src": src, "dst": dst, "dst_port": topo.SINK_PORT,
                                        "base_kbit": x.base_kbit, "on_kbit": x.on_kbit, "on_mean_s": x.on_mean_s,
-                                       "off_mean_s": x.off_mean_s, "size": x.size, "start_s": -1.0,
+                                       "off_mean_s": x.off_mean_s, "size": x.size, "clump": x.clump, "start_s": -1.0,
                                        "stop_s": end_rel - 0.3})
             if s.media.relay_until_s is not None:
                 r_cfg["relay"] = {"addr": topo.ADDR_RELAY, "a": topo.ADDR_A, "a_port": A_RTP,

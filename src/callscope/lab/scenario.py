@@ -126,7 +126,8 @@ class CrossTraffic:
     """UDP cross traffic from the router towards ``direction``'s receiver.
 
     A Poisson base of ``base_kbit`` plus on/off bursts at ``on_kbit`` with
-    exponential on and off times; packets of ``size`` bytes (UDP payload).
+    exponential on and off times; packets of ``size`` bytes (UDP payload),
+    burst packets in clumps of ``clump`` sent back to back.
     """
 
     direction: str
@@ -135,6 +136,7 @@ class CrossTraffic:
     on_mean_s: float = 0.5
     off_mean_s: float = 2.0
     size: int = 1200
+    clump: int = 1
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def run(scenario: str, out: str, seed: int) -> None:
 def corpus(out: str, only: str, seed: int, jobs: int) -> None:
     """Run the whole catalogue (or --only some patterns) into OUTPUT; exit 1 if a truth failed verification."""
     from callscope.lab.catalogue import catalogue
-    from callscope.lab.run import check_host, run_corpus
+    from callscope.lab.run import check_host, corpus_index, run_corpus
 
     check_host()
     wanted = tuple(p.strip() for p in only.split(",") if p.strip())
@@ -71,6 +71,7 @@ def corpus(out: str, only: str, seed: int, jobs: int) -> None:
     summary = run_corpus(scenarios, out, log=lambda m: click.echo(m, err=True))
     summary.update(seed=seed, only=list(wanted))
     Path(out, "corpus.json").write_text(json.dumps(summary, indent=1))
+    Path(out, "INDEX.md").write_text(corpus_index(out))
     click.echo(f"{len(scenarios)} scenarios in {summary['seconds'] / 60:.1f} min: {summary['verified']} verified, "
                f"{summary['failed']} failed -> {out}")
     if summary["verified"] != len(scenarios):

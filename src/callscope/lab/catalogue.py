@@ -66,16 +66,17 @@ def _r(x: float, nd: int = 3) -> float:
 
 
 def background(rng: np.random.Generator, directions: tuple[str, ...]) -> tuple[tuple[Qdisc, ...], tuple[CrossTraffic, ...]]:
-    """A busy access link per direction: a tbf of 1.5-5 Mbit/s with a 50 ms queue, 10-60 % cross load.
+    """A busy access link per direction: a tbf of 1.5-5 Mbit/s, 10-60 % cross load.
 
     The cross traffic's bursts come in clumps of 2-8 full-size packets, so a
-    voice packet now and then waits behind a few ms of them: background
-    jitter, no loss of the call's packets (the queue holds 50 ms).
+    voice packet now and then waits behind a few to 50 ms of them:
+    background jitter, but no loss (the queue holds 150 ms and more).
     """
     qd, xt = [], []
     for d in directions:
         rate = float(rng.uniform(1.5e6, 5e6))
-        qd.append(Qdisc(d, "tbf", int(rate), burst_bytes=12000, limit_bytes=int(rate / 8 * 0.05) + 12000))
+        # A 2-packet token bucket: clumps queue instead of passing at line rate.
+        qd.append(Qdisc(d, "tbf", int(rate), burst_bytes=3000, limit_bytes=int(rate / 8 * 0.15) + 12000))
         xt.append(CrossTraffic(d, base_kbit=_r(rate / 1000 * rng.uniform(0.05, 0.2), 1),
                                on_kbit=_r(rate / 1000 * rng.uniform(0.2, 0.45), 1),
                                on_mean_s=_r(rng.uniform(0.2, 1.0)), off_mean_s=_r(rng.uniform(1.0, 4.0)),

@@ -480,6 +480,9 @@ def _label(s: Scenario, flows: list[FlowTruth]) -> tuple[str, tuple[str, ...], d
     lost = sum(f.dropped for f in flows if f.direction in dirs and f.kind in ("rtp", "opaque"))
     sent = sum(f.sent for f in flows if f.direction in dirs and f.kind in ("rtp", "opaque"))
     params["true_loss_fraction"] = round(lost / sent, 6) if sent else 0.0
+    if s.label not in LOSS_PATTERNS and s.label != "shaping" and lost:
+        # A negative that lost packets is no longer a clean negative: say so beside the label.
+        params["unintended_loss_packets"] = lost
     if s.label in LOSS_PATTERNS and lost == 0:
         label = "jitter" if s.label == "congestion" else "clean"
         return label, (label,), params
@@ -543,3 +546,27 @@ def run_corpus(scenarios: list[Scenario], out_dir: str | os.PathLike[str],
     return {"scenarios": len(scenarios), "seconds": round(time.time() - started, 1),
             "verified": sum(bool(r.get("verified")) for r in rows),
             "failed": sum("error" in r for r in rows), "runs": rows}
+
+
+def corpus_index(out_dir: str | os.PathLike[str]) -> str:
+    """A Markdown table of every lab truth in ``out_dir``: label, media, per-direction loss, delay, checks."""
+    rows = ["| scenario | label | accept | media | sent a->b / b->a | lost a->b / b->a | loss % | "
+            "delay p95 ms | truth == kernel | tcpdump drops |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(Path(out_dir).glob("*.truth.json")):
+        doc = json.loads(path.read_text())
+        if doc.get("generator") != "callscope lab":
+            continue
+        media = [st for st in doc["streams"] if st.get("kind") in ("rtp", "opaque") and "sent" in st]
+        sent = {d: sum(st["sent"] for st in media if st["direction"] == d) for d in DIRECTIONS}
+        lost = {d: sum(st["dropped"] for st in media if st["direction"] == d) for d in DIRECTIONS}
+        p95 = max((st["delay_ms"]["p95"] for st in media if "delay_ms" in st), default=0.0)
+        v = doc["verification"]
+        exact = all(x["truth_equals_kernel"] for x in v["directions"].values())
+        m = doc["media"]
+        loss = " / ".join(f"{100 * lost[d] / sent[d]:.1f}" if sent[d] else "-" for d in DIRECTIONS)
+        rows.append(
+            f"| {doc['scenario']} | {doc['label']} | {', '.join(doc['accept'])} | {m['codec']} {m['duration_s']} s | "
+            f"{sent['a->b']} / {sent['b->a']} | {lost['a->b']} / {lost['b->a']} | {loss} | {p95:.1f} | "
+            f"{'yes' if exact else 'NO'} | {doc['capture']['a']['dropped_by_kernel'] + doc['capture']['b']['dropped_by_kernel']} |")
+    return "\n".join(rows) + "\n"

@@ -208,7 +208,10 @@ def test_truth_finds_the_exact_dropped_packets_and_delays(tmp_path):
     assert np.flatnonzero(~rtp.delivered).tolist() == [3, 4, 8]
     assert rtp.seq[~rtp.delivered].tolist() == [3, 4, 8]
     assert rtp.dropped_ranges() == [[3, 4, 0.06, 0.08], [8, 8, 0.16, 0.16]]
-    assert rtp.to_json()["delay_ms"]["min"] == pytest.approx(5.0, abs=1e-3)
+    doc = rtp.to_json()
+    assert doc["delay_ms"]["min"] == pytest.approx(5.0, abs=1e-3)
+    # the k-th packet A sent was stamped at B 5 ms + k ms after its departure
+    assert doc["delay_us"][:4] == [5000, 6000, 7000, 11000]  # the 4th of A's packets was the STUN request
     stun_flow = flows["stun"]
     assert stun_flow.delivered.tolist() == [True, False]  # first copy arrived, the second did not
     assert unmatched_received(a_side, b_side, A, B) == 0

@@ -80,6 +80,9 @@ class FlowTruth:
             doc["ssrc"] = self.ssrc
         if self.seq is not None:
             doc["dropped_seq"] = self.seq[~self.delivered].tolist()
+        if self.kind in ("rtp", "opaque"):
+            # every survivor's one-way delay, in order (both captures share one kernel clock)
+            doc["delay_us"] = np.round(self.delay_ns / 1e3).astype(np.int64).tolist()
         if d.size:
             doc["delay_ms"] = {"min": round(float(d.min()), 4), "median": round(float(np.median(d)), 4),
                                "p95": round(float(np.percentile(d, 95)), 4), "max": round(float(d.max()), 4)}

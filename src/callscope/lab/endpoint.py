@@ -112,6 +112,22 @@ class RxStats:
                            int(self.jitter), self.lsr, dlsr)
 
 
+#: epoll waits in whole milliseconds (rounded up): the loop waits in it until this
+#: close to a deadline, then sleeps the rest with nanosleep (microsecond precision).
+EPOLL_SLACK_S = 0.002
+
+
+def coarse_wait(wait: float) -> float:
+    """How long to wait in ``select`` (0 when the deadline is too close for its ms timer)."""
+    return max(0.0, wait - EPOLL_SLACK_S)
+
+
+def fine_wait(wait: float) -> None:
+    """Sleep the last stretch before a deadline precisely (no-op when it is not that close)."""
+    if 0.0 < wait <= EPOLL_SLACK_S:
+        time.sleep(wait)
+
+
 def ntp64(t: float) -> tuple[int, int]:
     """NTP timestamp (RFC 5905 §6) of Unix time ``t``: seconds and fraction."""
     sec = int(t) + NTP_EPOCH_OFFSET
@@ -484,8 +500,9 @@ class Endpoint:
                 break
             due = self.events[0][0] if self.events else self.stop_at
             wait = min(due, self.stop_at) - now
-            for key, _ in self.sel.select(timeout=max(0.0, wait)):
+            for key, _ in self.sel.select(timeout=coarse_wait(wait)):
                 self.receive(key.data, key.fileobj)
+            fine_wait(min(due, self.stop_at) - self.now())
             now = self.now()
             while self.events and self.events[0][0] <= now:
                 sched, _, fn, args = heapq.heappop(self.events)

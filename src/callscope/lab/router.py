@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from callscope.lab.endpoint import coarse_wait, fine_wait
+
 SO_SNDBUFFORCE = 32  # Linux <asm-generic/socket.h>; not exported by the socket module
 RELAY_PORTS = (50000, 50001, 50002, 50003)  # A side RTP/RTCP, B side RTP/RTCP
 
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         due = events[0][0] if events else stop_at
         wait = max(0.0, min(due, stop_at) - now)
         if relay:
-            for key, _ in sel.select(timeout=wait):
+            for key, _ in sel.select(timeout=coarse_wait(wait)):
                 p = key.data
                 while True:
                     try:
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                     except OSError:
                         pass
                     log["relayed"][str(p)] += 1
+            fine_wait(due - (time.perf_counter() + offset))
         elif wait > 0:
             time.sleep(wait)
         now = time.perf_counter() + offset

@@ -436,6 +436,12 @@ def build_truth(s: Scenario, pcap_a: Path, pcap_b: Path, before: dict, after: di
     for side in ("a", "b"):
         ok &= captures[side]["dropped_by_kernel"] == 0
     verification["sender_logs"] = sender_checks
+    late = [np.asarray(st["sent"]) - np.asarray(st["scheduled"]) for side in ("a", "b")
+            for st in logs[side]["streams"] if st["sent"]]
+    if late:
+        ms = np.concatenate(late) * 1e3
+        verification["pacing_late_ms"] = {"median": round(float(np.median(ms)), 3),
+                                          "p99": round(float(np.percentile(ms, 99)), 3), "max": round(float(ms.max()), 3)}
     verification["ok"] = bool(ok)
 
     label, accept, params = _label(s, flows)

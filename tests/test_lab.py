@@ -193,13 +193,14 @@ A, B = topo.ADDR_A, topo.ADDR_B
 def test_truth_finds_the_exact_dropped_packets_and_delays(tmp_path):
     sent = [(10 + 0.02 * k, A, 40002, B, 40000, _rtp(k, 7)) for k in range(10)]
     stun = struct.pack("!HHI", 1, 0, 0x2112A442) + b"t" * 12
-    sent += [(10.05, A, 40002, B, 3478, stun), (10.55, A, 40002, B, 3478, stun)]  # a retransmission
+    # ICE: STUN on the media's own 5-tuple, and a retransmission of the same request
+    sent += [(10.05, A, 40002, B, 40000, stun), (10.55, A, 40002, B, 40000, stun)]
     sent += [(10.01, B, 40000, A, 40002, _rtp(100, 9))]  # B's own packet at B's capture side
     sent.sort()
     lost = {3, 4, 8}
     recv = [(t + 0.005 + 0.001 * k, s, sp, d, dp, p) for k, (t, s, sp, d, dp, p) in
             enumerate(r for r in sent if r[1] == A) if not (p[:2] == b"\x80\x00" and p[3] in lost)]
-    recv = [r for r in recv if not (r[4] == 3478 and r[0] > 10.5)]  # the retransmission is lost
+    recv = [r for r in recv if not (r[5] == stun and r[0] > 10.5)]  # the retransmission is lost
     a_side = _pcap(tmp_path / "a.pcap", [r for r in sent if r[1] == A])
     b_side = _pcap(tmp_path / "b.pcap", sorted(recv + [r for r in sent if r[1] == B]))
     flows = {f.kind: f for f in follow(a_side, b_side, A, B, "a->b")}

@@ -101,6 +101,14 @@ def occurrence_keys(hashes: np.ndarray) -> np.ndarray:
         return hashes.astype(np.uint64) + occ.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
 
 
+def is_stun(d: Datagrams) -> np.ndarray:
+    """Rows that are STUN messages (RFC 5389 §6: first two bits 0, magic cookie at bytes 4-7)."""
+    head = d.payload_prefix(8)
+    magic = (head[:, 4].astype(np.uint32) << 24) | (head[:, 5].astype(np.uint32) << 16) | (
+        head[:, 6].astype(np.uint32) << 8) | head[:, 7]
+    return (magic == STUN_MAGIC) & (head[:, 0] < 2) & (d.udp_payload_len >= 20)
+
+
 def _kind(d: Datagrams, rows: np.ndarray) -> str:
     head = d.payload_prefix(12)[rows]
     sport, dport = int(d.sport[rows[0]]), int(d.dport[rows[0]])
@@ -141,7 +149,10 @@ def follow(sent_side: Datagrams, recv_side: Datagrams, sender: str, receiver: st
         pos = np.minimum(np.searchsorted(rx_keys[rx_sorted], tx_keys), rx_keys.size - 1)
         hit = rx_keys[rx_sorted][pos] == tx_keys
         match[hit] = rx_sorted[pos[hit]]
-    keys, flow = group_rows(flow_keys(tx))
+    # STUN shares the media's 5-tuple in ICE (RFC 7983 demultiplexing): a flow of its own here.
+    fk = flow_keys(tx)
+    keys, flow = group_rows(np.concatenate([fk, is_stun(tx)[:, None].astype(np.uint8)], axis=1))
+    keys = keys[:, :-1]
     rx_flow_keys, rx_flow = group_rows(flow_keys(rx))
     out = []
     for i in range(keys.shape[0]):

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from callscope.lab.endpoint import coarse_wait, fine_wait
+from callscope.lab.endpoint import coarse_wait, fine_wait, realtime
 
 SO_SNDBUFFORCE = 32  # Linux <asm-generic/socket.h>; not exported by the socket module
 RELAY_PORTS = (50000, 50001, 50002, 50003)  # A side RTP/RTCP, B side RTP/RTCP
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     offset = time.time() - time.perf_counter()
     events: list[tuple[float, int, str, Any]] = []
     order = count()
-    log: dict[str, Any] = {"schedule": [], "cross": []}
+    log: dict[str, Any] = {"schedule": [], "cross": [], "realtime": realtime()}
 
     xsocks = []
     for i, spec in enumerate(cfg.get("cross", [])):

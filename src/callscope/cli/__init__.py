@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "batch": "callscope.cli.batch:batch",
     "evaluate": "callscope.cli.evaluate:evaluate",
     "info": "callscope.cli.info:info",
+    "lab": "callscope.cli.lab:lab",
     "synth": "callscope.cli.synth:synth",
     "plot": "callscope.cli.plot:plot",
     "report": "callscope.cli.report:report",

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from callscope.cli import cli
+from callscope.evaluate import evaluate
 from callscope.lab import run as lab_run
 from callscope.lab.catalogue import background
 from callscope.lab.scenario import Gate, Media, NftRule, Scenario, media_dports
@@ -42,7 +43,7 @@ def _scenarios() -> list[Scenario]:
         rules=(NftRule("a->b", "udp dport 40000", "limit rate over 35/second burst 4 packets"),),
         params={"unit": "packets", "nft_rate": 35, "nft_burst": 4, "direction": "a->b", "start_s": 0.0}, seed=11)
     cut = Scenario(
-        "it_cutoff", "cutoff", Media("opus", 8.0), accept=("cutoff", "one-way"),
+        "it_cutoff", "cutoff", Media("opus", 10.0), accept=("cutoff", "one-way"),
         gates=tuple(Gate(d, 4.0, None, media_dports(d)[:2]) for d in ("a->b", "b->a")),
         params={"cut_at_s": 4.0, "direction": "a->b"}, seed=12)
     clean = Scenario("it_clean_xt", "clean", Media("pcmu", 8.0), qdiscs=qd, cross=xt, seed=13)
@@ -94,6 +95,10 @@ def test_three_real_scenarios_match_the_kernel_counters_and_leave_nothing(tmp_pa
                             capture_output=True, text=True, env=os.environ.copy())
     assert result.returncode == 0, result.stderr
     assert "3 labelled captures" in result.stdout and "macro-F1" in result.stdout
+    # The diagnosis on kernel-made impairments, every run: each read right.
+    ev = evaluate([tmp_path])
+    assert [(c.path.name, c.correct) for c in ev.cases] == [(f"{n}.pcap", True) for n in sorted(docs)], [
+        (c.path.name, c.predicted) for c in ev.cases]
 
 
 def test_a_failing_run_tears_everything_down(tmp_path):

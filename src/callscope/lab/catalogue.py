@@ -119,7 +119,9 @@ def _negatives(rng: np.random.Generator, i: int) -> list[Scenario]:
                             qdiscs=qd, cross=xt, params={"tail_s": tail},
                             description=f"ordinary hang-up (BYE), capture runs on {tail} s"
                             + (", then a second call" if second else "")))
-    for codec, two_way in (("opaque", True), ("opus", True), ("opaque", False)):
+    # A messenger call always carries media both ways: the one-way DTX
+    # negative is an RTP recording, whose SDP says who only listens.
+    for codec, two_way in (("opaque", True), ("opus", True), ("opus", False)):
         qd, xt = background(rng, ("a->b", "b->a"))
         out.append(Scenario(f"dtx_{codec}_{'call' if two_way else 'oneway'}", "clean",
                             Media(codec, _r(rng.uniform(22, 30), 1), two_way=two_way, dtx=True,

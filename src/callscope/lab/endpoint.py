@@ -423,8 +423,13 @@ class Endpoint:
         codec = call["codec"]
         pt = 0 if codec == "pcmu" else 111
         rtpmap = "a=rtpmap:0 PCMU/8000" if codec == "pcmu" else "a=rtpmap:111 opus/48000/2"
+        # A party that only listens says so (RFC 4566 §6): a one-way call by
+        # design is not one whose other direction was blocked.
+        sends = any(scfg.get("send", True) for scfg in self.cfg.get("streams", [])
+                    if int(scfg["local_port"]) == int(call["media_port"]))
+        direction = "sendrecv" if sends else "recvonly"
         return (f"v=0\no=- 1 1 IN IP4 {self.local}\ns=callscope lab\nc=IN IP4 {self.local}\nt=0 0\n"
-                f"m=audio {call['media_port']} RTP/AVP {pt}\n{rtpmap}\na=ptime:20\na=sendrecv\n")
+                f"m=audio {call['media_port']} RTP/AVP {pt}\n{rtpmap}\na=ptime:20\na={direction}\n")
 
     def sip_invite(self, call: dict[str, Any], sched: float) -> None:
         body = self.sdp(call)

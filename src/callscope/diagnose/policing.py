@@ -111,6 +111,11 @@ def replay_token_bucket(
     return drop
 
 
+#: Confidence kept by every-other-packet drops on opaque media (a sender
+#: halving its packet rate looks the same): under 0.5, a hint.
+HALVED_CADENCE_DOUBT = 0.6
+
+
 #: :func:`clamp_ratio` at or below which the delivered bytes are clamped like a
 #: policer's, and above which they vary like random loss's (lab-v1: policers
 #: 0.03-0.12, random and bursty droppers 0.7-1.5).
@@ -308,6 +313,12 @@ def detect_policing(
         )
     if trace.opaque:
         summary += " (loss inferred from cadence gaps: no sequence numbers)"
+    if trace.opaque and periodic and round(k) == 2:
+        # Every other beat missing, from one moment on, is also a sender that
+        # moved from 20 to 40 ms packets (the lab's opaque codec downshift):
+        # without sequence numbers the two look the same.
+        confidence *= HALVED_CADENCE_DOUBT
+        summary += "; or the sender halved its packet rate, which encrypted media cannot rule out"
     return Finding(
         pattern="policing",
         confidence=scale_confidence(trace, confidence, from_loss=True),

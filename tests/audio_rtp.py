@@ -176,20 +176,4 @@ def snr_db(reference: np.ndarray, decoded: np.ndarray, max_lag: int) -> tuple[fl
     return best
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """``callscope ARGS...`` in this process as the console script runs it: exit code, stdout, stderr."""
-    import sys
-
-    from callscope.cli import main
-
-    argv = sys.argv
-    sys.argv = ["callscope", *map(str, args)]
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = argv
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from conftest import run_cli  # noqa: E402,F401

@@ -37,3 +37,22 @@ def tshark() -> str:
     if path is None:
         pytest.skip("tshark is not installed (.ci/run installs it: apt-get install tshark)")
     return path
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run ``callscope ARGS...`` in this process as the console script would; exit code, stdout, stderr."""
+    import sys
+
+    from callscope.cli import main
+
+    argv = sys.argv
+    sys.argv = ["callscope", *map(str, args)]
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr()
+    return code, out.out, out.err

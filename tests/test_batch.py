@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from callscope import batch as core
-from callscope.cli import main
 from callscope.synth import simulate, write_capture
 
 
@@ -31,19 +30,7 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``callscope ARGS...`` in this process as the console script would; exit code, stdout, stderr."""
-    argv = sys.argv
-    sys.argv = ["callscope", *args]
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = argv
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from conftest import run_cli  # noqa: E402,F401
 
 
 def jsonl(path: Path) -> dict[str, dict]:

@@ -22,7 +22,6 @@ import pytest
 import callscope
 from callscope.capture.fragments import MAX_PENDING_BYTES, Reassembler
 from callscope.capture.reader import GZIP_MAX_RATIO, read_capture
-from callscope.cli import main
 from callscope.errors import CorruptCaptureError
 from callscope.media.sip import MAX_SIP_BYTES, parse_sdp, parse_sip
 from callscope.metrics.timeline import MIN_WINDOW_BUDGET, WINDOWS_PER_PACKET
@@ -45,19 +44,7 @@ YEAR_NS = 365 * 86400 * NS
 T0 = 1_700_000_000 * NS
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """``callscope ARGS...`` in this process, as the console script runs it."""
-    argv = sys.argv
-    sys.argv = ["callscope", *args]
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = argv
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from conftest import run_cli  # noqa: E402,F401
 
 
 def assert_one_error_line(code: int, err: str, *needles: str) -> None:

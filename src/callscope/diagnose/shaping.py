@@ -93,6 +93,25 @@ def _own_queue_finding(trace: Trace, own: OwnQueue | None) -> Finding | None:
         f"(it fills when the sender speaks louder than that rate, drains when quieter; "
         f"{100 * trace.loss_fraction:.1f} % tail drops): a shaper, rate ≈ {own.rate_Bps / 1000:.2f} kB/s"
     )
+    evidence = (
+        Evidence("queue_delay", round(held * ms, 1), "ms"),
+        Evidence("own_queue_fit_r2", round(own.r2, 3)),
+        Evidence("own_queue_rate", round(own.rate_Bps, 1), "B/s"),
+        Evidence("tail_loss_fraction", round(trace.loss_fraction, 4)),
+    )
+    params = (
+        # The same rate in UDP payload bytes, the unit of the ramp's estimate.
+        Evidence("rate_Bps", round(own.rate_Bps * payload_share, 1), "B/s"),
+        Evidence("rate_l2_Bps", round(own.rate_Bps, 1), "B/s"),
+        Evidence("queue_delay_s", round(held, 4), "s"),
+    )
+    return _finding(trace, confidence, summary, evidence, params, trace.start)
+
+
+def _finding(
+    trace: Trace, confidence: float, summary: str, evidence: tuple, params: tuple, start: float
+) -> Finding:
+    """A shaping finding from ``start`` to the stream's end (either route to it)."""
     if trace.opaque:
         summary += " (delay from the packet cadence: no RTP timestamps)"
     return Finding(
@@ -100,20 +119,10 @@ def _own_queue_finding(trace: Trace, own: OwnQueue | None) -> Finding | None:
         confidence=scale_confidence(trace, confidence),
         summary=summary,
         stream_id=trace.stream_id,
-        evidence=(
-            Evidence("queue_delay", round(held * ms, 1), "ms"),
-            Evidence("own_queue_fit_r2", round(own.r2, 3)),
-            Evidence("own_queue_rate", round(own.rate_Bps, 1), "B/s"),
-            Evidence("tail_loss_fraction", round(trace.loss_fraction, 4)),
-        ),
+        evidence=evidence,
         audible=AUDIBLE["shaping"],
-        spans=((round(trace.start, 3), round(trace.end, 3)),),
-        params=(
-            # The same rate in UDP payload bytes, the unit of the ramp's estimate.
-            Evidence("rate_Bps", round(own.rate_Bps * payload_share, 1), "B/s"),
-            Evidence("rate_l2_Bps", round(own.rate_Bps, 1), "B/s"),
-            Evidence("queue_delay_s", round(held, 4), "s"),
-        ),
+        spans=((round(start, 3), round(trace.end, 3)),),
+        params=params,
     )
 
 
@@ -177,18 +186,7 @@ def _ramp_finding(trace: Trace, overhead: float, q: Ramp | None) -> Finding | No
         f" ({100 * tail_loss:.1f} % tail drops once full): a shaper queue, "
         f"rate ≈ {rate / 1000:.2f} kB/s, buffer ≈ {q.height_s * ms:.0f} ms"
     )
-    if trace.opaque:
-        summary += " (delay from the packet cadence: no RTP timestamps)"
-    return Finding(
-        pattern="shaping",
-        confidence=scale_confidence(trace, confidence),
-        summary=summary,
-        stream_id=trace.stream_id,
-        evidence=evidence,
-        audible=AUDIBLE["shaping"],
-        spans=((round(q.start, 3), round(trace.end, 3)),),
-        params=params,
-    )
+    return _finding(trace, confidence, summary, evidence, params, q.start)
 
 
 @dataclass(frozen=True)

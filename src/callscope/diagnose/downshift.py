@@ -25,6 +25,15 @@ MIN_SIDE = 3
 MAX_RATIO = 0.85
 #: Loss above which the change is loss, not adaptation.
 MAX_LOSS = 0.02
+#: Where packets did not grow (longer frames), a lower bitrate must lower the loudest
+#: frames too (90th percentile of packet size after / before): a codec capped
+#: to a rate scales every frame, while a talker who speaks less (or a listener
+#: after a long turn) sends as large voice frames as before, only fewer of them.
+#: Lab seed 2 ordinary Opus calls with a talk-mix change: 0.87 and 0.90
+#: (hangup_opus, relay_to_direct_opus); lab downshifts scale frames by 0.6.
+#: Full confidence at or below the first, none at or above the second.
+PEAK_RATIO_CAPPED = 0.75
+PEAK_RATIO_TALK_MIX = 0.90
 
 
 def best_split(x: np.ndarray, min_side: int) -> tuple[int, float]:
@@ -146,12 +155,16 @@ def detect_downshift(trace: Trace) -> Finding | None:
     after_slots = trace.send >= send_change
     loss_after = 1.0 - float(np.count_nonzero(rec[after_slots])) / max(1, np.count_nonzero(after_slots))
     confidence = c_step * ramp(loss_after, 3 * MAX_LOSS, MAX_LOSS)
-    if confidence < 0.2:
-        return None
     size_before = float(np.median(size[t < send_change]))
     size_after = float(np.median(size[t >= send_change]))
     pps_before = float(np.median(sent_pkts[:k])) / width
     pps_after = float(np.median(sent_pkts[k:])) / width
+    peak_ratio = float("nan")
+    if size_after <= size_before and np.any(t < send_change) and np.any(t >= send_change):
+        peak_ratio = float(np.percentile(size[t >= send_change], 90) / np.percentile(size[t < send_change], 90))
+        confidence *= ramp(peak_ratio, PEAK_RATIO_TALK_MIX, PEAK_RATIO_CAPPED)
+    if confidence < 0.2:
+        return None
     b_before = float(np.mean(sent_bytes[:k])) / width
     b_after = float(np.mean(sent_bytes[k:])) / width
     evidence = (
@@ -165,6 +178,8 @@ def detect_downshift(trace: Trace) -> Finding | None:
         Evidence("packet_rate_after", pps_after, "packets/s"),
         Evidence("loss_after", round(loss_after, 4)),
     )
+    if np.isfinite(peak_ratio):
+        evidence += (Evidence("peak_size_ratio", round(peak_ratio, 3)),)
     summary = (
         f"at {t_change:.1f} s the {what} steps down to {100 * ratio:.0f} % and stays there "
         f"({pps_before:.0f} -> {pps_after:.0f} packets/s, {size_before:.0f} -> {size_after:.0f} bytes, "

@@ -3,7 +3,7 @@
 - *random-loss*: independent losses; the Gilbert chain's burst ratio
   ``1/(p + r)`` is about 1 (ITU-T G.113 Appendix I) and the spacing of loss
   events is irregular (coefficient of variation about 1, as for a Bernoulli
-  process).
+  process; evenly spaced drops are not random, :data:`PERIODIC_CV`).
 - *bursty-loss*: losses cluster (burst ratio > 1.5; RFC 3611 §4.7.2 burst
   density well above gap density) with no delay rise before them (radio
   fading, a dropper acting in bursts).
@@ -36,6 +36,17 @@ LRT_CRITICAL = 16.27
 SINGLE_DROPOUT_S = 1.0
 #: Fewest loss events for a loss-structure estimate to be more than a guess.
 MIN_EVENTS = 8
+#: Spacing of independent losses: the gaps between loss events of a Bernoulli
+#: process are geometric, coefficient of variation sqrt(1 - p(1 - p)) >= 0.87.
+#: Evenly spaced drops (a policer, a shaper's tail drops, a test harness
+#: dropping every n-th packet) are not chance: confidence halves at or below
+#: the first CV, full from the second (the loss is still single packets, so
+#: still this pattern unless a policer or shaper explains it better).
+#: Lab s1/s2/lab-v1: random loss 0.60-1.34 (8-129 events), policers and
+#: shapers with even drops 0.00-0.22.
+PERIODIC_CV = 0.25
+IRREGULAR_CV = 0.45
+PERIODIC_DOUBT = 0.5
 
 
 def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Finding | None:
@@ -79,6 +90,8 @@ def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Findin
     else:
         pattern = "random-loss"
         confidence = ramp(burst_ratio, 1.8, 1.3) * (1.0 - ramp(clustered, 0.5 * LRT_CRITICAL, LRT_CRITICAL))
+        if not thin:
+            confidence *= PERIODIC_DOUBT + (1 - PERIODIC_DOUBT) * ramp(cv, PERIODIC_CV, IRREGULAR_CV)
     if not thin or pattern == "random-loss":
         confidence *= 0.4 + 0.6 * c_data
     # Just above the clean bound, the bound itself is within sampling error.
@@ -141,6 +154,12 @@ def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Findin
             f"{pct:.1f} % lost as scattered single packets (BurstR {burst_ratio:.2f}, spacing CV "
             f"{cv:.2f}) with no delay rise before them: random loss"
         )
+        if not thin and cv <= PERIODIC_CV:
+            summary = (
+                f"{pct:.1f} % lost as single packets evenly spaced, one every {float(np.median(gaps)):.0f} "
+                f"(BurstR {burst_ratio:.2f}, spacing CV {cv:.2f}), with no delay rise before them: not "
+                f"chance but a periodic dropper that no rate limit explains"
+            )
     if thin and runs.count > 1 and last_t - first_t > SINGLE_DROPOUT_S:
         summary += f"; only {runs.count} loss events, so the loss structure is a rough estimate"
     if trace.opaque:

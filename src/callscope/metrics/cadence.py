@@ -66,6 +66,15 @@ def _explained(delta: np.ndarray, c: float) -> float:
 #: Packets must grow at least this much when the interval grows for it to be a
 #: re-packetisation (the codec's header overhead is shared by more audio).
 MIN_GROWTH = 1.3
+#: After an exact whole-multiple change of interval (no gap of the old
+#: interval left: at most this share of the later gaps), a smaller resizing
+#: suffices: packets growing or shrinking by :data:`EXACT_MIN_RESIZE`. A network
+#: that drops packets leaves some consecutive survivors one old interval apart
+#: unless it drops exactly every k-th packet, and then it resizes nothing.
+#: (An adaptive codec may trade 20 ms frames at one bitrate for 40 ms frames
+#: at 0.6 of it: packets 1.2 x the size; lab downshift scenarios.)
+EXACT_OLD_GAPS = 0.02
+EXACT_MIN_RESIZE = 1.1
 #: How many more gaps (share) a finer grid must explain to be the cadence.
 SUBDIVIDE_GAIN = 0.08
 #: Share of gaps a finer grid must explain in all: a policer's drops leave
@@ -301,11 +310,22 @@ def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
     # Longer frames in bigger packets (the same codec, more audio a packet),
     # or in smaller ones (a lower bitrate besides): either way the sender
     # changed. A network dropping packets changes neither neighbour's size.
-    if ratio < 1.6 or not (grow >= max(MIN_GROWTH, 0.6 * ratio) or grow <= 1.0 / MIN_GROWTH):
+    if ratio < 1.6:
+        return 0
+    lo, hi = max(0, (kw - 1) * w), min(n, (kw + 1) * w)
+    resized = grow >= max(MIN_GROWTH, 0.6 * ratio) or grow <= 1.0 / MIN_GROWTH
+    if not resized and (grow >= EXACT_MIN_RESIZE or grow <= 1.0 / EXACT_MIN_RESIZE):
+        later = np.diff(t)[kw * w:]
+        if later.size and float(np.mean(np.abs(later / gap_before - 1.0) < CADENCE_TOLERANCE)) <= EXACT_OLD_GAPS:
+            # To the packet: the one after the last gap of the old interval
+            # near the window found (sizes vary too much to place it).
+            near = np.diff(t[lo:hi])
+            old = np.flatnonzero(np.abs(near / gap_before - 1.0) < CADENCE_TOLERANCE)
+            return lo + int(old[-1]) + 1 if old.size else kw * w
+    if not resized:
         return 0
     # To the packet: the first one, near the window found, from which packets
     # are sized as after the change (past the geometric mean of the two levels).
-    lo, hi = max(0, (kw - 1) * w), min(n, (kw + 1) * w)
     middle = np.sqrt(np.median(size_w[:kw]) * np.median(size_w[kw:]))
     after = size[lo:hi] >= middle if grow > 1.0 else size[lo:hi] <= middle
     first = np.flatnonzero(after)
@@ -369,12 +389,34 @@ class CadenceSlots:
 COMFORT_NOISE_FRACTION = 0.5
 
 
+def _voice_size(sz: np.ndarray) -> float:
+    """Typical size of the stream's voice packets.
+
+    The median, unless the sizes fall in two well-separated groups (Otsu's
+    split of the log sizes, the one maximising the between-group variance)
+    whose smaller group is at most :data:`COMFORT_NOISE_FRACTION` of the
+    larger: then the larger group's median. A party that mostly listens
+    sends more silence descriptors than voice, and the median is one of them.
+    """
+    x = np.sort(np.log(np.maximum(sz, 1.0)))
+    n = x.size
+    c = np.cumsum(x)
+    k = np.arange(1, n)
+    mean_lo, mean_hi = c[:-1] / k, (c[-1] - c[:-1]) / (n - k)
+    between = k * (n - k) * (mean_lo - mean_hi) ** 2
+    split = int(k[np.argmax(between)])
+    lo, hi = float(np.exp(np.median(x[:split]))), float(np.exp(np.median(x[split:])))
+    if lo <= COMFORT_NOISE_FRACTION * hi:
+        return hi
+    return float(np.median(sz))
+
+
 def comfort_noise(size: np.ndarray) -> np.ndarray:
     """Which packets are comfort noise: far smaller than the stream's voice packets."""
     sz = np.asarray(size, np.float64)
     if sz.size < 10:
         return np.zeros(sz.size, bool)
-    return sz <= COMFORT_NOISE_FRACTION * float(np.median(sz))
+    return sz <= COMFORT_NOISE_FRACTION * _voice_size(sz)
 
 
 def infer_slots(time: np.ndarray, size: np.ndarray) -> CadenceSlots:

@@ -22,6 +22,8 @@ from callscope.diagnose.delay import (
     PreLossRise,
     delay_episodes,
     delay_spread,
+    hidden_loss,
+    loss_ceiling,
     pre_loss_rise,
 )
 from callscope.diagnose.evidence import ramp, scale_confidence
@@ -41,6 +43,22 @@ MIN_RISE_R2 = 0.9
 #: the overflowing ones 2.7-6.1 %; the floor sits well below the latter.
 LOSS_FLOOR = 0.001
 LOSS_FULL = 0.005
+#: Losses at the queue's ceiling (:func:`~callscope.diagnose.delay.loss_ceiling`):
+#: the binomial z from which the association is no chance, and the share of
+#: loss events at the ceiling. Lab s1/s2 congestion (tbf behind cross
+#: traffic, queue full in under a second, so no smooth ramps): z 7.6-12.7 with
+#: 93-100 % of events at the ceiling; random and bursty loss have no queue.
+CEILING_Z = (3.0, 6.0)
+CEILING_SHARE = (0.6, 0.8)
+#: Opaque media: lost packets hidden in a queue's swings that the delay floor
+#: shows (:func:`~callscope.diagnose.delay.hidden_loss`), from none to full
+#: confidence. Lab s1 opaque congestion (tbf, 11 drops): a step of 9.9
+#: intervals; lossless opaque queues and ordinary opaque calls: no whole step
+#: of 2 or more (simulator jitter: up to 3.4, never within 0.15 of a whole).
+HIDDEN_LOSS = (1.0, 3.0)
+#: Opaque media with neither inferred nor hidden loss: a sawtooth that may
+#: never have overflowed (jitter) keeps this share of its confidence.
+OPAQUE_UNSEEN_LOSS = 0.5
 
 
 def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQueue | None = None) -> Finding | None:
@@ -60,16 +78,26 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQue
     spread = delay_spread(trace)
 
     c_sawtooth = ramp(drained, 0, 2) if queues else 0.0
+    hidden = hidden_loss(trace) if queues else 0.0
+    c_hidden = ramp(hidden, *HIDDEN_LOSS)
+    c_loss = ramp(trace.loss_fraction, LOSS_FLOOR, LOSS_FULL)
     if not trace.opaque:
-        # Only counted loss can show a queue never overflowed: loss inferred
-        # from an opaque stream's cadence misses drops hidden in its swings.
-        c_sawtooth *= ramp(trace.loss_fraction, LOSS_FLOOR, LOSS_FULL)
+        # Counted loss shows whether the queue ever overflowed.
+        c_sawtooth *= c_loss
+    else:
+        # Inferred loss misses drops hidden in a queue's swings; the delay
+        # floor may still show them. Without either, the sawtooth is doubtful.
+        c_sawtooth *= max(c_loss, c_hidden, OPAQUE_UNSEEN_LOSS)
     c_losses = 0.0
     if runs.count >= 3:
         c_losses = (
             ramp(rise.z, 0.8, 2.0) * ramp(rise.fraction, 0.5, 0.8) * ramp(spread, 0.008, 0.03)
         )
-    confidence = max(c_sawtooth, c_losses)
+    ceiling = loss_ceiling(trace)
+    c_ceiling = 0.0
+    if ceiling is not None:
+        c_ceiling = ramp(ceiling.z, *CEILING_Z) * ramp(ceiling.fraction, *CEILING_SHARE)
+    confidence = max(c_sawtooth, c_losses, c_ceiling, c_hidden)
     # A queue the stream's own load explains is not shared: a shaper's.
     if own is not None:
         confidence *= 1.0 - ramp(own.r2, 0.6, OWN_QUEUE_R2)
@@ -87,6 +115,15 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQue
         Evidence("delay_rise_before_loss", round(rise.rise_s * ms, 2), "ms"),
         Evidence("delay_spread_p5_p95", round(spread * ms, 1), "ms"),
     )
+    if hidden:
+        evidence += (Evidence("hidden_loss", int(hidden), "packets"),)
+    if ceiling is not None:
+        evidence += (
+            Evidence("loss_events_at_ceiling", ceiling.high),
+            Evidence("loss_events_tested", ceiling.events),
+            Evidence("packets_at_ceiling", round(ceiling.share, 3)),
+            Evidence("ceiling_z", round(ceiling.z, 2)),
+        )
     params = (
         Evidence("max_queue_delay_s", round(float(heights.max()) if heights.size else spread, 4), "s"),
         Evidence("episodes", queues),
@@ -98,10 +135,21 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQue
             f"one-way delay builds up smoothly {queues} times (up to {float(heights.max()) * ms:.0f} ms "
             f"over {float(np.median(ep.rise[ok])):.1f} s) and drains {drained} times"
         )
-    if trace.lost:
+    if trace.lost and c_ceiling >= max(c_sawtooth, c_losses) and ceiling is not None:
+        parts.append(
+            f"{100 * trace.loss_fraction:.1f} % lost, {ceiling.high} of {ceiling.events} loss events right "
+            f"after a packet that waited in the upper half of a {ceiling.spread_s * ms:.0f} ms delay range, "
+            f"where only {100 * ceiling.share:.0f} % of packets were (z {ceiling.z:.1f}): drops from a full queue"
+        )
+    elif trace.lost:
         parts.append(
             f"{100 * trace.loss_fraction:.1f} % lost, {100 * rise.fraction:.0f} % of loss events while "
             f"delay stood high ({rise.rise_s * ms:.0f} ms above typical)"
+        )
+    elif hidden:
+        parts.append(
+            f"after the swings the delay floor stands {int(hidden)} packet intervals higher: "
+            f"{int(hidden)} packets lost inside them that the cadence gaps did not show"
         )
     else:
         parts.append("no voice packet lost")

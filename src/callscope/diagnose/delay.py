@@ -68,6 +68,109 @@ def pre_loss_rise(trace: Trace, event_slots: np.ndarray) -> PreLossRise:
     return PreLossRise(rise, rise / scale, frac, int(ok.sum()))
 
 
+#: Delay spread (5th to 99th percentile, s) under which a stream has no queue
+#: to speak of: timer and scheduling noise, not a backlog. Lab random and
+#: bursty loss without a bottleneck: 0.1-18 ms; kernel tbf queues behind
+#: cross traffic: 47-358 ms.
+CEILING_MIN_SPREAD_S = 0.020
+
+
+@dataclass(frozen=True)
+class LossCeiling:
+    """Whether losses came while the delay stood at its ceiling (a full queue).
+
+    A drop-tail queue drops only when full, so the packet received just before
+    each loss event sat behind the longest backlog; a loss independent of the
+    queue falls on packets of any delay. ``high`` counts the loss events whose
+    preceding packet's delay was in the upper half of the delay range (5th to
+    99th percentile), ``events`` all of them, ``share`` the fraction of
+    received packets in that upper half (what chance would give), and ``z`` the
+    binomial test statistic ``(high - events * share) / sqrt(events * share * (1 - share))``.
+    """
+
+    high: int
+    events: int
+    share: float
+    z: float
+    spread_s: float
+
+    @property
+    def fraction(self) -> float:
+        return self.high / self.events if self.events else 0.0
+
+
+def loss_ceiling(trace: Trace) -> LossCeiling | None:
+    """:class:`LossCeiling` of the trace's loss events, None without a queue or losses to test."""
+    runs = trace.loss_runs
+    d = trace.received_delay
+    if runs.count < 3 or d.size < 10:
+        return None
+    s = trace.sorted_delay
+    lo, hi = percentile_sorted(s, 5), percentile_sorted(s, 99)
+    spread = float(hi - lo)
+    if spread < CEILING_MIN_SPREAD_S:
+        return None
+    threshold = lo + 0.5 * spread
+    received = np.flatnonzero(trace.received)
+    before = np.searchsorted(received, runs.start) - 1
+    before = before[before >= 0]
+    if before.size == 0:
+        return None
+    high = int(np.count_nonzero(trace.delay[received[before]] >= threshold))
+    share = float(np.count_nonzero(d >= threshold)) / d.size
+    n = int(before.size)
+    z = (high - n * share) / float(np.sqrt(max(n * share * (1.0 - share), 1e-9)))
+    return LossCeiling(high, n, share, float(z), spread)
+
+
+#: Windows (s) whose delay minima trace the floor of an opaque stream's delay.
+FLOOR_WINDOW_S = 2.0
+#: A floor step counts as lost packets when within this many intervals of a
+#: whole number (a changed path delay lands anywhere between).
+FLOOR_WHOLE_TOLERANCE = 0.15
+#: Largest drift of the floor (intervals per window) that is the interval's
+#: estimation error; more, and the cadence was inferred wrong (lab s2 opaque
+#: tbf shaper: 1.03; lossless and congested opaque queues: under 0.02).
+FLOOR_MAX_DRIFT = 0.1
+
+
+def hidden_loss(trace: Trace) -> float:
+    """Packets an opaque stream lost that its cadence gaps did not show, in intervals (0 if none seen).
+
+    Slots inferred from cadence gaps miss drops inside a queue's swings (the
+    gaps there are not whole intervals). The send clock then runs one
+    interval short per missed drop, so once the queue has drained the delay's
+    floor stands higher by exactly that many intervals. The floor is the
+    minimum delay per :data:`FLOOR_WINDOW_S` window, its drift (the interval's
+    estimation error) the median step between windows; the step from the
+    first windows' floor to the last ones' counts only if both are flat and
+    it is a whole number of intervals (:data:`FLOOR_WHOLE_TOLERANCE`). RTP streams count
+    their losses by sequence number: 0.
+    """
+    if not trace.opaque:
+        return 0.0
+    t = trace.received_time
+    d = trace.received_delay / trace.ptime
+    if t.size < 100:
+        return 0.0
+    w = ((t - t[0]) // FLOOR_WINDOW_S).astype(np.int64)
+    floor = np.full(int(w[-1]) + 1, np.inf)
+    np.minimum.at(floor, w, d)
+    floor = floor[np.isfinite(floor)]
+    if floor.size < 6:
+        return 0.0
+    drift = float(np.median(np.diff(floor)))
+    if abs(drift) > FLOOR_MAX_DRIFT:
+        return 0.0  # the cadence itself is off: the floor is no reference
+    floor = floor - drift * np.arange(floor.size)
+    first, last = floor[:3], floor[-3:]
+    if np.ptp(first) > FLOOR_WHOLE_TOLERANCE or np.ptp(last) > FLOOR_WHOLE_TOLERANCE:
+        return 0.0  # a queue standing at either end: no floor to compare
+    step = float(np.min(last) - np.min(first))
+    whole = round(step)
+    return float(whole) if whole >= 1 and abs(step - whole) < FLOOR_WHOLE_TOLERANCE else 0.0
+
+
 @dataclass(frozen=True)
 class Ramp:
     """A sustained delay ramp (a queue filling) and what followed it.

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from callscope.cli import cli
-from callscope.evaluate import evaluate
+from callscope.evaluate import evaluate, pair_capture
 from callscope.lab import run as lab_run
 from callscope.lab.catalogue import background
 from callscope.lab.scenario import Gate, Media, NftRule, Scenario, media_dports
@@ -99,6 +99,10 @@ def test_three_real_scenarios_match_the_kernel_counters_and_leave_nothing(tmp_pa
     ev = evaluate([tmp_path])
     assert [(c.path.name, c.correct) for c in ev.cases] == [(f"{n}.pcap", True) for n in sorted(docs)], [
         (c.path.name, c.predicted) for c in ev.cases]
+    # ... and from both ends of each call.
+    ev2 = evaluate([tmp_path], pair_capture)
+    assert [(c.path.name, c.correct) for c in ev2.cases] == [(f"{n}.pcap", True) for n in sorted(docs)], [
+        (c.path.name, c.predicted, c.error) for c in ev2.cases]
 
 
 def test_a_failing_run_tears_everything_down(tmp_path):

@@ -18,7 +18,15 @@ from callscope.synth import simulate
 from callscope.synth.call import Kind
 from callscope.synth.scenarios import A_TO_B, B_TO_A
 from callscope.synth.twopoint import write_two_point
-from callscope.twopoint import NoCommonFlowsError, compare, diagnose_direction
+from callscope.twopoint import (
+    DirectionResult,
+    NoCommonFlowsError,
+    _floor,
+    compare,
+    diagnose_direction,
+    pair_diagnosis,
+    stopped_at,
+)
 
 
 def _media_truth(call, direction: int):
@@ -169,3 +177,83 @@ def test_report_with_the_other_end_adds_the_two_point_section(policed_pair, tmp_
     section = html[html.index("<h2>Two-point analysis</h2>"):]
     assert "policing" in section and 'alt="two-point delay and loss"' in section
     assert "data:image/png;base64," in section
+
+
+# --- The call's verdict from both ends ------------------------------------------------
+
+
+def _pair(tmp_path, pattern, **kw):
+    call = simulate(pattern, seed=5, duration=30.0, **kw)
+    return write_two_point(call, tmp_path / f"{pattern}.pcap", clock_offset_s=3.5, clock_drift_ppm=-20.0)
+
+
+def test_a_cut_seen_at_both_ends_is_a_cutoff_at_its_time(tmp_path):
+    a, b = _pair(tmp_path, "cutoff", after_s=12.0, after_bytes=0.0)
+    d = pair_diagnosis(a, b)
+    assert d.verdict == "cutoff" and d.verdict_confidence == 1.0
+    assert d.primary.param("time_s") == pytest.approx(12.0, abs=0.1)
+
+
+def test_one_direction_blocked_mid_call_is_one_way_from_both_ends(tmp_path):
+    a, b = _pair(tmp_path, "one-way", start_s=6.0)
+    d = pair_diagnosis(a, b)
+    assert d.verdict == "one-way"
+    assert "from 6." in d.primary.summary
+
+
+def test_one_direction_blocked_from_the_start_is_one_way_from_both_ends(tmp_path):
+    a, b = _pair(tmp_path, "one-way", start_s=0.0)
+    result = compare(a, b)
+    assert len(result.undelivered()) == 1 and len(result.directions) == 1
+    assert pair_diagnosis(a, b).verdict == "one-way"
+
+
+def test_an_ordinary_call_from_both_ends_is_clean(tmp_path):
+    a, b = _pair(tmp_path, "clean")
+    d = pair_diagnosis(a, b)
+    assert d.verdict == "clean" and d.primary is None
+
+
+def test_a_short_loss_burst_at_the_end_is_not_a_stop():
+    n = 100
+    lost = np.zeros(n, bool)
+    lost[-10:] = True  # 200 ms: an ordinary burst, not a stop
+    r = DirectionResult("a", "b", ("1.1.1.1", 1, "2.2.2.2", 2), ("1.1.1.1", 1, "2.2.2.2", 2), n, n - 10, 10, 0, 0,
+                        np.arange(n) * 0.02, lost, np.where(lost, np.nan, 1.0), 0.0, 0.0, 0.0, np.full(n, 160))
+    assert stopped_at(r) is None
+    lost[-60:] = True  # 1.2 s and 60 packets sent into the void
+    r = DirectionResult("a", "b", r.sent_flow, r.received_flow, n, n - 60, 60, 0, 0, r.send_time, lost,
+                        np.where(lost, np.nan, 1.0), 0.0, 0.0, 0.0, r.size)
+    assert stopped_at(r) == pytest.approx(0.8)
+
+
+def test_the_delay_floor_ignores_a_lone_packet_below_it():
+    base = np.r_[np.full(200, 0.0500), 0.0100]  # one stamp 40 ms early: a timestamp error
+    assert _floor(base) == pytest.approx(0.05)
+
+
+def _udp(path, times_s, payloads, src="198.18.1.2", dst="198.18.2.2", sport=4000, dport=4002):
+    from callscope.capture.writer import ipv4_to_int, write_pcap
+
+    n = len(payloads)
+    data = np.frombuffer(b"".join(payloads), np.uint8)
+    lens = np.array([len(p) for p in payloads], np.int32)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    write_pcap(path, (np.asarray(times_s) * 1e9).astype(np.int64) + 1_700_000_000 * 10**9,
+               np.full(n, ipv4_to_int(src), np.uint32), np.full(n, ipv4_to_int(dst), np.uint32),
+               np.full(n, sport, np.uint16), np.full(n, dport, np.uint16), data, starts, lens)
+
+
+def test_a_payload_sent_twice_is_matched_copy_to_copy(tmp_path):
+    # 60 distinct packets, then the first one's payload sent again (a keep-alive
+    # repeated verbatim): its second copy must meet the second copy received,
+    # not the first one (which would make it arrive before it was sent).
+    rng = np.random.default_rng(1)
+    payloads = [rng.bytes(100) for _ in range(60)]
+    payloads.append(payloads[0])
+    sent_t = np.arange(61) * 0.02
+    _udp(tmp_path / "a.pcap", sent_t, payloads)
+    _udp(tmp_path / "b.pcap", sent_t + 0.030, payloads)
+    (r,) = compare(tmp_path / "a.pcap", tmp_path / "b.pcap").directions
+    assert r.lost == 0 and r.duplicated == 0
+    assert np.nanmax(r.delay_ms) < 0.01  # every packet 30 ms in flight, the repeated one too

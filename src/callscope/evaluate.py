@@ -437,6 +437,27 @@ def evaluate(
     return score([score_capture(p, diagnose_capture) for p in find_cases(paths)])
 
 
+def pair_capture(path: Path) -> Diagnosis:
+    """Two-point diagnosis of a labelled capture from its two endpoint captures.
+
+    The truth sidecar names them (``captures.a``, ``captures.b``, as the lab
+    writes it); ``NAME.a.pcap`` and ``NAME.b.pcap`` beside the capture otherwise.
+    """
+    from callscope.twopoint import pair_diagnosis
+
+    sidecar = truth_path(path)
+    try:
+        caps = json.loads(sidecar.read_text()).get("captures") or {}
+    except (OSError, ValueError):
+        caps = {}
+    stem = sidecar.name[: -len(".truth.json")]
+    a = path.with_name(str(caps.get("a") or f"{stem}.a.pcap"))
+    b = path.with_name(str(caps.get("b") or f"{stem}.b.pcap"))
+    if not (a.is_file() and b.is_file()):
+        raise TruthError(f"{path}: no endpoint captures {a.name} and {b.name} beside it for two-point scoring")
+    return pair_diagnosis(a, b)
+
+
 def analyze_capture(path: Path) -> Report:
     """The whole analysis (:func:`callscope.analyze`) of one capture."""
     from callscope.analysis import analyze

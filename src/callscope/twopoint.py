@@ -30,7 +30,7 @@ from callscope.capture.datagrams import Datagrams, address_to_str, str_to_addres
 from callscope.capture.flows import flow_keys, group_rows
 from callscope.capture.reader import read_capture
 from callscope.diagnose.engine import REPORT_THRESHOLD, stream_findings, strongest
-from callscope.diagnose.findings import Finding
+from callscope.diagnose.findings import Diagnosis, Evidence, Finding
 from callscope.diagnose.trace import Trace
 from callscope.errors import CallscopeError
 
@@ -118,6 +118,17 @@ class Comparison:
     only_in_received: tuple[tuple[str, int, str, int], ...]
     assumptions: tuple[str, ...] = ASSUMPTIONS
 
+    def undelivered(self) -> tuple[tuple[str, int, str, int], ...]:
+        """Media flows between the call's hosts that only one capture saw.
+
+        Both captures see everything that passes between their hosts, so a
+        flow between the call's hosts (those of the directions followed) seen
+        at one end only left that end and never arrived.
+        """
+        # As either capture names them (behind a NAT the two differ).
+        hosts = {f[i] for r in self.directions for f in (r.sent_flow, r.received_flow) for i in (0, 2)}
+        return tuple(f for f in self.only_in_sent + self.only_in_received if f[0] in hosts and f[2] in hosts)
+
 
 def payload_hashes(d: Datagrams) -> np.ndarray:
     """64-bit FNV-1a-style hash of each datagram's first bytes and its length (vectorised)."""
@@ -163,6 +174,8 @@ def _pair_flows(a: _Side, b: _Side, manual: Sequence[tuple[str, str]]) -> list[t
         for left, right in manual:
             pairs.append((_find_flow(a, left), _find_flow(b, right)))
         return pairs
+    if a.hashes.size == 0 or b.hashes.size == 0:
+        return []  # one capture holds no UDP at all
     order = np.argsort(b.hashes, kind="stable")
     sorted_h = b.hashes[order]
     pos = np.searchsorted(sorted_h, a.hashes)
@@ -183,6 +196,38 @@ def _pair_flows(a: _Side, b: _Side, manual: Sequence[tuple[str, str]]) -> list[t
         if i not in best or n > best[i][1]:
             best[i] = (j, n)
     return sorted((i, j) for i, (j, _) in best.items())
+
+
+def _median_gap(a: _Side, fa: int, b: _Side, fb: int) -> float | None:
+    """Median of ``t_b - t_a`` over the packets of a flow both captures saw (s), None if none."""
+    t_send, t_recv, ok, *_ = _follow(a, fa, b, fb)
+    return float(np.median((t_recv[ok] - t_send[ok]) / 1e9)) if ok.any() else None
+
+
+def _a_sent(a: _Side, fa: int, b: _Side, fb: int, pairs: Sequence[tuple[int, int]]) -> bool:
+    """Whether capture ``a`` saw the flow leave, when the hosts' addresses do not say.
+
+    With a flow the other way between the same hosts, the clock offset between
+    the captures cancels: ``t_b - t_a`` is ``delay + offset`` for a flow a saw
+    leave and ``offset - delay`` for one it saw arrive, so the flow whose
+    median is larger left from a (the difference is the sum of the two
+    one-way delays, never negative). Without one, the side that saw more of
+    the flow's packets sent it (a lost packet is seen by its sender only),
+    then the sign of the median (the captures' clocks taken as agreeing).
+    """
+    key = a.keys[fa]
+    mine = _median_gap(a, fa, b, fb)
+    for ga, gb in pairs:
+        other = a.keys[ga]
+        if (bytes(other[:16]) == bytes(key[16:32]) and bytes(other[16:32]) == bytes(key[:16])
+                and bytes(other[32:34]) == bytes(key[34:36]) and bytes(other[34:36]) == bytes(key[32:34])):
+            theirs = _median_gap(a, ga, b, gb)
+            if mine is not None and theirs is not None and mine != theirs:
+                return mine > theirs
+    n_a, n_b = np.count_nonzero(a.flow == fa), np.count_nonzero(b.flow == fb)
+    if n_a != n_b:
+        return bool(n_a > n_b)
+    return mine is None or mine >= 0
 
 
 def _find_flow(side: _Side, spec: str) -> int:
@@ -237,8 +282,14 @@ def _follow(snd: _Side, fs: int, rcv: _Side, fr: int):
     first = np.searchsorted(rh_sorted, sh, side="left")
     last = np.searchsorted(rh_sorted, sh, side="right")
     copies_recv = last - first
-    received = copies_recv > 0
-    arrival_idx = np.where(received, order[np.minimum(first, order.size - 1)], -1)
+    # Which copy of its payload each sent packet is (0 for the first sent).
+    s_order = np.argsort(sh, kind="stable")
+    s_sorted = sh[s_order]
+    group_start = np.searchsorted(s_sorted, s_sorted, side="left")
+    copy = np.empty(sh.size, np.int64)
+    copy[s_order] = np.arange(sh.size) - group_start
+    received = copy < copies_recv
+    arrival_idx = np.where(received, order[np.minimum(first + copy, max(order.size - 1, 0))], -1)
     t_recv = np.where(received, rcv.d.time_ns[ri][np.maximum(arrival_idx, 0)], 0)
     # Copies received beyond the copies sent of the same payload are duplicates.
     us, cs = np.unique(sh, return_counts=True)
@@ -289,8 +340,8 @@ def compare(
         # The sender of a flow is the capture whose host is the flow's source.
         a_sends = bytes(a.keys[fa][:16]) == a.local
         b_sends = bytes(b.keys[fb][:16]) == b.local
-        if a_sends == b_sends:  # ambiguous: the side with more packets sent them
-            a_sends = np.count_nonzero(a.flow == fa) >= np.count_nonzero(b.flow == fb)
+        if a_sends == b_sends:  # both hosts equally busy: let the delays tell
+            a_sends = _a_sent(a, fa, b, fb, pairs)
         snd, fs, rcv, fr = (a, fa, b, fb) if a_sends else (b, fb, a, fa)
         raw.append((snd, fs, rcv, fr, *_follow(snd, fs, rcv, fr)))
     drift = _common_drift(raw, a.path)
@@ -302,9 +353,9 @@ def compare(
         # drift is receiver-vs-sender clock for flows sent from capture a; reversed otherwise
         slope = drift if snd.path == a.path else -drift
         base = d[ok] - slope * ts[ok]
-        offset = float(base.min()) if base.size else 0.0
+        offset = _floor(base)
         delay = np.full(ts.size, np.nan)
-        delay[ok] = (base - offset) * 1000.0
+        delay[ok] = np.maximum(base - offset, 0.0) * 1000.0
         out.append(DirectionResult(
             sender=snd.path, receiver=rcv.path,
             sent_flow=snd.endpoints(fs), received_flow=rcv.endpoints(fr),
@@ -324,6 +375,21 @@ def compare(
         only_in_sent=tuple(a.endpoints(f) for f in media_a if f not in matched_a),
         only_in_received=tuple(b.endpoints(f) for f in media_b if f not in matched_b),
     )
+
+
+#: The delay floor must be reached by this many packets: a lone packet
+#: below it carries a capture timestamp error (a sender's stamp taken late),
+#: not a path faster than every other packet's. Lab pairs: single packets up
+#: to 53 ms under an otherwise constant floor.
+FLOOR_SUPPORT = 5
+
+
+def _floor(base: np.ndarray) -> float:
+    """The propagation delay: the :data:`FLOOR_SUPPORT`-th smallest delay (s); below it counts as 0."""
+    if base.size == 0:
+        return 0.0
+    k = min(FLOOR_SUPPORT, base.size) - 1
+    return float(np.partition(base, k)[k])
 
 
 def _media_flows(side: _Side, min_packets: int = 50) -> list[int]:
@@ -371,3 +437,133 @@ def diagnose_direction(r: DirectionResult, stream_id: str = "d1") -> tuple[Findi
     findings = [f for f in stream_findings(direction_trace(r, stream_id), r.reordered)
                 if f.confidence >= REPORT_THRESHOLD]
     return strongest(findings), findings
+
+
+#: A direction stopped when every packet sent over its last this-many seconds
+#: (and at least :data:`STOP_MIN_PACKETS` of them) was lost: the sender kept
+#: sending into a path that no longer delivered.
+STOP_MIN_S = 1.0
+STOP_MIN_PACKETS = 25
+#: Directions that stopped within this of each other were cut together (s).
+STOP_TOGETHER_S = 2.0
+
+
+def stopped_at(r: DirectionResult) -> float | None:
+    """Send time (s since the flow's first packet) from which nothing sent arrived, or None.
+
+    Only a stop that lasts to the end of what the sender sent counts, and it
+    must span :data:`STOP_MIN_S` and :data:`STOP_MIN_PACKETS`: a shorter tail
+    is an ordinary loss burst at the end.
+    """
+    if r.sent == 0:
+        return None
+    delivered = np.flatnonzero(~r.lost_mask)
+    first_lost = int(delivered[-1]) + 1 if delivered.size else 0
+    tail = r.sent - first_lost
+    if tail < STOP_MIN_PACKETS:
+        return None
+    start = float(r.send_time[first_lost])
+    if float(r.send_time[-1]) - start < STOP_MIN_S:
+        return None
+    return start
+
+
+def judge_pair(c: Comparison, verdicts: Sequence[tuple[Finding | None, list[Finding]]]) -> Finding | None:
+    """The call's verdict from both ends: a stop the two captures prove, else the worst direction.
+
+    With both ends captured a cut-off needs no inference from life signs: the
+    sender's capture shows it went on sending, the receiver's that nothing
+    arrived. Every direction stopping together is a cut-off (time and bytes
+    delivered before it); some stopping while others deliver to the end, or a
+    media flow seen only at its sender, is one-way blocking. Otherwise the
+    strongest per-direction finding (``verdicts``, as :func:`diagnose_direction`
+    gives them) stands, or None when every direction is clean.
+    """
+    stops = [(r, stopped_at(r)) for r in c.directions]
+    cut = [(r, t) for r, t in stops if t is not None]
+    flowing = [r for r, t in stops if t is None and r.received > 0]
+    never = c.undelivered()
+    if cut and not flowing:
+        # On the first capture's clock: a direction the other capture sent is
+        # moved by its clock offset (receiver clock minus sender clock).
+        times = [r.start_time + t + (r.clock_offset_s if r.sender != c.sent_path else 0.0) for r, t in cut]
+        if max(times) - min(times) <= STOP_TOGETHER_S:
+            t_cut = min(times)
+            call_start = min(r.start_time + (r.clock_offset_s if r.sender != c.sent_path else 0.0)
+                             for r in c.directions)
+            first = cut[int(np.argmin(times))][0]
+            # What the first direction to stop delivered (a quota counts each direction on its own).
+            delivered = int(first.size[~first.lost_mask].sum())
+            headers = (48 if ":" in first.sent_flow[0] else 28) * int(np.count_nonzero(~first.lost_mask))
+            lost_after = sum(int(np.count_nonzero(r.lost_mask[r.send_time >= t])) for r, t in cut)
+            return Finding(
+                pattern="cutoff",
+                confidence=1.0,
+                summary=(
+                    f"every direction stopped arriving at {t_cut - call_start:.2f} s "
+                    f"into the call while its sender went on ({lost_after} packets sent after it, none "
+                    f"delivered); the first to stop had delivered {delivered} payload bytes: a cut-off, seen at both ends"
+                ),
+                evidence=(
+                    Evidence("directions_stopped", len(cut)),
+                    Evidence("sent_after_stop", lost_after, "packets"),
+                    Evidence("delivered_before", delivered, "B"),
+                ),
+                params=(
+                    Evidence("time_s", round(t_cut - call_start, 3), "s"),
+                    Evidence("bytes", delivered, "B"),
+                    Evidence("ip_bytes", delivered + headers, "B"),
+                ),
+            )
+    if (cut or never) and flowing:
+        blocked = [f"{'{}:{} > {}:{}'.format(*r.sent_flow)} from {t:.2f} s" for r, t in cut]
+        blocked += [f"{'{}:{} > {}:{}'.format(*f)} from its start" for f in never]
+        return Finding(
+            pattern="one-way",
+            confidence=1.0,
+            summary=(
+                f"{'; '.join(blocked)}: sent but not delivered, while "
+                f"{len(flowing)} other direction{'s' if len(flowing) > 1 else ''} delivered to the end: "
+                f"one-way blocking, seen at both ends"
+            ),
+            evidence=(
+                Evidence("directions_blocked", len(blocked)),
+                Evidence("directions_flowing", len(flowing)),
+            ),
+        )
+    found = [v[0] for v in verdicts if v[0] is not None]
+    return strongest(found) if found else None
+
+
+#: Call-level patterns a single capture proves without any media crossing.
+SETUP_PATTERNS = frozenset({"setup-blocked", "one-way", "cutoff"})
+
+
+def pair_diagnosis(a: str | os.PathLike, b: str | os.PathLike) -> Diagnosis:
+    """The diagnosis of a call captured at both ends.
+
+    Media both captures saw is judged by :func:`judge_pair`. When no media
+    crossed at all (nothing in common), what each end saw of the set-up
+    decides: the strongest call-level finding (set-up blocked, one-way, cut-off)
+    of either capture's own diagnosis.
+    """
+    try:
+        c = compare(a, b)
+    except NoCommonFlowsError:
+        from callscope.analysis import analyze
+
+        found = [f for p in (a, b) for f in analyze(p).diagnosis.findings
+                 if f.pattern in SETUP_PATTERNS and f.confidence >= REPORT_THRESHOLD]
+        best = strongest(found)
+        note = "no media crossed between the two captures"
+    else:
+        verdicts = [diagnose_direction(r, f"d{i + 1}") for i, r in enumerate(c.directions)]
+        best = judge_pair(c, verdicts)
+        found = [f for _, fs in verdicts for f in fs]
+        if best is not None and best not in found:
+            found.insert(0, best)
+        note = f"{len(c.directions)} directions followed packet by packet"
+    if best is None:
+        return Diagnosis(findings=tuple(found), notes=(note,))
+    return Diagnosis(findings=tuple(found), verdict=best.pattern, verdict_confidence=best.confidence,
+                     notes=(note,))

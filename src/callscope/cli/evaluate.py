@@ -8,7 +8,7 @@ import click
 
 from callscope.cli.common import echo_json, echo_text, one_line_warnings
 from callscope.errors import CallscopeError
-from callscope.evaluate import Evaluation, find_cases, summarize_params
+from callscope.evaluate import Evaluation, find_cases, pair_capture, summarize_params
 from callscope.evaluate import evaluate as run_evaluation
 
 
@@ -120,7 +120,10 @@ def evaluation_text(ev: Evaluation) -> str:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def evaluate(paths: tuple[str, ...], fmt: str) -> None:
+@click.option("--two-point", "two_point", is_flag=True,
+              help="Score the diagnosis from both ends of each call (the endpoint captures NAME.a.pcap "
+                   "and NAME.b.pcap the truth names) instead of the single capture.")
+def evaluate(paths: tuple[str, ...], fmt: str, two_point: bool) -> None:
     """Diagnose every capture under PATHS that has a NAME.truth.json beside it and score the verdicts.
 
     Prints the confusion matrix, per-pattern precision / recall / F1, the
@@ -130,7 +133,7 @@ def evaluate(paths: tuple[str, ...], fmt: str) -> None:
     if not find_cases(paths):
         raise CallscopeError(f"no capture with a NAME.truth.json sidecar under {', '.join(paths)}")
     with one_line_warnings():
-        ev = run_evaluation(paths)
+        ev = run_evaluation(paths, pair_capture if two_point else None)
     if fmt == "json":
         echo_json(evaluation_dict(ev))
     else:

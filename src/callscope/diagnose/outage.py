@@ -42,7 +42,9 @@ def find_outages(trace: Trace, min_s: float = MIN_OUTAGE_S) -> Outages:
     """The loss runs lasting ``min_s`` or longer (duration = run length × ptime)."""
     runs = trace.loss_runs
     dur = runs.length * trace.ptime
-    long = dur >= min_s - 1e-9
+    # A tolerance of a twentieth of an interval: an interval measured from
+    # capture timestamps (two-point) is a hair off the nominal one.
+    long = dur >= min_s - 0.05 * trace.ptime
     kept = Runs(runs.start[long], runs.length[long])
     inside = int(runs.length[long].sum())
     return Outages(kept, dur[long], inside, int(runs.length.sum()) - inside)

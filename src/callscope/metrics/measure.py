@@ -426,6 +426,7 @@ def _rtp_accounting(stream: MediaStream) -> _Accounting:
     in_range = None if seqa.first_ext.size == n else ~seqa.duplicate & ~seqa.stray
     reg = ws.regular if every_clock else ws.regular & has_clock
     jitter_reg = ws.jitter_ms[1:] if reg[1:].all() else ws.jitter_ms[reg]  # reg[0] is False
+    delta_known = bool(ws.regular.any())
     return _Accounting(
         expected=ws.expected,
         lost=ws.lost,
@@ -441,9 +442,11 @@ def _rtp_accounting(stream: MediaStream) -> _Accounting:
         delta_ms=ws.delta_ms,
         jitter_ms=jitter,
         delay_ms=delay_ms,
-        delta_min=ws.min_delta_ms if ws.min_delta_ms >= 0 else None,
-        delta_mean=ws.mean_delta_ms if ws.min_delta_ms >= 0 else None,
-        delta_max=ws.max_delta_ms if ws.min_delta_ms >= 0 else None,
+        # Known when any packet qualified (min_delta_ms is then a real minimum,
+        # which a capture whose clock steps back between packets makes negative).
+        delta_min=ws.min_delta_ms if delta_known else None,
+        delta_mean=ws.mean_delta_ms if delta_known else None,
+        delta_max=ws.max_delta_ms if delta_known else None,
         jitter_mean=ws.mean_jitter_ms if ws.jitter_known else None,
         jitter_max=ws.max_jitter_ms if ws.jitter_known else None,
         jitter_p95=percentiles(jitter_reg, (95,))[0] if jitter_reg.size else None,

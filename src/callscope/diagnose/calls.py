@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from callscope.diagnose.cutoff import MIN_MEDIA_PACKETS, MIN_SILENCE_S
+from callscope.diagnose.cutoff import MIN_MEDIA_PACKETS, MIN_SILENCE_S, SILENCE_RAMP
 from callscope.diagnose.evidence import opaque_confidence, ramp
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import TraceSummary
@@ -25,6 +25,12 @@ from callscope.media.stun import StunSummary
 #: a call one-way without either direction stopping.
 ONE_WAY_LOSS = 0.5
 ONE_WAY_RATIO = 10.0
+#: Loss of the worse direction at which one-way blocking is certain.
+ONE_WAY_FULL_LOSS = 0.9
+#: Most confidence a lone direction of opaque media gets: under 0.5, since a
+#: capture may have seen one side of an asymmetric route (a hint, never a
+#: confident throttling verdict on an ordinary call).
+LONE_OPAQUE_CONFIDENCE = 0.45
 #: Reported fraction lost (RFC 3550 §6.4.1, per report interval) from which
 #: the receiver is getting next to nothing.
 STARVED_FRACTION = 0.9
@@ -48,7 +54,7 @@ def detect_one_way(call_id: str, traces: Sequence[TraceSummary]) -> Finding | No
         best.loss_fraction, 0.005
     ):
         return None
-    confidence = ramp(worst.loss_fraction, ONE_WAY_LOSS, 0.9)
+    confidence = ramp(worst.loss_fraction, ONE_WAY_LOSS, ONE_WAY_FULL_LOSS)
     if confidence < 0.2:
         return None
     return Finding(
@@ -117,7 +123,7 @@ def detect_unreceived(
         else:
             continue
         sent_after = t.end - onset
-        confidence = ramp(sent_after, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+        confidence = ramp(sent_after, *SILENCE_RAMP)
         if confidence < 0.2:
             continue
         return Finding(
@@ -161,7 +167,7 @@ def detect_never_started(
             continue
         other = max(fed, key=lambda t: t.end - t.start)
         span = other.end - other.start
-        confidence = ramp(span, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+        confidence = ramp(span, *SILENCE_RAMP)
         if confidence < 0.2:
             continue
         return Finding(
@@ -201,7 +207,7 @@ def detect_lone_opaque(call_id: str, traces: Sequence[TraceSummary], streams: Se
     span = only.end - only.start
     # Below 0.5: a lone direction may as well be a capture that saw one
     # side of an asymmetric route; it stays a hint, not a confident verdict.
-    confidence = 0.45 * ramp(span, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+    confidence = LONE_OPAQUE_CONFIDENCE * ramp(span, *SILENCE_RAMP)
     if confidence < 0.2:
         return None
     s = streams[0]

@@ -28,7 +28,7 @@ from callscope.diagnose.delay import (
 )
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.shaping import OWN_QUEUE_R2, OwnQueue
+from callscope.diagnose.shaping import OWN_QUEUE_DOUBT_R2, OWN_QUEUE_R2, OwnQueue
 from callscope.diagnose.trace import Trace
 
 #: A queue episode must add this much delay (s) ...
@@ -43,6 +43,12 @@ MIN_RISE_R2 = 0.9
 #: the overflowing ones 2.7-6.1 %; the floor sits well below the latter.
 LOSS_FLOOR = 0.001
 LOSS_FULL = 0.005
+#: Losses after a delay rise (:func:`~callscope.diagnose.delay.pre_loss_rise`):
+#: ramps of its z score, of the share of loss events after high delay, and
+#: of the delay spread (s) that makes a rise more than timer noise. set on the simulator corpus against DESIGN.md's pattern table; unchanged since, and held on lab-v1 (1.00) and the lab corpora
+RISE_Z = (0.8, 2.0)
+RISE_SHARE = (0.5, 0.8)
+RISE_SPREAD_S = (0.008, 0.03)
 #: Losses at the queue's ceiling (:func:`~callscope.diagnose.delay.loss_ceiling`):
 #: the binomial z from which the association is no chance, and the share of
 #: loss events at the ceiling. Lab s1/s2 congestion (tbf behind cross
@@ -91,7 +97,7 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQue
     c_losses = 0.0
     if runs.count >= 3:
         c_losses = (
-            ramp(rise.z, 0.8, 2.0) * ramp(rise.fraction, 0.5, 0.8) * ramp(spread, 0.008, 0.03)
+            ramp(rise.z, *RISE_Z) * ramp(rise.fraction, *RISE_SHARE) * ramp(spread, *RISE_SPREAD_S)
         )
     ceiling = loss_ceiling(trace)
     c_ceiling = 0.0
@@ -100,7 +106,7 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQue
     confidence = max(c_sawtooth, c_losses, c_ceiling, c_hidden)
     # A queue the stream's own load explains is not shared: a shaper's.
     if own is not None:
-        confidence *= 1.0 - ramp(own.r2, 0.6, OWN_QUEUE_R2)
+        confidence *= 1.0 - ramp(own.r2, OWN_QUEUE_DOUBT_R2, OWN_QUEUE_R2)
     if confidence < 0.2:
         return None
     ms = 1000.0

@@ -39,6 +39,13 @@ from callscope.media.stream import MediaStream
 #: A direction stopped this long before the other, or the whole call this long
 #: before the capture's end, is a stop worth explaining (DESIGN.md pattern table).
 MIN_SILENCE_S = 5.0
+#: Confidence ramp of a silence's length (s) around :data:`MIN_SILENCE_S`:
+#: none half a second short of it, full two seconds past it.
+SILENCE_RAMP = (MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+#: Confidence ramp of the share of packets delivered before a stop: a stream
+#: that was mostly lost before it was not cut from working service. Lab cuts:
+#: 99-100 % delivered before; lab outages and policers that end a call: less.
+DELIVERED_BEFORE = (0.5, 0.8)
 #: Shortest stretch of service before a cut of the whole call for the change
 #: point to be credible.
 MIN_SERVICE_S = 1.0
@@ -226,7 +233,7 @@ def _one_direction_stopped(
             f"side went on: it left the call"
         ))
     alive = _alive_after(activity, stopped, t)
-    c = ramp(gap, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0) * ramp(running.delivered, 0.5, 0.8)
+    c = ramp(gap, *SILENCE_RAMP) * ramp(running.delivered, *DELIVERED_BEFORE)
     victim = stopped.last
     common = (
         Evidence("stopped_at", round(t, 3), "s"),
@@ -331,9 +338,9 @@ def _all_stopped(
     b = float(sum(d.bytes for d in dirs))
     cut_at = last + 0.5 * min(d.ptime for d in dirs)
     confidence = (
-        ramp(silence, MIN_SILENCE_S - 0.5, MIN_SILENCE_S + 2.0)
+        ramp(silence, *SILENCE_RAMP)
         * ramp(service, MIN_SERVICE_S, 3 * MIN_SERVICE_S)
-        * ramp(delivered, 0.5, 0.8)
+        * ramp(delivered, *DELIVERED_BEFORE)
         * (1.0 if together else 0.6)
     )
     if confidence < 0.2:

@@ -25,6 +25,10 @@ MIN_SIDE = 3
 MAX_RATIO = 0.85
 #: Loss above which the change is loss, not adaptation.
 MAX_LOSS = 0.02
+#: The residual noise of the two-plateau fit against the size of the step: a
+#: confidence ramp (none at the first ratio, full at the second); set on the
+#: simulator corpus, held on the lab downshifts (noise/step 0.05-0.15).
+STEP_NOISE = (0.5, 0.2)
 #: Where packets did not grow (longer frames), a lower bitrate must lower the loudest
 #: frames too (90th percentile of packet size after / before): a codec capped
 #: to a rate scales every frame, while a talker who speaks less (or a listener
@@ -144,7 +148,7 @@ def detect_downshift(trace: Trace) -> Finding | None:
         if k == 0 or ratio > MAX_RATIO:
             continue
         drop = 1.0 - ratio
-        c = ramp(drop, 1 - MAX_RATIO, 2 * (1 - MAX_RATIO)) * ramp(noise / drop, 0.5, 0.2)
+        c = ramp(drop, 1 - MAX_RATIO, 2 * (1 - MAX_RATIO)) * ramp(noise / drop, *STEP_NOISE)
         if best is None or c > best[0]:
             best = (c, name, k, ratio)
     if best is None:

@@ -28,6 +28,12 @@ CLEAN_LOSS = 0.005
 BURSTY_RATIO = 1.5
 #: Burst ratios from here up to BURSTY_RATIO are settled by a likelihood-ratio test.
 BORDERLINE_RATIO = 1.1
+#: Burst-ratio ramps of the two verdicts (none at the first value, full at
+#: the second), around :data:`BURSTY_RATIO`: set on the simulator corpus and
+#: held on the lab (kernel random loss: burst ratio 0.9-1.1; Gilbert-Elliott
+#: dropping: 2-10).
+BURSTY_RAMP = (1.2, 2.0)
+RANDOM_RAMP = (1.8, 1.3)
 #: 2 x log-likelihood ratio above which the Gilbert-Elliott channel (3 more
 #: parameters than independent loss) fits significantly better: the 0.999
 #: quantile of chi-squared with 3 degrees of freedom.
@@ -84,12 +90,12 @@ def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Findin
         if thin:
             confidence = 0.6
         elif burst_ratio >= BURSTY_RATIO:
-            confidence = ramp(burst_ratio, 1.2, 2.0)
+            confidence = ramp(burst_ratio, *BURSTY_RAMP)
         else:
             confidence = ramp(clustered, 0.5 * LRT_CRITICAL, 2.0 * LRT_CRITICAL)
     else:
         pattern = "random-loss"
-        confidence = ramp(burst_ratio, 1.8, 1.3) * (1.0 - ramp(clustered, 0.5 * LRT_CRITICAL, LRT_CRITICAL))
+        confidence = ramp(burst_ratio, *RANDOM_RAMP) * (1.0 - ramp(clustered, 0.5 * LRT_CRITICAL, LRT_CRITICAL))
         if not thin:
             confidence *= PERIODIC_DOUBT + (1 - PERIODIC_DOUBT) * ramp(cv, PERIODIC_CV, IRREGULAR_CV)
     if not thin or pattern == "random-loss":

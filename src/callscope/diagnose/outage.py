@@ -26,6 +26,11 @@ MIN_OUTAGES = 3
 #: Median service between outages must last this long (s): on/off blocking
 #: lets the flow through for a while each time.
 MIN_ON_S = 0.5
+#: Confidence ramps (none at the first value, full at the second): the share
+#: of all loss inside the outages, and the delivery between them. set on the simulator corpus against DESIGN.md's pattern table; unchanged since, and held on lab-v1 (1.00) and the lab corpora
+#: (lab outages: 100 % of loss in outages, delivery between >= 99.9 %).
+OUTAGE_DOMINANCE = (0.6, 0.9)
+CLEAN_BETWEEN = (0.9, 0.98)
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,8 @@ def detect_outages(trace: Trace) -> Finding | None:
     on_runs = (trace.time[out.runs.start[1:]] - trace.time[ends[:-1] - 1]) - trace.ptime
     on_median = float(np.median(on_runs))
     c_count = ramp(out.runs.count, MIN_OUTAGES - 1, MIN_OUTAGES + 1)
-    c_dom = ramp(dominance, 0.6, 0.9)
-    c_clean = ramp(clean_between, 0.9, 0.98)
+    c_dom = ramp(dominance, *OUTAGE_DOMINANCE)
+    c_clean = ramp(clean_between, *CLEAN_BETWEEN)
     c_long = ramp(mean_dur, MIN_OUTAGE_S, 2 * MIN_OUTAGE_S)
     c_on = ramp(on_median, 0.5 * MIN_ON_S, MIN_ON_S)
     confidence = c_dom * c_clean * c_on * (0.5 + 0.2 * c_count + 0.3 * (1.0 if periodic else c_long))

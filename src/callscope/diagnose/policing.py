@@ -31,7 +31,7 @@ import numpy as np
 from callscope.diagnose.delay import Ramp, find_ramp, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of, window_rates
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.shaping import OWN_QUEUE_R2, OwnQueue
+from callscope.diagnose.shaping import OWN_QUEUE_DOUBT_R2, OWN_QUEUE_R2, OwnQueue
 from callscope.diagnose.trace import Trace
 from callscope.metrics.lossmodel import loss_runs
 
@@ -114,6 +114,19 @@ def replay_token_bucket(
 #: Confidence kept by every-other-packet drops on opaque media (a sender
 #: halving its packet rate looks the same): under 0.5, a hint.
 HALVED_CADENCE_DOUBT = 0.6
+#: Confidence ramps (none at the first value, full at the second): the
+#: coefficient of variation of the spacing of drops (a policer on
+#: constant-rate media drops evenly), the share of loss runs longer than the
+#: loss fraction allows, the coefficient of variation of the delivered rate
+#: per window, the token-bucket replay's error in drops (share of all), and
+#: the z score of delay standing high before the drops (a queue's, not a
+#: policer's). Set on the simulator corpus; the lab showed evenly spaced kernel
+#: policer drops at CV 0.00-0.22 and random loss at 0.60 and up.
+EVEN_SPACING_CV = (0.6, 0.25)
+LONG_RUNS = (0.15, 0.05)
+FLAT_GOODPUT_CV = (0.35, 0.12)
+REPLAY_ERROR = (0.25, 0.08)
+QUEUED_Z = (0.7, 1.5)
 
 
 #: :func:`clamp_ratio` at or below which the delivered bytes are clamped like a
@@ -223,9 +236,9 @@ def detect_policing(
         clamp = min(clamp, clamp_ratio(trace.time[region], np.ones(i2 - i1 + 1), rec[region]))
     # Evenly spaced drops (constant-rate media), or delivered bytes clamped to
     # a line however the sender's rate varied (variable-rate media).
-    c_spacing = ramp(cv, 0.6, 0.25) if loss_region >= EVEN_MIN_LOSS else 0.0
+    c_spacing = ramp(cv, *EVEN_SPACING_CV) if loss_region >= EVEN_MIN_LOSS else 0.0
     c_even = max(c_spacing, ramp(clamp, CLAMP_RANDOM, CLAMP_POLICED))
-    c_runs = ramp(too_long, 0.15, 0.05)
+    c_runs = ramp(too_long, *LONG_RUNS)
     # The factors below are at most 1: without the drop pattern, nothing can
     # raise the confidence to a finding (and the per-packet replay is skipped).
     if c_even * c_runs < 0.2:
@@ -254,16 +267,16 @@ def detect_policing(
     # are clock skew or, on opaque media, a loss the cadence did not reveal.
     queue_height = queue.height_s if queue is not None and queue.slope >= QUEUE_VETO_SLOPE else 0.0
 
-    c_flat = ramp(flat, 0.35, 0.12)
-    c_tb = ramp(tb_error, 0.25, 0.08)
+    c_flat = ramp(flat, *FLAT_GOODPUT_CV)
+    c_tb = ramp(tb_error, *REPLAY_ERROR)
     # A queue shows as delay standing well above typical before the drops, in
     # absolute terms as well as against the stream's own spread.
-    queued_before = min(ramp(rise.z, 0.7, 1.5), ramp(rise.rise_s, 0.3 * QUEUE_VETO_S, QUEUE_VETO_S))
+    queued_before = min(ramp(rise.z, *QUEUED_Z), ramp(rise.rise_s, 0.3 * QUEUE_VETO_S, QUEUE_VETO_S))
     c_veto = ramp(queue_height, 2 * QUEUE_VETO_S, QUEUE_VETO_S) * (1.0 - queued_before)
     # A queue its own load explains is a shaper's, which also clamps the rate
     # and drops evenly once full (tc htb/tbf at 97 % of the media rate).
     if own is not None:
-        c_veto *= 1.0 - ramp(own.r2, 0.6, OWN_QUEUE_R2) * ramp(own.height_s, QUEUE_VETO_S, 2 * QUEUE_VETO_S)
+        c_veto *= 1.0 - ramp(own.r2, OWN_QUEUE_DOUBT_R2, OWN_QUEUE_R2) * ramp(own.height_s, QUEUE_VETO_S, 2 * QUEUE_VETO_S)
     confidence = c_even * (0.5 + 0.25 * c_flat + 0.25 * c_tb) * c_runs * c_veto
     if confidence < 0.2:
         return None

@@ -44,8 +44,18 @@ OPAQUE_MIN_SLOPE = 0.05
 ETHERNET_HEADER = 14.0
 #: Drain rates tried for a stream's own queue, relative to its mean rate.
 OWN_QUEUE_RATES = np.linspace(0.8, 1.05, 26)
-#: r² of the own-load queue model from which the delay is a shaper's queue.
+#: r² of the own-load queue model from which the delay is a shaper's queue,
+#: and below which it says nothing (between, the other queue findings are
+#: doubted in proportion). Lab tbf/htb shapers: 0.89-0.998; queues shared
+#: with cross traffic: <= 0.1.
 OWN_QUEUE_R2 = 0.8
+OWN_QUEUE_DOUBT_R2 = 0.6
+#: A ramp's straightness (r² of the line through it), the share of its height
+#: still held at the end, and the share of the time after it spent on the
+#: plateau: confidence ramps. set on the simulator corpus against DESIGN.md's pattern table; unchanged since, and held on lab-v1 (1.00) and the lab corpora.
+RAMP_FIT_R2 = (0.7, 0.9)
+RAMP_HELD = (0.5, 0.8)
+RAMP_PLATEAU = (0.5, 0.9)
 #: Tail loss below this counts as none (a stray loss is not a full queue).
 LOSSLESS_TAIL_LOSS = 0.005
 
@@ -81,7 +91,7 @@ def _own_queue_finding(trace: Trace, own: OwnQueue | None) -> Finding | None:
     held = float(np.percentile(d, 98) - np.percentile(d, 2)) if d.size else 0.0
     if trace.loss_fraction < LOSSLESS_TAIL_LOSS and held < LOSSLESS_MIN_QUEUE_S:
         return None
-    confidence = ramp(own.r2, 0.6, OWN_QUEUE_R2 + 0.05) * ramp(held, MIN_QUEUE_S, 2 * MIN_QUEUE_S)
+    confidence = ramp(own.r2, OWN_QUEUE_DOUBT_R2, OWN_QUEUE_R2 + 0.05) * ramp(held, MIN_QUEUE_S, 2 * MIN_QUEUE_S)
     payload = float(np.mean(trace.received_size)) if trace.received_count else 0.0
     payload_share = payload / (payload + trace.header_bytes + ETHERNET_HEADER) if payload > 0 else 0.0
     if confidence < 0.2:
@@ -155,9 +165,9 @@ def _ramp_finding(trace: Trace, overhead: float, q: Ramp | None) -> Finding | No
         return None
     confidence = (
         ramp(q.height_s, MIN_QUEUE_S, 2 * MIN_QUEUE_S)
-        * ramp(q.fit_r2, 0.7, 0.9)
-        * ramp(held, 0.5, 0.8)
-        * (0.6 + 0.4 * ramp(plateau_share, 0.5, 0.9))
+        * ramp(q.fit_r2, *RAMP_FIT_R2)
+        * ramp(held, *RAMP_HELD)
+        * (0.6 + 0.4 * ramp(plateau_share, *RAMP_PLATEAU))
     )
     if confidence < 0.2:
         return None

@@ -38,6 +38,13 @@ STEP_NOISE = (0.5, 0.2)
 #: Full confidence at or below the first, none at or above the second.
 PEAK_RATIO_CAPPED = 0.75
 PEAK_RATIO_TALK_MIX = 0.90
+#: A smaller packet size (or bitrate) at the same packet rate must stay for
+#: this long (s, a confidence ramp) to be a new plateau: speech alternates
+#: talk spurts and pauses of about a second each (ITU-T P.59), so a few
+#: seconds of smaller packets is a party listening, not a codec capped. Lab
+#: ordinary calls whose sizes dropped near the end: 4.0 and 6.3 s after the
+#: step; lab and simulator downshifts: 11 s and more.
+PLATEAU_S = (6.0, 10.0)
 
 
 def best_split(x: np.ndarray, min_side: int) -> tuple[int, float]:
@@ -167,6 +174,7 @@ def detect_downshift(trace: Trace) -> Finding | None:
     if size_after <= size_before and np.any(t < send_change) and np.any(t >= send_change):
         peak_ratio = float(np.percentile(size[t >= send_change], 90) / np.percentile(size[t < send_change], 90))
         confidence *= ramp(peak_ratio, PEAK_RATIO_TALK_MIX, PEAK_RATIO_CAPPED)
+        confidence *= ramp(float(trace.send[-1]) - send_change, *PLATEAU_S)
     if confidence < 0.2:
         return None
     b_before = float(np.mean(sent_bytes[:k])) / width

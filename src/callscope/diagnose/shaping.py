@@ -19,6 +19,7 @@ from callscope.diagnose.delay import Ramp, find_ramp
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
+from callscope.metrics.cadence import serialized_stretches
 
 #: Smallest queueing delay built up that counts as a shaper's queue (s): well
 #: above the few ms of jitter of an ordinary path.
@@ -50,6 +51,11 @@ OWN_QUEUE_RATES = np.linspace(0.8, 1.05, 26)
 #: with cross traffic: <= 0.1.
 OWN_QUEUE_R2 = 0.8
 OWN_QUEUE_DOUBT_R2 = 0.6
+#: Stretches of arrivals spaced by packet size that show a rate limiter's
+#: busy queue on encrypted media without a steep ramp. Lab tbf shapers on
+#: opaque media: 25-40 stretches of 25 gaps; every other lab, simulator and
+#: real opaque stream: none.
+MIN_SERIALIZED = 3
 #: A ramp's straightness (r² of the line through it), the share of its height
 #: still held at the end, and the share of the time after it spent on the
 #: plateau: confidence ramps. set on the simulator corpus against DESIGN.md's pattern table; unchanged since, and held on lab-v1 (1.00) and the lab corpora.
@@ -230,10 +236,17 @@ def own_queue(trace: Trace, queue: Ramp | None = None) -> OwnQueue | None:
 
     On opaque media a slow drift of the cadence-derived delay fits a queue
     too: there the delay must also climb as steeply as a shaper makes it
-    (``queue``, the trace's :func:`~callscope.diagnose.delay.find_ramp`).
+    (``queue``, the trace's :func:`~callscope.diagnose.delay.find_ramp`), or
+    the arrivals show a link serialising the backlog: stretches of gaps
+    proportional to the packets' sizes
+    (:func:`~callscope.metrics.cadence.serialized_stretches`).
     """
-    if trace.received_count < 50 or (trace.opaque and (queue is None or queue.slope < OPAQUE_MIN_SLOPE)):
+    if trace.received_count < 50:
         return None
+    if trace.opaque and (queue is None or queue.slope < OPAQUE_MIN_SLOPE):
+        order = np.argsort(trace.received_time, kind="stable")
+        if serialized_stretches(trace.received_time[order], trace.received_size[order]) < MIN_SERIALIZED:
+            return None
     sd = trace.sorted_delay
     if sd.size == 0 or float(sd[int(0.98 * (sd.size - 1))] - sd[int(0.02 * (sd.size - 1))]) < MIN_QUEUE_S:
         return None

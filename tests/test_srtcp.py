@@ -201,3 +201,20 @@ def test_plain_rtcp_is_untouched_by_keys(plain, call, tmp_path):
     call.write(path)
     report = analyze(path, srtp_keys=[(KeySelector(ssrc=call.ssrcs[0]), _key(SUITE, 1))])
     assert report.inventory.rtcp == plain.inventory.rtcp
+
+
+def test_html_report_tables_srtcp_and_says_the_wrong_key(call, tmp_path, capsys):
+    a, b = call.ssrcs
+    path = tmp_path / "srtp.pcap"
+    call.write(path, {a: _key(SUITE, 1), b: _key(SUITE, 2)})
+    out = tmp_path / "r.html"
+    code, _, err = run_cli(capsys, "report", path, "-o", out, "--no-plots",
+                           "--srtp-key", f"{a:#010x}={SUITE}:{_b64(_key(SUITE, 1))}",
+                           "--srtp-key", f"{b:#010x}={SUITE}:{_b64(_key(SUITE, 9))}")
+    assert code == 0, err
+    html = out.read_text()
+    report = analyze(path, srtp_keys=[(KeySelector(ssrc=a), _key(SUITE, 1)), (KeySelector(ssrc=b), _key(SUITE, 9))])
+    good, bad = (next(r for r in report.inventory.rtcp.srtcp if r.ssrc == x) for x in (a, b))
+    assert f"<td>{good.stream_ids[0]} SRTCP</td>" in html and f"<td>{bad.stream_ids[0]} SRTCP</td>" in html
+    assert f"<div>{bad.stream_ids[0]} SRTCP: {bad.finding}</div>" in html and good.finding is None
+    assert _b64(_key(SUITE, 9)) not in html

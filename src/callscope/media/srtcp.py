@@ -29,6 +29,11 @@ from callscope.media.srtp import KeySelector, SrtpKey, decrypt_stream, keys_for
 
 NS = 1_000_000_000
 RTCP_PORT_OFFSET = 1  # RFC 3550 §11: RTCP on the next (odd) port above RTP's
+#: Keys tried on one sender's SRTCP, nearest first (given, then SDES of its own
+#: endpoint, then of its call, then others): decryption runs unasked whenever
+#: the SIP carries SDES keys, and a capture of thousands of SDES calls must
+#: not try every call's key on every sender.
+MAX_KEYS_PER_SENDER = 8
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ def _candidates(ssrc: int, where: RtcpDatagram, streams: Sequence, given, sip) -
                    for d in (0, RTCP_PORT_OFFSET)]
     for s in streams:
         out += [k for k in keys_for(s, given, sip) if k not in out]
-    return out
+    return out[:MAX_KEYS_PER_SENDER]
 
 
 def decrypt_rtcp(

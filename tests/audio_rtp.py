@@ -59,8 +59,8 @@ class Codec:
     bit_rate: int = 0
     #: Waveform SNR floor: the lowest measured over the chirp and the vowels
     #: (PCMU 36.7, PCMA 37.1, opus 15.5, G722 30.4, G723 4.3, AMR 8.9,
-    #: G726-32 11.5, G726-24 10.6, AAL2-G726-32 11.5 dB) less 1-3 dB. ADPCM follows the
-    #: vowels' sharp glottal pulses poorly (the chirp: 33.5 / 30.1 dB). Parametric coders (G.723.1, AMR) keep the spectrum, not the
+    #: G726-16 7.9, -24 10.6, -32 11.5, -40 14.8, AAL2-G726-32 11.5 dB) less 1-3 dB.
+    #: ADPCM follows the vowels' sharp glottal pulses poorly (the chirp: 21.9 / 30.1 / 33.5 / 33.7 dB). Parametric coders (G.723.1, AMR) keep the spectrum, not the
     #: waveform, hence their low floors; a broken decoder scores below 0 dB.
     snr_floor_db: float = 0.0
 
@@ -75,7 +75,9 @@ CODECS = {
     # G.726 ADPCM: RFC 3551 packing (FFmpeg g726le) on the deprecated static PT 2 and on a dynamic PT,
     # AAL2 packing (g726) under its own name
     "G726-32": Codec("G726-32", "g726le", 8000, 8000, 160, 2, None, 32000, snr_floor_db=9),
+    "G726-16": Codec("G726-16", "g726le", 8000, 8000, 160, 100, "G726-16/8000", 16000, snr_floor_db=6),
     "G726-24": Codec("G726-24", "g726le", 8000, 8000, 160, 98, "G726-24/8000", 24000, snr_floor_db=8),
+    "G726-40": Codec("G726-40", "g726le", 8000, 8000, 160, 101, "G726-40/8000", 40000, snr_floor_db=12),
     "AAL2-G726-32": Codec("AAL2-G726-32", "g726", 8000, 8000, 160, 99, "AAL2-G726-32/8000", 32000,
                           snr_floor_db=9),
 }

@@ -274,10 +274,11 @@ def _mki_of(tail: str, suite: str) -> tuple[int, int]:
     """(value, length) of the ``MKI:LENGTH`` part of a key's ``|lifetime|MKI:length`` tail; (0, 0) if none."""
     for part in tail.split("|") if tail else ():
         if ":" in part:
-            value, _, length = part.partition(":")
-            if not (value.isdigit() and length.isdigit()):
-                raise CallscopeError(f"SRTP key for {suite}: MKI {part!r} is not VALUE:LENGTH (e.g. 1:4)")
-            return int(value), int(length)
+            # 128 octets hold a value of up to 309 decimal digits (RFC 4568 §6.1)
+            m = re.fullmatch(r"([0-9]{1,309}):([0-9]{1,3})", part)
+            if m is None:
+                raise CallscopeError(f"SRTP key for {suite}: MKI {part[:40]!r} is not VALUE:LENGTH (e.g. 1:4)")
+            return int(m.group(1)), int(m.group(2))
     return 0, 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -63,8 +64,17 @@ class Call:
         self.items.sort(key=lambda x: x[0])
         self.rtcp_packets = sum(k == Kind.RTCP for *_, k, _p in self.items)
 
-    def write(self, path, keys: dict[int, SrtpKey] | None = None) -> None:
-        """The call as a pcap; with ``keys`` (SSRC -> key) every RTP and RTCP packet protected."""
+    def muxed(self) -> Call:
+        """The same call with RTCP on the RTP ports (RFC 5761 rtcp-mux)."""
+        other = object.__new__(Call)
+        other.__dict__.update(self.__dict__)
+        other.items = [(t, s, d, sp - 1, dp - 1, k, p) if k == Kind.RTCP else (t, s, d, sp, dp, k, p)
+                       for t, s, d, sp, dp, k, p in self.items]
+        return other
+
+    def write(self, path, keys: dict[int, SrtpKey] | None = None, damage=None) -> None:
+        """The call as a pcap; with ``keys`` (SSRC -> key) every RTP and RTCP packet protected, then
+        ``damage(index, kind, payload) -> payload`` applied."""
         payloads = [p for *_, p in self.items]
         if keys:
             for ssrc, k in keys.items():
@@ -74,6 +84,8 @@ class Call:
                           and struct.unpack_from("!I", p, 4 if rtcp else 8)[0] == ssrc]
                     for i, q in zip(at, protect_packets([payloads[i] for i in at], k, rtcp=rtcp), strict=True):
                         payloads[i] = q
+        if damage is not None:
+            payloads = [damage(i, x[5], p) for i, (x, p) in enumerate(zip(self.items, payloads, strict=True))]
         lens = np.array([len(p) for p in payloads], np.int64)
         cols = list(zip(*[x[:5] for x in self.items], strict=True))
         write_pcap(path, np.array(cols[0], np.int64), np.array(cols[1], np.uint32), np.array(cols[2], np.uint32),
@@ -218,3 +230,42 @@ def test_html_report_tables_srtcp_and_says_the_wrong_key(call, tmp_path, capsys)
     assert f"<td>{good.stream_ids[0]} SRTCP</td>" in html and f"<td>{bad.stream_ids[0]} SRTCP</td>" in html
     assert f"<div>{bad.stream_ids[0]} SRTCP: {bad.finding}</div>" in html and good.finding is None
     assert _b64(_key(SUITE, 9)) not in html
+
+
+def test_corrupted_srtcp_is_counted_and_the_rest_still_reports(call, plain, tmp_path):
+    keys = {ssrc: _key(SUITE, n) for n, ssrc in enumerate(call.ssrcs)}
+    rtcp_at = [i for i, x in enumerate(call.items) if x[5] == Kind.RTCP]
+    hit = set(rtcp_at[1:3])
+
+    def flip(i, kind, p):  # one bit of the encrypted part: the tag no longer matches
+        return p[:10] + bytes([p[10] ^ 0x01]) + p[11:] if i in hit else p
+
+    path = tmp_path / "damaged.pcap"
+    call.write(path, keys, damage=flip)
+    report = analyze(path, srtp_keys=[(KeySelector(ssrc=s), k) for s, k in keys.items()])
+    r = report.inventory.rtcp
+    assert sum(x.auth_failures for x in r.srtcp) == 2 and r.encrypted == 2
+    assert sum(x.decrypted for x in r.srtcp) == call.rtcp_packets - 2
+    damaged = [x for x in r.srtcp if x.auth_failures]
+    assert all("corrupted packets, or an index or key change" in x.finding for x in damaged)
+    frames = {i + 1 for i in hit}  # pcap frame numbers count from 1
+    kept = [b for b in plain.inventory.rtcp.report_blocks if b.frame not in frames]
+    assert [replace(b, rtt_s=None) for b in kept] == [replace(b, rtt_s=None) for b in r.report_blocks]
+    # a report echoing a lost SR has no round trip; every other one keeps the plain call's
+    lost_srs = {(s.ssrc, s.ntp_middle) for s in plain.inventory.rtcp.sender_reports if s.frame in frames}
+    for p, q in zip(kept, r.report_blocks, strict=True):
+        assert q.rtt_s == (None if (p.source_ssrc, p.lsr) in lost_srs else p.rtt_s)
+    assert any((p.source_ssrc, p.lsr) in lost_srs for p in kept)
+
+
+def test_rtcp_mux_srtcp_on_the_rtp_port_decrypts_too(call, tmp_path):
+    """RFC 5761: RTCP on the RTP port; SRTCP there must neither be taken for SRTP nor stay encrypted."""
+    mux = call.muxed()
+    mux.write(tmp_path / "plain.pcap")
+    plain = analyze(tmp_path / "plain.pcap")
+    assert len(plain.inventory.rtcp.report_blocks) > 0
+    keys = {ssrc: _key("AEAD_AES_128_GCM", n) for n, ssrc in enumerate(call.ssrcs)}
+    mux.write(tmp_path / "srtp.pcap", keys)
+    report = analyze(tmp_path / "srtp.pcap", srtp_keys=[(KeySelector(ssrc=s), k) for s, k in keys.items()])
+    assert _rtcp_numbers(report) == _rtcp_numbers(plain)
+    assert [len(s.packets) for s in report.inventory.streams] == [len(s.packets) for s in plain.inventory.streams]

@@ -58,8 +58,9 @@ class Codec:
     rtpmap: str | None  # SDP encoding name/clock, None: static PT
     bit_rate: int = 0
     #: Waveform SNR floor: the lowest measured over the chirp and the vowels
-    #: (PCMU 36.7, PCMA 37.1, opus 15.5, G722 30.4, G723 4.3, AMR 8.9 dB) less
-    #: 1-3 dB. Parametric coders (G.723.1, AMR) keep the spectrum, not the
+    #: (PCMU 36.7, PCMA 37.1, opus 15.5, G722 30.4, G723 4.3, AMR 8.9,
+    #: G726-16 7.9, -24 10.6, -32 11.5, -40 14.8, AAL2-G726-32 11.5 dB) less 1-3 dB.
+    #: ADPCM follows the vowels' sharp glottal pulses poorly (the chirp: 21.9 / 30.1 / 33.5 / 33.7 dB). Parametric coders (G.723.1, AMR) keep the spectrum, not the
     #: waveform, hence their low floors; a broken decoder scores below 0 dB.
     snr_floor_db: float = 0.0
 
@@ -71,6 +72,14 @@ CODECS = {
     "G722": Codec("G722", "g722", 16000, 8000, 320, 9, None, snr_floor_db=27),
     "G723": Codec("G723", "g723_1", 8000, 8000, 240, 4, None, 6300, snr_floor_db=3),
     "AMR": Codec("AMR", "libopencore_amrnb", 8000, 8000, 160, 97, "AMR/8000", 12200, snr_floor_db=7),
+    # G.726 ADPCM: RFC 3551 packing (FFmpeg g726le) on the deprecated static PT 2 and on a dynamic PT,
+    # AAL2 packing (g726) under its own name
+    "G726-32": Codec("G726-32", "g726le", 8000, 8000, 160, 2, None, 32000, snr_floor_db=9),
+    "G726-16": Codec("G726-16", "g726le", 8000, 8000, 160, 100, "G726-16/8000", 16000, snr_floor_db=6),
+    "G726-24": Codec("G726-24", "g726le", 8000, 8000, 160, 98, "G726-24/8000", 24000, snr_floor_db=8),
+    "G726-40": Codec("G726-40", "g726le", 8000, 8000, 160, 101, "G726-40/8000", 40000, snr_floor_db=12),
+    "AAL2-G726-32": Codec("AAL2-G726-32", "g726", 8000, 8000, 160, 99, "AAL2-G726-32/8000", 32000,
+                          snr_floor_db=9),
 }
 
 
@@ -96,6 +105,9 @@ def encode(codec: Codec, pcm: np.ndarray) -> list[bytes]:
         ctx.bit_rate = codec.bit_rate
     ctx.open()
     step = ctx.frame_size or codec.frame
+    n_packets = pcm.size // codec.frame
+    if step > codec.frame:  # sample-by-sample ADPCM (G.726): one bit stream, cut into packets below
+        pcm = np.r_[pcm, np.zeros(-pcm.size % step, pcm.dtype)]
     out: list[bytes] = []
     for i in range(0, pcm.size - step + 1, step):
         f = av.AudioFrame.from_ndarray(pcm[None, i : i + step], format="s16", layout="mono")
@@ -106,6 +118,9 @@ def encode(codec: Codec, pcm: np.ndarray) -> list[bytes]:
     if codec.name == "AMR":
         # storage format (ToC octet, RFC 4867 §5.3) -> octet-aligned payload: CMR 15 (none), ToC F=0
         out = [bytes([0xF0, p[0] & 0x7C]) + p[1:] for p in out]
+    if step > codec.frame:
+        stream, size = b"".join(out), codec.frame * codec.bit_rate // codec.rate // 8
+        return [stream[i * size : (i + 1) * size] for i in range(n_packets)]
     per_packet = codec.frame // step
     if per_packet > 1:
         out = [b"".join(out[i : i + per_packet]) for i in range(0, len(out) - per_packet + 1, per_packet)]

@@ -126,7 +126,7 @@ def test_audio_command_writes_the_wav_and_refuses_other_codecs(tmp_path, capsys)
     assert code == 2 and out == ""
     assert err.splitlines() == [
         "callscope: error: stream s1 carries DVI4, which callscope cannot decode (decodable: PCMU, PCMA, opus, "
-        "G722, G729, G723, GSM, iLBC, speex, AMR)"
+        "G722, G729, G723, GSM, iLBC, speex, AMR, G726-16/24/32/40, AAL2-G726-16/24/32/40)"
     ]
     assert not (tmp_path / "dvi.wav").exists()
 

@@ -176,6 +176,29 @@ def test_srtp_key_option_and_keys_file_by_ssrc_and_five_tuple(tmp_path):
     assert os.path.getsize(tmp_path / "a.wav") == os.path.getsize(tmp_path / "b.wav")
 
 
+@pytest.mark.parametrize("codec_name", ["G726-32", "AAL2-G726-32"])
+def test_g726_packet_by_packet_equals_ffmpeg_on_the_whole_bit_stream(tmp_path, codec_name):
+    """G.726 carries no frames: a stream's payloads are one ADPCM bit stream (RFC 3551 §4.5.4), so
+    decoding it packet by packet must give FFmpeg's decoding of the joined stream, sample for sample;
+    read with the other packing it is noise (SNR 1.4 dB measured)."""
+    import av
+
+    c = CODECS[codec_name]
+    path = tmp_path / "g726.pcap"
+    pcm, payloads, _ = write_call(path, codec_name, "vowels", None, drop=())
+    r = render_stream(read_capture(path), analyze(path).inventory.streams[0])
+    assert r.decoder == c.encoder and r.samples.size == len(payloads) * c.frame
+    whole = {}
+    for packing in ("g726le", "g726"):
+        ctx = av.CodecContext.create(packing, "r")
+        ctx.sample_rate, ctx.layout, ctx.options = 8000, "mono", {"bits_per_coded_sample": "4"}
+        whole[packing] = np.concatenate([f.to_ndarray().ravel() for f in ctx.decode(av.Packet(b"".join(payloads)))])
+    assert np.array_equal(r.samples, whole[c.encoder])
+    other = whole["g726" if c.encoder == "g726le" else "g726le"]
+    ok = np.ones(other.size, bool)
+    assert aligned_snr(pcm[: other.size], other, ok, 160) < 3 < aligned_snr(pcm[: r.samples.size], r.samples, ok, 160)
+
+
 def test_amr_bandwidth_efficient_payload_unpacks_to_the_same_frames():
     from callscope.media.codec import AMR_FRAME_BITS, amr_storage_frames
 

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -76,8 +77,8 @@ def _write(path, pkts: list[bytes], times, sip: bytes | None = None) -> None:
 def test_crypto_attribute_and_sdp_keep_the_key_but_never_print_it():
     k = _key()
     line = f"1 {SUITE} inline:{_b64(k)}|2^20|1:4"
-    assert parse_crypto_attribute(line) == (1, SUITE, _b64(k), True)
-    assert parse_crypto_attribute(f"2 {SUITE} inline:{_b64(k)}")[3] is False
+    assert parse_crypto_attribute(line) == (1, SUITE, _b64(k), (1, 4))
+    assert parse_crypto_attribute(f"2 {SUITE} inline:{_b64(k)}")[3] == (0, 0)
     _, media = parse_sdp(f"v=0\r\nc=IN IP4 {A}\r\nm=audio {PORT_A} RTP/SAVP 0\r\na=crypto:{line}\r\n")
     (attr,) = media[0].crypto
     assert attr.value == line
@@ -144,6 +145,48 @@ def test_libsrtp_agrees_with_an_independent_rfc3711_implementation(suite):
     ref = [_reference_protect(p, master, salt, (65534 + i) >> 16, SUITES[suite][4]) for i, p in enumerate(pkts)]
     assert protect_packets(pkts, k) == ref
     assert decrypt_packets(ref, k).plain == pkts
+
+
+# ------------------------------------------------------------------ MKI
+
+
+@pytest.mark.parametrize("suite", ["AES_CM_128_HMAC_SHA1_32", "AEAD_AES_256_GCM"])
+def test_mki_keys_decrypt_and_other_mkis_are_counted_not_decrypted(suite):
+    """RFC 3711 §3.1: the MKI sits before the tag (AES-CM) or after the AEAD ciphertext (RFC 7714
+    §8.1), outside what is authenticated; a packet naming another MKI is never decrypted."""
+    k = make_key(suite, _b64(_key(suite)), "sdes", (258, 2))
+    assert k.mki == b"\x01\x02"
+    pkts = [rtp(100 + i, 160 * i, 0xCAFEBABE, 0, bytes([i]) * 160) for i in range(6)]
+    enc = protect_packets(pkts, k)
+    tag = 0 if "GCM" in suite else SUITES[suite][4]
+    assert all(p[len(p) - tag - 2 : len(p) - tag] == b"\x01\x02" for p in enc)
+    assert decrypt_packets(enc, k).plain == pkts
+    other = enc[:3] + [p[: len(p) - tag - 2] + b"\x00\x07" + p[len(p) - tag :] for p in enc[3:]]
+    d = decrypt_packets(other, k)
+    assert (d.decrypted, d.auth_failures, d.other_failures) == (3, 0, 3)
+    # SRTCP: E flag and index, then the MKI, then the 80-bit tag (RFC 3711 §3.4)
+    rr = struct.pack("!BBHI", 0x80, 201, 1, 0xCAFEBABE)
+    (srtcp,) = protect_packets([rr], k, rtcp=True)
+    assert decrypt_packets([srtcp], k, rtcp=True).plain == [rr]
+    assert decrypt_packets(protect_packets([rr], replace(k, mki_len=0), rtcp=True), k, rtcp=True).other_failures == 1
+
+
+def test_mki_from_sdes_and_option_decrypts_the_audio(tmp_path, capsys):
+    path = tmp_path / "mki.pcap"
+    pkts, times, _ = rtp_stream(_pcmu_payloads(50), PCMU)
+    k = make_key(SUITE, _b64(_key()), "sdes", (1, 4))
+    offer = sip_invite(f"{SUITE} inline:{_b64(k)}|2^20|1:4", PCMU, secure=True)
+    _write(path, protect_packets(pkts, k), times, sip=offer)
+    code, out, err = run_cli(capsys, "audio", path, "--stream", "s1", "-o", tmp_path / "a.wav", "--json")
+    assert code == 0, err
+    srtp = json.loads(out)["outputs"][0]["streams"][0]["srtp"]
+    assert (srtp["decrypted"], srtp["auth_failures"], srtp["key_source"]) == (50, 0, "sdes")
+    code, out, err = run_cli(capsys, "audio", path, "--stream", "s1", "-o", tmp_path / "b.wav", "--json",
+                             "--srtp-key", f"s1={SUITE}:{_b64(k)}|2^31|1:4")
+    assert code == 0, err
+    assert json.loads(out)["outputs"][0]["streams"][0]["srtp"]["key_source"] == "option"
+    code, out, err = run_cli(capsys, "audio", path, "-o", tmp_path / "c.wav", "--srtp-key", f"s1={SUITE}:{_b64(k)}|1:300")
+    assert code == 2 and err.strip().endswith("MKI 1:300 does not fit; write VALUE:LENGTH with 1-128 octets, e.g. |1:4")
 
 
 # ------------------------------------------------------------ failures

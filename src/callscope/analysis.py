@@ -59,6 +59,7 @@ def analyze(
     decode_as: Sequence[int] = (),
     one_way_delay_ms: float | None = None,
     decoder: str = "builtin",
+    srtp_keys: Sequence = (),
 ) -> Report:
     """Analyse one capture: find its media streams, measure them, diagnose them.
 
@@ -74,6 +75,11 @@ def analyze(
         A one-way delay known from elsewhere, for the E-model delay term.
     decoder : {"builtin", "wireshark"}
         Which decoder produces the datagram table.
+    srtp_keys : sequence of (KeySelector, SrtpKey)
+        SRTP keys (:func:`callscope.media.srtp.parse_key_spec`,
+        :func:`~callscope.media.srtp.load_keys_file`). SRTCP is decrypted
+        with them, and with the SDES keys of the capture's SIP, and then
+        feeds the RTCP metrics as plain RTCP does.
 
     Returns
     -------
@@ -92,7 +98,7 @@ def analyze(
     from callscope.diagnose import diagnose
     from callscope.metrics import measure
 
-    info, inventory = _discover(path, decoder, tuple(decode_as))
+    info, inventory = _discover(path, decoder, tuple(decode_as), tuple(srtp_keys))
     start_ns = int(info.first_time_ns or 0)
     rtt = _rtt_by_ssrc(inventory)
     metrics = {
@@ -114,11 +120,14 @@ def analyze(
     )
 
 
-def _discover(path: str | os.PathLike, decoder: str, decode_as: tuple[int, ...]) -> tuple[CaptureInfo, object]:
+def _discover(
+    path: str | os.PathLike, decoder: str, decode_as: tuple[int, ...], srtp_keys: tuple = ()
+) -> tuple[CaptureInfo, object]:
     """Read the capture and find its media: (capture info, MediaInventory).
 
     A function of its own so that the per-datagram columns are freed as soon
-    as the streams have been cut out of them, before metrics run.
+    as the streams have been cut out of them (and SRTCP decrypted from the
+    RTCP bytes they keep), before metrics run.
     """
     from callscope.media import MediaColumns, discover_columns, extract
 
@@ -141,7 +150,24 @@ def _discover(path: str | os.PathLike, decoder: str, decode_as: tuple[int, ...])
         tcp_signalling=signalling,
         decode_as=decode_as,
     )
-    return info, inventory
+    return info, _decrypt_srtcp(columns, inventory, srtp_keys, int(info.first_time_ns or 0))
+
+
+def _decrypt_srtcp(columns, inventory, srtp_keys: tuple, start_ns: int):
+    """The inventory with SRTCP decrypted where a key is known (:mod:`callscope.media.srtcp`).
+
+    Keys given by the user need pylibsrtp (a one-line error says how to
+    install it); SDES keys found in the capture are used when it is there.
+    """
+    import importlib.util
+
+    from callscope.media.srtcp import decrypt_rtcp, has_sdes_keys
+
+    if not inventory.rtcp.encrypted:
+        return inventory
+    if not srtp_keys and not (has_sdes_keys(inventory.sip) and importlib.util.find_spec("pylibsrtp")):
+        return inventory
+    return decrypt_rtcp(columns, inventory, srtp_keys, capture_start_ns=start_ns)
 
 
 def _rtt_by_ssrc(inventory) -> dict[int, float]:

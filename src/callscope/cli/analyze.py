@@ -7,6 +7,7 @@ import sys
 import click
 
 from callscope.cli import EXIT_GATE_FAILED
+from callscope.cli.audio import given_keys, srtp_options
 from callscope.cli.batch import gate_options, gates_from_options
 from callscope.cli.common import (
     DELAY_MS,
@@ -32,25 +33,29 @@ from callscope.cli.common import (
               help="Which decoder builds the datagram table.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
               help="Also write the plots of `callscope plot` (PNG) into this directory.")
+@srtp_options
 @gate_options
 def analyze(capture: str, fmt: str, window_s: float, decode_as: tuple[int, ...],
             one_way_delay_ms: float | None, decoder: str, min_mos: float | None,
             max_loss: float | None, max_jitter_ms: float | None, fail_on: frozenset[str],
-            plot_dir: str | None) -> None:
+            plot_dir: str | None, srtp_keys: tuple[str, ...], srtp_keys_file: str | None) -> None:
     """Find every media stream in CAPTURE, measure it and say what degraded it.
 
     With gates (--fail-under-mos, --max-loss, --max-jitter-ms, --fail-on) the
     exit code is 1 when the capture crosses one; each crossed gate is one
-    line on stderr.
+    line on stderr. SRTCP is decrypted with the SRTP keys given and the SDES
+    keys of the capture's SIP, and then feeds the RTCP numbers (round-trip
+    time, reported loss and jitter) as plain RTCP does.
     """
     from callscope.analysis import analyze as run
     from callscope.report import text
 
     if plot_dir is not None:
         check_output_dir(plot_dir)
+    keys = given_keys(srtp_keys, srtp_keys_file)
     with one_line_warnings():
         report = run(capture, window_s=window_s, decode_as=decode_as,
-                     one_way_delay_ms=one_way_delay_ms, decoder=decoder)
+                     one_way_delay_ms=one_way_delay_ms, decoder=decoder, srtp_keys=keys)
     if fmt == "json":
         from callscope.report.jsonout import report_dict
 

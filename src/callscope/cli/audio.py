@@ -19,9 +19,9 @@ def srtp_options(fn):
                       help="SRTP keys, one SELECTOR=SUITE:BASE64KEY per line (selector: stream id, "
                            "SSRC 0x..., or SRC:PORT>DST:PORT).")(fn)
     fn = click.option("--srtp-key", "srtp_keys", multiple=True, metavar="STREAM=SUITE:BASE64KEY",
-                      help="Master key||salt for an SRTP stream (repeatable), e.g. "
-                           "s1=AES_CM_128_HMAC_SHA1_80:<base64>. SDES keys (a=crypto) in clear-text SIP "
-                           "are used without asking.")(fn)
+                      help="Master key||salt for an SRTP stream and its SRTCP (repeatable), e.g. "
+                           "s1=AES_CM_128_HMAC_SHA1_80:<base64>; a sender using an MKI: <base64>|2^20|1:4 "
+                           "(as in SDES). SDES keys (a=crypto) in clear-text SIP are used without asking.")(fn)
     return fn
 
 

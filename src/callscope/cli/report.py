@@ -40,7 +40,7 @@ def report(capture: str, output: str, stream_ids: tuple[str, ...], no_plots: boo
 
     keys = given_keys(srtp_keys, srtp_keys_file)
     with one_line_warnings():
-        result = run(capture, window_s=window_s, decoder=decoder)
+        result = run(capture, window_s=window_s, decoder=decoder, srtp_keys=keys)
         wanted = check_stream_ids(result, stream_ids)
         comparison = verdicts = None
         if received is not None:

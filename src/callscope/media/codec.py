@@ -40,6 +40,10 @@ class CodecInfo:
         for Speex and L16).
     reference : str
         The payload format.
+    bits_per_sample : int
+        Code size of a sample-by-sample ADPCM codec (G.726: 2 to 5 bits),
+        which its RTP name says and FFmpeg's decoder must be told; 0 for
+        frame-based codecs.
     """
 
     name: str
@@ -47,6 +51,7 @@ class CodecInfo:
     output_rate: int | None
     clock_rate: int
     reference: str = ""
+    bits_per_sample: int = 0
 
 
 #: Canonical key (upper-case rtpmap encoding name) -> codec.
@@ -63,10 +68,23 @@ CODECS: dict[str, CodecInfo] = {
     "ILBC": CodecInfo("iLBC", ("ilbc",), 8000, 8000, reference="RFC 3952"),
     "SPEEX": CodecInfo("speex", ("speex",), None, 8000, reference="RFC 5574"),
     "AMR": CodecInfo("AMR", ("amrnb",), 8000, 8000, reference="RFC 4867"),
+    # G.726 at 16/24/32/40 kbit/s is 2/3/4/5 bits per 8 kHz sample. RFC 3551
+    # §4.5.4 packs the codewords little-endian (the first in the octet's least
+    # significant bits, as ITU-T X.420): FFmpeg's g726le. The AAL2-G726-*
+    # formats (RFC 3551 §4.5.4's note, ITU-T I.366.2 Annex E) pack them
+    # big-endian: FFmpeg's g726.
+    **{f"G726-{kbps}": CodecInfo(f"G726-{kbps}", ("g726le",), 8000, 8000, "RFC 3551 §4.5.4", kbps // 8)
+       for kbps in (16, 24, 32, 40)},
+    **{f"AAL2-G726-{kbps}": CodecInfo(f"AAL2-G726-{kbps}", ("g726",), 8000, 8000, "ITU-T I.366.2 Annex E",
+                                      kbps // 8)
+       for kbps in (16, 24, 32, 40)},
 }
 _ALIASES = {"G729A": "G729", "G729B": "G729", "G729AB": "G729", "G723.1": "G723"}
-#: RFC 3551 §6 Table 4: static payload types of the codecs above.
-STATIC_PT = {0: "PCMU", 3: "GSM", 4: "G723", 8: "PCMA", 9: "G722", 18: "G729"}
+#: RFC 3551 §6 Table 4: static payload types of the codecs above. Payload
+#: type 2 was G.721 (RFC 1890), i.e. G.726 at 32 kbit/s; RFC 3551 §4.5.4
+#: deprecates it because senders disagreed on the packing, and a sender still
+#: using it is decoded with RFC 3551's.
+STATIC_PT = {0: "PCMU", 2: "G726-32", 3: "GSM", 4: "G723", 8: "PCMA", 9: "G722", 18: "G729"}
 PT_CN = 13  # RFC 3389 §4 / RFC 3551 Table 4: comfort noise
 DYNAMIC_PT = range(96, 128)  # RFC 3551 §6
 OPUS_CLOCK = 48000  # RFC 7587 §4.1
@@ -102,9 +120,23 @@ def codec_key(stream) -> tuple[str, str]:
         return "OPUS", "inferred"
     what = stream.codec or f"payload type {stream.payload_type}"
     raise CallscopeError(
-        f"stream {stream.id} carries {what}, which callscope cannot decode "
-        f"(decodable: {', '.join(c.name for c in CODECS.values())})"
+        f"stream {stream.id} carries {what}, which callscope cannot decode (decodable: {decodable_names()})"
     )
+
+
+def decodable_names() -> str:
+    """The codecs of :data:`CODECS` by name, a G.726 family in one item (``G726-16/24/32/40``)."""
+    names: list[str] = []
+    for c in CODECS.values():
+        if not c.bits_per_sample:
+            names.append(c.name)
+            continue
+        family, _, rate = c.name.rpartition("-")
+        if names and names[-1].startswith(family + "-"):
+            names[-1] += f"/{rate}"
+        else:
+            names.append(c.name)
+    return ", ".join(names)
 
 
 def require_av():
@@ -232,6 +264,9 @@ class PayloadDecoder:
         ctx = self._av.CodecContext.create(self.name, "r")
         ctx.sample_rate = self.output_rate
         ctx.layout = "mono"
+        if self.info.bits_per_sample:
+            # FFmpeg's G.726 decoder refuses to open without its code size
+            ctx.options = {"bits_per_coded_sample": str(self.info.bits_per_sample)}
         return ctx
 
     def _ilbc_mode(self, size: int) -> None:

@@ -129,12 +129,35 @@ class Bye:
 
 
 @dataclass(frozen=True)
+class SrtcpDecryption:
+    """What decrypting one sender's SRTCP with a known key gave (RFC 3711 §3.4).
+
+    ``stream_ids`` are the RTP streams of the same SSRC; ``finding`` is the
+    sentence to report when authentication failed (a wrong key, corruption),
+    None when every packet authenticated.
+    """
+
+    ssrc: int
+    stream_ids: tuple[str, ...]
+    suite: str
+    key_source: str
+    packets: int
+    decrypted: int
+    auth_failures: int
+    replays: int
+    other_failures: int
+    finding: str | None = None
+
+
+@dataclass(frozen=True)
 class RtcpSummary:
     """All RTCP of a capture.
 
     ``packets`` counts datagrams decoded as RTCP, ``encrypted`` those that are
-    SRTCP, ``malformed`` those whose first header looked like RTCP but did not
-    parse.
+    SRTCP and were not decrypted, ``malformed`` those whose first header
+    looked like RTCP but did not parse. SRTCP decrypted with a known key
+    (:mod:`callscope.media.srtcp`) is parsed like plain RTCP; ``srtcp`` says,
+    per sender SSRC, how decryption went.
     """
 
     packets: int = 0
@@ -146,6 +169,7 @@ class RtcpSummary:
     cnames: tuple[tuple[int, str], ...] = ()  # (SSRC, CNAME), RFC 3550 §6.5.1
     byes: tuple[Bye, ...] = ()
     encrypted_ssrcs: tuple[int, ...] = ()
+    srtcp: tuple[SrtcpDecryption, ...] = ()
 
 
 @dataclass(frozen=True)

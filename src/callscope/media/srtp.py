@@ -16,6 +16,14 @@ Keys come from three places:
 - a keys file for batch use, one ``SELECTOR=SUITE:BASE64`` line per SSRC or
   5-tuple (:func:`load_keys_file`).
 
+A key may carry a master key identifier (MKI, RFC 3711 §3.1), written as in
+SDES after the key: ``BASE64|2^20|1:4`` (lifetime, then MKI value:length).
+The MKI travels in every packet outside the authenticated portion (before
+the tag for AES-CM, RFC 3711 §3.1 / §3.4; after the AEAD ciphertext and, for
+SRTCP, after the index word, RFC 7714 §8.1 / §9.1), so it is checked against
+the key's value and cut out before libsrtp sees the packet; packets naming
+another MKI are counted, not decrypted.
+
 libsrtp keeps the rollover counter (RFC 3711 §3.3.1, estimated from the
 sequence numbers per §3.3.1 / Appendix A) and, with an "any inbound SSRC"
 policy, opens a context for every SSRC it meets, so a sender that changes
@@ -70,6 +78,7 @@ _SEC_SERV_CONF_AND_AUTH = 3  # libsrtp srtp_sec_serv_t sec_serv_conf_and_auth
 _AUTH_FAIL = "authentication failure"
 _REPLAY = "replay check failed"
 _CRYPTO = re.compile(r"^(\d{1,9})\s+(\S+)\s+inline:([A-Za-z0-9+/=]+)(\|[^\s]*)?")
+MAX_MKI_LEN = 128  # RFC 4568 §6.1: mki-length is 1 to 128 octets
 
 
 @dataclass(frozen=True)
@@ -84,15 +93,21 @@ class SrtpKey:
         Master key followed by master salt (RFC 4568 §6.1 ``inline:`` order).
     source : str
         ``"sdes"`` (an SDP ``a=crypto`` line), ``"option"`` or ``"file"``.
-    mki : bool
-        The SDES line declared an MKI (RFC 3711 §3.1): packets carry it
-        before the tag and this key set cannot be used.
+    mki_value, mki_len : int
+        The master key identifier every packet carries (RFC 3711 §3.1) and
+        its length in octets; ``mki_len`` 0: no MKI.
     """
 
     suite: str
     key: bytes
     source: str = "option"
-    mki: bool = False
+    mki_value: int = 0
+    mki_len: int = 0
+
+    @property
+    def mki(self) -> bytes:
+        """The MKI as it appears on the wire (big-endian, ``mki_len`` octets)."""
+        return self.mki_value.to_bytes(self.mki_len, "big") if self.mki_len else b""
 
 
 @dataclass(frozen=True)
@@ -126,7 +141,10 @@ class Decryption:
     decrypted, auth_failures, replays, other_failures : int
         Packets decrypted; failing the authentication check (wrong key,
         corruption, a truncated tag, a rollover counter out of step);
-        rejected as replays (duplicates); failing for another reason.
+        rejected as replays (duplicates); failing for another reason (too
+        short, or naming another key's MKI).
+    rtcp : bool
+        SRTCP packets (RFC 3711 §3.4) rather than SRTP.
     """
 
     plain: list
@@ -136,6 +154,7 @@ class Decryption:
     auth_failures: int
     replays: int
     other_failures: int
+    rtcp: bool = False
 
     @property
     def packets(self) -> int:
@@ -150,11 +169,13 @@ class Decryption:
         if not self.auth_failures:
             return None
         pct = 100 * self.auth_failure_fraction
+        what = "SRTCP" if self.rtcp else "SRTP"
         if self.decrypted == 0:
-            return (f"SRTP authentication failed on {pct:.0f} % of packets ({self.auth_failures} of "
+            return (f"{what} authentication failed on {pct:.0f} % of packets ({self.auth_failures} of "
                     f"{self.packets}) with the {self.suite} key from {self.key_source}: wrong key?")
-        return (f"SRTP authentication failed on {pct:.1f} % of packets ({self.auth_failures} of {self.packets}): "
-                "corrupted packets, or a rollover counter or key change the capture does not show")
+        later = "an index" if self.rtcp else "a rollover counter"
+        return (f"{what} authentication failed on {pct:.1f} % of packets ({self.auth_failures} of {self.packets}): "
+                f"corrupted packets, or {later} or key change the capture does not show")
 
 
 def require_pylibsrtp():
@@ -177,9 +198,16 @@ def suite_name(name: str) -> str:
     return up
 
 
-def make_key(suite: str, key_b64: str, source: str = "option", mki: bool = False) -> SrtpKey:
-    """An :class:`SrtpKey` from a suite name and base64 master key || salt, checked for length."""
+def make_key(suite: str, key_b64: str, source: str = "option", mki: tuple[int, int] = (0, 0)) -> SrtpKey:
+    """An :class:`SrtpKey` from a suite name, base64 master key || salt and (MKI value, length).
+
+    The key is checked for length; an MKI must fit its length (RFC 4568 §6.1).
+    """
     suite = suite_name(suite)
+    value, length = mki
+    if length and not (1 <= length <= MAX_MKI_LEN and 0 <= value < 1 << (8 * length)):
+        raise CallscopeError(f"SRTP key for {suite}: MKI {value}:{length} does not fit; "
+                             f"write VALUE:LENGTH with 1-{MAX_MKI_LEN} octets, e.g. |1:4")
     try:
         raw = base64.b64decode(key_b64.strip() + "=" * (-len(key_b64.strip()) % 4), validate=True)
     except (binascii.Error, ValueError):
@@ -189,7 +217,7 @@ def make_key(suite: str, key_b64: str, source: str = "option", mki: bool = False
         raise CallscopeError(
             f"SRTP key for {suite} has {len(raw)} octets; the suite needs {need} (master key and salt)"
         )
-    return SrtpKey(suite=suite, key=raw, source=source, mki=mki)
+    return SrtpKey(suite=suite, key=raw, source=source, mki_value=value, mki_len=length)
 
 
 def _endpoint(text: str) -> tuple[str, int]:
@@ -228,13 +256,30 @@ def parse_selector(text: str) -> KeySelector:
 
 
 def parse_key_spec(spec: str, source: str = "option") -> tuple[KeySelector, SrtpKey]:
-    """``STREAM=SUITE:BASE64KEY`` (as given to ``--srtp-key``) -> selector and key."""
+    """``STREAM=SUITE:BASE64KEY`` (as given to ``--srtp-key``) -> selector and key.
+
+    The key may end in SDES's ``|LIFETIME|MKI:LENGTH`` (RFC 4568 §9.1), e.g.
+    ``...KEY|2^31|1:4``, for a sender that puts an MKI in its packets.
+    """
     sel, eq, rest = spec.partition("=")
     suite, colon, key = rest.partition(":")
     if not eq or not colon:
         raise CallscopeError(f"SRTP key {spec.split('=')[0]!r}...: write STREAM=SUITE:BASE64KEY, "
                              "e.g. s1=AES_CM_128_HMAC_SHA1_80:WVNfX19zZW...")
-    return parse_selector(sel), make_key(suite, key, source)
+    key, _, tail = key.partition("|")
+    return parse_selector(sel), make_key(suite, key, source, _mki_of(tail, suite))
+
+
+def _mki_of(tail: str, suite: str) -> tuple[int, int]:
+    """(value, length) of the ``MKI:LENGTH`` part of a key's ``|lifetime|MKI:length`` tail; (0, 0) if none."""
+    for part in tail.split("|") if tail else ():
+        if ":" in part:
+            # 128 octets hold a value of up to 309 decimal digits (RFC 4568 §6.1)
+            m = re.fullmatch(r"([0-9]{1,309}):([0-9]{1,3})", part)
+            if m is None:
+                raise CallscopeError(f"SRTP key for {suite}: MKI {part[:40]!r} is not VALUE:LENGTH (e.g. 1:4)")
+            return int(m.group(1)), int(m.group(2))
+    return 0, 0
 
 
 def load_keys_file(path: str | os.PathLike) -> list[tuple[KeySelector, SrtpKey]]:
@@ -256,17 +301,21 @@ def load_keys_file(path: str | os.PathLike) -> list[tuple[KeySelector, SrtpKey]]
     return out
 
 
-def parse_crypto_attribute(value: str) -> tuple[int, str, str, bool] | None:
-    """``a=crypto`` value (RFC 4568 §9.1) -> (tag, suite, base64 key||salt, has MKI); None if unusable.
+def parse_crypto_attribute(value: str) -> tuple[int, str, str, tuple[int, int]] | None:
+    """``a=crypto`` value (RFC 4568 §9.1) -> (tag, suite, base64 key||salt, (MKI value, length));
+    None if unusable.
 
     Only the ``inline`` key method exists (RFC 4568 §6.1); the optional
-    ``|lifetime|MKI:length`` after the key is read only for the MKI.
+    ``|lifetime|MKI:length`` after the key is read only for the MKI
+    ((0, 0) when there is none).
     """
     m = _CRYPTO.match(value.strip())
     if not m:
         return None
-    tail = (m.group(4) or "").split("|")
-    mki = any(":" in part for part in tail)
+    try:
+        mki = _mki_of((m.group(4) or "").lstrip("|"), m.group(2))
+    except CallscopeError:
+        return None
     return int(m.group(1)), m.group(2), m.group(3), mki
 
 
@@ -351,6 +400,25 @@ def _session(key: SrtpKey):
         raise CallscopeError(f"libsrtp refused the {key.suite} key: {exc}") from None
 
 
+def _without_mki(packets: Sequence[bytes], key: SrtpKey, rtcp: bool) -> list[bytes | None]:
+    """The packets with ``key``'s MKI cut out; None for a packet carrying another MKI (or too short).
+
+    AES-CM puts the MKI just before the tag (RFC 3711 §3.1, §3.4), AEAD after
+    everything else (RFC 7714 §8.1, §9.1); it is not authenticated, so
+    without it the packet is what libsrtp checks.
+    """
+    n = key.mki_len
+    aead = SUITES[key.suite][2] == _NULL_AUTH
+    after = 0 if aead else (SRTCP_TAG_LEN if rtcp else SUITES[key.suite][4])
+    want = key.mki
+    out: list[bytes | None] = []
+    for pkt in packets:
+        end = len(pkt) - after
+        start = end - n
+        out.append(bytes(pkt[:start]) + bytes(pkt[end:]) if start >= 8 and pkt[start:end] == want else None)
+    return out
+
+
 def decrypt_packets(packets: Sequence[bytes], key: SrtpKey, rtcp: bool = False) -> Decryption:
     """Decrypt SRTP (or SRTCP) packets of one stream, in the order given.
 
@@ -361,21 +429,24 @@ def decrypt_packets(packets: Sequence[bytes], key: SrtpKey, rtcp: bool = False) 
         libsrtp's rollover-counter estimate follows the sender's.
     key : SrtpKey
     rtcp : bool
-        SRTCP packets (RFC 3711 §3.4) instead of SRTP.
+        SRTCP packets (RFC 3711 §3.4: the E flag and 31-bit SRTCP index, then
+        the MKI if any and the 80-bit tag, follow the encrypted part) instead
+        of SRTP.
 
     Returns
     -------
     Decryption
     """
     P = require_pylibsrtp()
-    if key.mki:
-        raise CallscopeError(f"the {key.suite} key from {key.source} uses an MKI (RFC 3711 §3.1), "
-                             "which callscope cannot pass to libsrtp")
     session = _session(key)
     unprotect = session.unprotect_rtcp if rtcp else session.unprotect
+    inputs = _without_mki(packets, key, rtcp) if key.mki_len else packets
     plain: list = [None] * len(packets)
     auth = replay = other = 0
-    for i, pkt in enumerate(packets):
+    for i, pkt in enumerate(inputs):
+        if pkt is None:
+            other += 1
+            continue
         try:
             plain[i] = unprotect(bytes(pkt))
         except P.Error as exc:
@@ -386,12 +457,14 @@ def decrypt_packets(packets: Sequence[bytes], key: SrtpKey, rtcp: bool = False) 
                 replay += 1
             else:
                 other += 1
+        except ValueError:  # longer than libsrtp's buffer: not a packet it could have sent
+            other += 1
     done = len(packets) - auth - replay - other
     return Decryption(plain=plain, suite=key.suite, key_source=key.source, decrypted=done,
-                      auth_failures=auth, replays=replay, other_failures=other)
+                      auth_failures=auth, replays=replay, other_failures=other, rtcp=rtcp)
 
 
-def decrypt_stream(packets: Sequence[bytes], keys: Iterable[SrtpKey]) -> Decryption:
+def decrypt_stream(packets: Sequence[bytes], keys: Iterable[SrtpKey], rtcp: bool = False) -> Decryption:
     """Decrypt with the first candidate key that authenticates the first packets.
 
     With several candidates (both sides' SDES keys, say) each is tried on the
@@ -405,9 +478,9 @@ def decrypt_stream(packets: Sequence[bytes], keys: Iterable[SrtpKey]) -> Decrypt
     if len(keys) > 1:
         probe = list(packets[:PROBE_PACKETS])
         for k in keys:
-            if not k.mki and decrypt_packets(probe, k).decrypted:
-                return decrypt_packets(packets, k)
-    return decrypt_packets(packets, keys[0])
+            if decrypt_packets(probe, k, rtcp).decrypted:
+                return decrypt_packets(packets, k, rtcp)
+    return decrypt_packets(packets, keys[0], rtcp)
 
 
 def tag_length(key: SrtpKey) -> int:
@@ -437,7 +510,11 @@ def protect_packets(packets: Sequence[bytes], key: SrtpKey, rtcp: bool = False) 
     policy.allow_repeat_tx = True
     session = P.Session(policy=policy)
     protect = session.protect_rtcp if rtcp else session.protect
-    return [protect(bytes(p)) for p in packets]
+    out = [protect(bytes(p)) for p in packets]
+    if key.mki_len:  # where _without_mki finds it
+        after = 0 if SUITES[key.suite][2] == _NULL_AUTH else (SRTCP_TAG_LEN if rtcp else SUITES[key.suite][4])
+        out = [p[: len(p) - after] + key.mki + p[len(p) - after :] for p in out]
+    return out
 
 
 __all__ = [

@@ -324,7 +324,7 @@ def _plots_html(report, plotted: Sequence[str], listen: Sequence[str], keys: Seq
 
 
 def _decryption_html(report, heard: Sequence, keys: Sequence) -> str:
-    """SRTP per stream: suite, key source, packets decrypted and failing authentication."""
+    """SRTP per stream and SRTCP per sender: suite, key source, packets decrypted and failing authentication."""
     from callscope.report.audio import decryption_check, stream_keys
 
     done = {h.stream_id: h.decryption for h in heard if h.decryption is not None}
@@ -353,6 +353,12 @@ def _decryption_html(report, heard: Sequence, keys: Sequence) -> str:
                      _fmt(d.auth_failures, "{}"), _fmt(d.replays, "{}")])
         if d.finding():
             findings.append(f"{s.id}: {d.finding()}")
+    for r in report.inventory.rtcp.srtcp:  # SRTCP, decrypted by the analysis (media.srtcp)
+        who = f"{', '.join(r.stream_ids) or f'0x{r.ssrc:08x}'} SRTCP"
+        rows.append([e(who), e(r.suite), e(r.key_source), _fmt(r.packets, "{}"), _fmt(r.decrypted, "{}"),
+                     _fmt(r.auth_failures, "{}"), _fmt(r.replays, "{}")])
+        if r.finding:
+            findings.append(f"{who}: {r.finding}")
     if not rows:
         return ""
     out = ["<h2>SRTP decryption</h2>",

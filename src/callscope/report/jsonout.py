@@ -26,7 +26,9 @@ Schema (stable keys; additions only within ``callscope/1``):
 - ``calls``: the streams of each call, both directions.
 - ``findings``: pattern, confidence, stream or call, evidence (name, value,
   unit), summary, audible effect, time spans, estimated parameters.
-- ``rtcp``, ``stun``, ``sip``: what the control protocols reported.
+- ``rtcp``, ``stun``, ``sip``: what the control protocols reported;
+  ``rtcp.srtcp`` has one entry per SRTCP sender decrypted with a key
+  (packets, decrypted, auth_failures, replays, finding).
 """
 
 from __future__ import annotations

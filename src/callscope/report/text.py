@@ -156,9 +156,24 @@ def text_report(report) -> str:
     if doc.get("notes"):
         out.append("notes:")
         out.extend(f"  {n}" for n in doc["notes"])
+    srtcp = _srtcp_lines(doc)
+    if srtcp:
+        out.append("SRTCP:")
+        out.extend(f"  {line}" for line in srtcp)
     for w in cap["warnings"]:
         out.append(f"warning: {w}")
     return "\n".join(terminal_safe(line) for line in out).rstrip() + "\n"
+
+
+def _srtcp_lines(doc: dict) -> list[str]:
+    """Per SRTCP sender decrypted with a key: its reports decrypted, or the authentication finding."""
+    out = []
+    for r in (doc.get("rtcp") or {}).get("srtcp") or []:
+        who = f"0x{r['ssrc']:08x}" + (f" ({', '.join(r['stream_ids'])})" if r["stream_ids"] else "")
+        said = r["finding"] or (f"{r['decrypted']} of {r['packets']} SRTCP packets decrypted "
+                                f"({r['suite']}, key from {r['key_source']})")
+        out.append(f"{who}: {said}")
+    return out
 
 
 def markdown_report(report) -> str:
@@ -183,6 +198,9 @@ def markdown_report(report) -> str:
     if doc.get("notes"):
         lines += ["", "Notes:", ""]
         lines += [f"- {markdown_safe(n)}" for n in doc["notes"]]
+    if _srtcp_lines(doc):
+        lines += ["", "SRTCP:", ""]
+        lines += [f"- {markdown_safe(line)}" for line in _srtcp_lines(doc)]
     return "\n".join(lines) + "\n"
 
 

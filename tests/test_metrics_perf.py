@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from callscope.media.stream import MediaStream, PacketSeries
-from callscope.metrics import jitterbuffer, lossmodel, measure, wireshark
+from callscope.metrics import jitterbuffer, lossmodel, measure, wireshark_rtp
 from callscope.metrics.delay import relative_delay
 from callscope.metrics.lossmodel import loss_runs
 from callscope.metrics.measure import packet_metrics
@@ -99,8 +99,8 @@ def test_lazy_per_packet_arrays_equal_the_eager_computation():
     p = s.packets
     n = len(p)
     seqa = analyse_sequence(p.seq, p.time, p.ts)
-    clock = wireshark.packet_clock_rates(p.pt, s.payload_type, s.clock_rate)
-    ws = wireshark.analyse(p.time, p.seq, p.ts, p.pt, p.marker, clock, p.frame)
+    clock = wireshark_rtp.packet_clock_rates(p.pt, s.payload_type, s.clock_rate)
+    ws = wireshark_rtp.analyse(p.time, p.seq, p.ts, p.pt, p.marker, clock, p.frame)
     segment = np.zeros(n, np.int64)
     if seqa.restarts.size:
         segment[seqa.restarts] = 1

@@ -123,7 +123,7 @@ def _discover(path: str | os.PathLike, decoder: str, decode_as: tuple[int, ...])
     from callscope.media import MediaColumns, discover_columns, extract
 
     if decoder == "wireshark":
-        from callscope.capture.wireshark import read_capture_wireshark
+        from callscope.capture.tshark_decoder import read_capture_wireshark
 
         capture = read_capture_wireshark(path)
         info, signalling = capture.info, capture.tcp_signalling

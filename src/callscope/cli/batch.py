@@ -175,7 +175,7 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
             totals = core.totals(outcomes, wall_s=time.perf_counter() - start, planned=len(captures))
             _write_reports(outcomes, totals, gates, csv_path, junit_path, summary_path, started_at)
             if not quiet:
-                from callscope.report.summary import text_table
+                from callscope.report.batch_results import text_table
 
                 click.echo(text_table(outcomes, totals), nl=False)
         finally:
@@ -188,19 +188,19 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
 
 
 def _record(outcome) -> dict:
-    from callscope.report.summary import record
+    from callscope.report.batch_results import record
 
     return record(outcome)
 
 
 def _write_reports(outcomes, totals, gates: Gates, csv_path: str | None, junit_path: str | None,
                    summary_path: str | None, started_at: float) -> None:
-    from callscope.report import summary
+    from callscope.report import batch_results
     from callscope.report.junit import junit_xml
 
     if csv_path:
-        write_atomically(csv_path, summary.csv_text(outcomes))
+        write_atomically(csv_path, batch_results.csv_text(outcomes))
     if junit_path:
         write_atomically(junit_path, junit_xml(outcomes, totals, gates, timestamp=started_at))
     if summary_path:
-        write_atomically(summary_path, summary.markdown_summary(outcomes, totals, gates))
+        write_atomically(summary_path, batch_results.markdown_summary(outcomes, totals, gates))

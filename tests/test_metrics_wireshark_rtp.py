@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callscope.metrics import wireshark as ws
+from callscope.metrics import wireshark_rtp as ws
 from conftest import FIXTURES, shared_capture_files
 
 ROW = re.compile(

@@ -23,7 +23,7 @@ class Report:
     Attributes
     ----------
     path : str
-        The capture analysed.
+        The capture analyzed.
     info : CaptureInfo
         Format, link types, packet counts, warnings.
     inventory : MediaInventory
@@ -60,7 +60,7 @@ def analyze(
     one_way_delay_ms: float | None = None,
     decoder: str = "builtin",
 ) -> Report:
-    """Analyse one capture: find its media streams, measure them, diagnose them.
+    """Analyze one capture: find its media streams, measure them, diagnose them.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Score many captures: find them, analyse them in parallel, judge them against gates.
+"""Score many captures: find them, analyze them in parallel, judge them against gates.
 
 The work unit is :func:`score_capture`: one capture in, one small
 :class:`CaptureResult` out (never an exception: an unreadable capture becomes
@@ -81,14 +81,14 @@ class AnalyzeOptions:
 
 @dataclass(frozen=True)
 class CaptureResult:
-    """What analysing one capture gave: its scores, or the error that stopped it.
+    """What analyzing one capture gave: its scores, or the error that stopped it.
 
     Attributes
     ----------
     path : str
         The capture, as it was found (relative paths stay relative).
     score : CaptureScore or None
-        None when the capture could not be analysed.
+        None when the capture could not be analyzed.
     error, error_type : str or None
         The error message (one line, naming the file) and its exception class.
     duration_s : float
@@ -117,7 +117,7 @@ class Outcome:
 
     @property
     def status(self) -> str:
-        """``"error"`` (not analysed), ``"fail"`` (a gate crossed) or ``"pass"``."""
+        """``"error"`` (not analyzed), ``"fail"`` (a gate crossed) or ``"pass"``."""
         if self.result.score is None:
             return STATUS_ERROR
         return STATUS_FAIL if any(not g.passed for g in self.gates) else STATUS_PASS
@@ -141,8 +141,8 @@ class Totals:
     planned: int
 
     @property
-    def analysed(self) -> int:
-        """Captures analysed in this run (not taken from the cache)."""
+    def analyzed(self) -> int:
+        """Captures analyzed in this run (not taken from the cache)."""
         return self.captures - self.cached
 
     @property
@@ -196,7 +196,7 @@ def has_capture_magic(path: Path) -> bool:
 def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Every capture named by ``paths``: files, directories (recursively) and globs.
 
-    A file named explicitly is always taken (if it is not a capture, analysing
+    A file named explicitly is always taken (if it is not a capture, analyzing
     it reports the error). Under a directory or through a glob, a file is
     taken when its name ends in one of :data:`CAPTURE_SUFFIXES` or its first
     bytes are a capture magic number, and never when it ends in one of
@@ -248,7 +248,7 @@ def _looks_like_capture(path: Path) -> bool:
 
 
 def score_capture(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> CaptureResult:
-    """Analyse one capture and reduce it to its scores; never raises for a bad capture.
+    """Analyze one capture and reduce it to its scores; never raises for a bad capture.
 
     This is what runs on a worker (a local process or a Dask worker). The
     full :func:`callscope.analyze` report stays on the worker; only the
@@ -264,7 +264,7 @@ def score_capture(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> Capt
     Returns
     -------
     CaptureResult
-        With ``error`` set when the capture could not be analysed (any
+        With ``error`` set when the capture could not be analyzed (any
         exception, not only :class:`~callscope.errors.CaptureError`: one
         capture that trips a bug must not stop a batch of thousands).
     """
@@ -294,7 +294,7 @@ class ResultCache:
 
     Each result is one JSON file ``DIR/ab/abcdef....json`` named after
     sha256(content digest, version, options). A capture that is renamed or
-    moved is still found; one whose bytes change is analysed again, and so is
+    moved is still found; one whose bytes change is analyzed again, and so is
     every capture after callscope is upgraded. Results of captures that failed
     for a reason other than their content (a bug, a worker lost) are not kept.
     """
@@ -312,7 +312,7 @@ class ResultCache:
 
         An entry that cannot be read or is not a result (truncated, edited,
         of another type, a directory in its place) counts as absent: the
-        capture is analysed again and the entry rewritten.
+        capture is analyzed again and the entry rewritten.
         """
         try:
             stored = json.loads(self._file(digest).read_text(encoding="utf-8"))
@@ -433,7 +433,7 @@ def run(
     options : AnalyzeOptions
         Passed to :func:`callscope.analyze` for every capture.
     jobs : int, optional
-        Local worker processes (default: every CPU). ``1`` analyses in this
+        Local worker processes (default: every CPU). ``1`` analyzes in this
         process, one capture after the other.
     dask_address : str, optional
         Run on the Dask scheduler at this address (``tcp://host:8786``)
@@ -585,7 +585,7 @@ def _run_pool(todo: list[Work], options: AnalyzeOptions, jobs: int) -> Iterator[
                     how = _death(w.proc)
                     result = CaptureResult(
                         str(item[0]), None, error_type="WorkerDied",
-                        error=f"{item[0]}: the worker analysing it died ({how}); the other captures are not affected")
+                        error=f"{item[0]}: the worker analyzing it died ({how}); the other captures are not affected")
                     w.stop(now=True)
                     w = workers[k] = _Worker(ctx, options)
                 w.give(queue.pop() if queue else None)

@@ -105,7 +105,7 @@ class Progress:
 @click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
               help="Write a Markdown summary (e.g. for $GITHUB_STEP_SUMMARY).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
-              help="Keep results here; captures already scored (same content, version, options) are not re-analysed.")
+              help="Keep results here; captures already scored (same content, version, options) are not re-analyzed.")
 @click.option("--allow-errors", is_flag=True,
               help="Unreadable captures are reported but do not make the exit code 1.")
 @click.option("--decode-as", "decode_as", type=UDP_PORT, multiple=True, metavar="PORT",
@@ -134,7 +134,7 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
     gates = gates_from_options(min_mos, max_loss, max_jitter_ms, fail_on)
     options = core.AnalyzeOptions(decode_as=decode_as, one_way_delay_ms=one_way_delay_ms, decoder=decoder)
     captures = core.find_captures(paths)
-    # Every output is checked before the first capture is analysed: a batch
+    # Every output is checked before the first capture is analyzed: a batch
     # must not run for an hour and then fail to write its report.
     for out in (jsonl_path, csv_path, junit_path, summary_path):
         if out:

@@ -11,7 +11,7 @@ format:
   (:data:`callscope.gates.MIN_SCORED_PACKETS`); ``streams`` and
   ``scored_streams``;
 - ``gates``: each configured gate's name, whether it passed, and the message;
-- ``error`` and ``error_type`` for a capture that could not be analysed;
+- ``error`` and ``error_type`` for a capture that could not be analyzed;
 - ``duration_s`` (analysis wall time), ``cached``, ``sha256`` (with a cache),
   ``warnings`` from the reader.
 
@@ -114,11 +114,11 @@ def text_table(outcomes: Sequence[Outcome], totals: Totals) -> str:
 
 
 def counts_line(totals: Totals) -> str:
-    """``12 captures: 10 passed, 1 failed, 1 error (3 from cache, 9 analysed) in 4.2 s``."""
+    """``12 captures: 10 passed, 1 failed, 1 error (3 from cache, 9 analyzed) in 4.2 s``."""
     text = (f"{totals.captures} capture{'s' if totals.captures != 1 else ''}: "
             f"{totals.passed} passed, {totals.failed} failed, "
             f"{totals.errors} error{'s' if totals.errors != 1 else ''} "
-            f"({totals.cached} from cache, {totals.analysed} analysed) in {totals.wall_s:.1f} s")
+            f"({totals.cached} from cache, {totals.analyzed} analyzed) in {totals.wall_s:.1f} s")
     if not totals.complete:
         text += f"; interrupted, {totals.planned - totals.captures} not scored"
     return text

@@ -358,7 +358,3 @@ def _unwrap(seq: np.ndarray, restart: np.ndarray | None, d: np.ndarray) -> np.nd
     np.cumsum(d, out=ext[1:])
     ext[1:] += int(seq[0])
     return ext
-
-
-#: The former spelling, still imported by callscope.diagnose.trace until it is renamed there.
-analyse_sequence = analyze_sequence

@@ -37,20 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callscope import __version__
-from callscope.capture.reader import GZIP_MAGIC, PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAPNG_SHB
+from callscope.capture.files import CAPTURE_SUFFIXES, looks_like_capture
 from callscope.errors import CallscopeError
 from callscope.gates import CaptureScore, FindingScore, GateResult, Gates, check
-
-#: File names taken as captures when a directory is searched, whatever their magic.
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".gz", ".cap")
-#: File names never taken as captures: ground-truth sidecars and tool output.
-SKIP_SUFFIXES = (".truth.json", ".txt")
-#: What a capture starts with (draft-ietf-opsawg-pcap §4, draft-ietf-opsawg-pcapng
-#: §4.1 Section Header Block type, RFC 1952 §2.3.1 gzip ID1 ID2).
-_MAGICS = tuple(
-    [m.to_bytes(4, order) for m in (PCAP_MAGIC_US, PCAP_MAGIC_NS) for order in ("little", "big")]
-    + [PCAPNG_SHB.to_bytes(4, "little")]
-)
 
 STATUS_PASS = "pass"
 STATUS_FAIL = "fail"
@@ -178,29 +167,14 @@ def judge(result: CaptureResult, gates: Gates) -> Outcome:
     return Outcome(result, check(result.score, gates))
 
 
-def is_capture_name(path: Path) -> bool:
-    """Whether a file name says capture (``.pcap``, ``.pcapng``, ``.gz``, ``.cap``)."""
-    return path.name.lower().endswith(CAPTURE_SUFFIXES)
-
-
-def has_capture_magic(path: Path) -> bool:
-    """Whether a file starts with a pcap, pcapng or gzip magic number."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError:
-        return False
-    return head in _MAGICS or head[:2] == GZIP_MAGIC
-
-
 def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Every capture named by ``paths``: files, directories (recursively) and globs.
 
     A file named explicitly is always taken (if it is not a capture, analyzing
     it reports the error). Under a directory or through a glob, a file is
-    taken when its name ends in one of :data:`CAPTURE_SUFFIXES` or its first
+    taken when its name ends in one of :data:`~callscope.capture.files.CAPTURE_SUFFIXES` or its first
     bytes are a capture magic number, and never when it ends in one of
-    :data:`SKIP_SUFFIXES`. Each file appears once, in the order found
+    :data:`~callscope.capture.files.SKIP_SUFFIXES`. Each file appears once, in the order found
     (directories sorted).
 
     Raises
@@ -216,7 +190,7 @@ def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
             found.setdefault(path, None)
         elif path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if _looks_like_capture(child):
+                if looks_like_capture(child):
                     found.setdefault(child, None)
         elif glob.has_magic(text):
             matches = sorted(glob.glob(text, recursive=True))
@@ -225,7 +199,7 @@ def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
             for match in map(Path, matches):
                 if match.is_dir():
                     found.update(dict.fromkeys(find_captures([match])))
-                elif _looks_like_capture(match):
+                elif looks_like_capture(match):
                     found.setdefault(match, None)
         else:
             raise NoCapturesError(f"{text}: no such file or directory")
@@ -238,13 +212,6 @@ def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
     for p in found:
         unique.setdefault(p.resolve(), p)
     return list(unique.values())
-
-
-def _looks_like_capture(path: Path) -> bool:
-    name = path.name.lower()
-    if name.endswith(SKIP_SUFFIXES):
-        return False
-    return is_capture_name(path) or has_capture_magic(path)
 
 
 def score_capture(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> CaptureResult:

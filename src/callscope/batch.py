@@ -39,11 +39,18 @@ from pathlib import Path
 from callscope import __version__
 from callscope.capture.files import CAPTURE_SUFFIXES, looks_like_capture
 from callscope.errors import CallscopeError
-from callscope.gates import CaptureScore, FindingScore, GateResult, Gates, check
-
-STATUS_PASS = "pass"
-STATUS_FAIL = "fail"
-STATUS_ERROR = "error"
+from callscope.gates import (  # noqa: F401 - the outcome types are part of batch's API
+    STATUS_ERROR,
+    STATUS_FAIL,
+    STATUS_PASS,
+    CaptureResult,
+    CaptureScore,
+    FindingScore,
+    Outcome,
+    Totals,
+    judge,
+    totals,
+)
 
 
 class NoCapturesError(CallscopeError):
@@ -66,105 +73,6 @@ class AnalyzeOptions:
     def token(self) -> str:
         """A stable text form, for the cache key."""
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-
-@dataclass(frozen=True)
-class CaptureResult:
-    """What analyzing one capture gave: its scores, or the error that stopped it.
-
-    Attributes
-    ----------
-    path : str
-        The capture, as it was found (relative paths stay relative).
-    score : CaptureScore or None
-        None when the capture could not be analyzed.
-    error, error_type : str or None
-        The error message (one line, naming the file) and its exception class.
-    duration_s : float
-        Wall time of the analysis (of the original one, for a cached result).
-    sha256 : str or None
-        Hex digest of the file's content, when a cache was used.
-    cached : bool
-        Whether the result came from the cache rather than a fresh analysis.
-    """
-
-    path: str
-    score: CaptureScore | None
-    error: str | None = None
-    error_type: str | None = None
-    duration_s: float = 0.0
-    sha256: str | None = None
-    cached: bool = False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One capture's result judged against the gates."""
-
-    result: CaptureResult
-    gates: tuple[GateResult, ...]
-
-    @property
-    def status(self) -> str:
-        """``"error"`` (not analyzed), ``"fail"`` (a gate crossed) or ``"pass"``."""
-        if self.result.score is None:
-            return STATUS_ERROR
-        return STATUS_FAIL if any(not g.passed for g in self.gates) else STATUS_PASS
-
-    @property
-    def failures(self) -> tuple[GateResult, ...]:
-        """The gates this capture crossed."""
-        return tuple(g for g in self.gates if not g.passed)
-
-
-@dataclass(frozen=True)
-class Totals:
-    """Counts over a batch, for the summary line and the exit code."""
-
-    captures: int
-    passed: int
-    failed: int
-    errors: int
-    cached: int
-    wall_s: float
-    planned: int
-
-    @property
-    def analyzed(self) -> int:
-        """Captures analyzed in this run (not taken from the cache)."""
-        return self.captures - self.cached
-
-    @property
-    def complete(self) -> bool:
-        """Whether every planned capture has a result (False after an interrupt)."""
-        return self.captures == self.planned
-
-    def exit_code(self, allow_errors: bool = False) -> int:
-        """0 when every capture passed, 1 when a gate was crossed or a capture was unreadable."""
-        if self.failed or (self.errors and not allow_errors):
-            return 1
-        return 0
-
-
-def totals(outcomes: Sequence[Outcome], *, wall_s: float, planned: int) -> Totals:
-    """Count passes, failures, errors and cache hits over ``outcomes``."""
-    statuses = [o.status for o in outcomes]
-    return Totals(
-        captures=len(outcomes),
-        passed=statuses.count(STATUS_PASS),
-        failed=statuses.count(STATUS_FAIL),
-        errors=statuses.count(STATUS_ERROR),
-        cached=sum(o.result.cached for o in outcomes),
-        wall_s=wall_s,
-        planned=planned,
-    )
-
-
-def judge(result: CaptureResult, gates: Gates) -> Outcome:
-    """Check ``gates`` against one result (an error result is judged by no gate)."""
-    if result.score is None:
-        return Outcome(result, ())
-    return Outcome(result, check(result.score, gates))
 
 
 def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -236,7 +144,6 @@ def score_capture(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> Capt
         capture that trips a bug must not stop a batch of thousands).
     """
     from callscope.analysis import analyze
-    from callscope.report.jsonout import report_dict
 
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -244,7 +151,7 @@ def score_capture(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> Capt
         try:
             report = analyze(path, window_s=options.window_s, decode_as=options.decode_as,
                              one_way_delay_ms=options.one_way_delay_ms, decoder=options.decoder)
-            score = CaptureScore.from_document(report_dict(report))
+            score = CaptureScore.from_report(report)
         except Exception as e:  # noqa: BLE001 - reported as this capture's error row
             message = str(e) if isinstance(e, CallscopeError) else f"{path}: {type(e).__name__}: {e}"
             return CaptureResult(path, None, error=message.splitlines()[0] if message else type(e).__name__,

@@ -31,8 +31,7 @@ from callscope.report.jsonout import jsonable, text
 from callscope.report.text import csv_safe, markdown_safe, terminal_safe
 
 if TYPE_CHECKING:
-    from callscope.batch import Outcome, Totals
-    from callscope.gates import Gates
+    from callscope.gates import Gates, Outcome, Totals
 
 #: Columns of ``--csv``, in order (findings and gates flattened to text).
 CSV_COLUMNS = (

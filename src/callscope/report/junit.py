@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING
 from callscope import __version__
 
 if TYPE_CHECKING:
-    from callscope.batch import Outcome, Totals
-    from callscope.gates import Gates
+    from callscope.gates import Gates, Outcome, Totals
 
 SUITE_NAME = "callscope batch"
 

@@ -100,10 +100,9 @@ def test_no_gates_means_no_results_and_describe_names_the_options():
 
 
 def test_scores_from_the_typed_report_equal_those_from_its_document():
-    from conftest import FIXTURES
-
     from callscope.analysis import analyze
     from callscope.report.jsonout import report_dict
+    from conftest import FIXTURES
 
     report = analyze(FIXTURES / "twopoint-policed.b.pcap")
     score = CaptureScore.from_report(report)

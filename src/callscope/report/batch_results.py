@@ -1,7 +1,8 @@
 """What ``callscope batch`` writes per capture: JSONL records, CSV rows, tables.
 
 One record per capture (:func:`record`), with the same fields in every
-format:
+format (the JSONL record's JSON Schema is ``schema/batch-record-1.schema.json``
+beside this module):
 
 - ``path``, ``status`` (``pass`` / ``fail`` / ``error``);
 - ``verdict``, ``verdict_confidence``, ``verdict_summary``;
@@ -31,7 +32,7 @@ from callscope.report.jsonout import jsonable, text
 from callscope.report.text import csv_safe, markdown_safe, terminal_safe
 
 if TYPE_CHECKING:
-    from callscope.gates import Gates, Outcome, Totals
+    from callscope.gates import FindingScore, Gates, Outcome, Totals
 
 #: Columns of ``--csv``, in order (findings and gates flattened to text).
 CSV_COLUMNS = (
@@ -53,20 +54,30 @@ def record(outcome: Outcome) -> dict:
         "verdict": s.verdict if s else None,
         "verdict_confidence": jsonable(s.verdict_confidence) if s else None,
         "verdict_summary": s.verdict_summary if s else None,
-        "findings": [jsonable(f) for f in s.findings] if s else [],
+        "findings": [_finding(f) for f in s.findings] if s else [],
         "worst_mos": jsonable(s.worst_mos) if s else None,
         "worst_mos_stream": s.worst_mos_stream if s else None,
         "max_loss_fraction": jsonable(s.max_loss_fraction) if s else None,
         "max_jitter_ms": jsonable(s.max_jitter_ms) if s else None,
         "streams": s.streams if s else None,
         "scored_streams": s.scored_streams if s else None,
-        "gates": [jsonable(g) for g in outcome.gates],
+        "gates": [{"gate": text(g.gate), "passed": g.passed, "message": text(g.message)} for g in outcome.gates],
         "error": text(r.error) if r.error is not None else None,
         "error_type": r.error_type,
         "duration_s": round(r.duration_s, 6),
         "cached": r.cached,
         "sha256": r.sha256,
         "warnings": [text(w) for w in s.warnings] if s else [],
+    }
+
+
+def _finding(f: FindingScore) -> dict:
+    return {
+        "pattern": text(f.pattern),
+        "confidence": jsonable(f.confidence),
+        "summary": text(f.summary),
+        "stream": text(f.stream) if f.stream is not None else None,
+        "evidence": [text(e) for e in f.evidence],
     }
 
 

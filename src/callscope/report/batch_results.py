@@ -32,7 +32,7 @@ from callscope.report.jsonout import jsonable, text
 from callscope.report.text import csv_safe, markdown_safe, terminal_safe
 
 if TYPE_CHECKING:
-    from callscope.gates import FindingScore, Gates, Outcome, Totals
+    from callscope.gates import CaptureScore, FindingScore, Gates, Outcome, Totals
 
 #: Columns of ``--csv``, in order (findings and gates flattened to text).
 CSV_COLUMNS = (
@@ -101,16 +101,8 @@ def text_table(outcomes: Sequence[Outcome], totals: Totals) -> str:
     rows = [header]
     for o in outcomes:
         s = o.result.score
-        rows.append((
-            o.result.path,
-            s.verdict if s else "-",
-            _num(s.verdict_confidence, ".2f") if s else "-",
-            _num(s.worst_mos, ".2f") if s else "-",
-            _num(s.max_loss_fraction, ".1%") if s else "-",
-            _num(s.max_jitter_ms, ".1f") if s else "-",
-            str(s.streams) if s else "-",
-            o.status.upper() if o.status != "pass" else "pass",
-        ))
+        rows.append((o.result.path, *_score_cells(s, "-"),
+                     o.status.upper() if o.status != "pass" else "pass"))
     rows = [tuple(terminal_safe(c) for c in r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -148,16 +140,7 @@ def markdown_summary(outcomes: Sequence[Outcome], totals: Totals, gates: Gates) 
     ]
     for o in outcomes:
         s = o.result.score
-        cells = [
-            f"`{_cell(o.result.path)}`",
-            _STATUS_MARK[o.status],
-            s.verdict if s else "—",
-            _num(s.verdict_confidence, ".2f") if s else "—",
-            _num(s.worst_mos, ".2f") if s else "—",
-            _num(s.max_loss_fraction, ".1%") if s else "—",
-            _num(s.max_jitter_ms, ".1f") if s else "—",
-            str(s.streams) if s else "—",
-        ]
+        cells = [f"`{_cell(o.result.path)}`", _STATUS_MARK[o.status], *_score_cells(s, "—")]
         lines.append("| " + " | ".join(cells) + " |")
     problems = [o for o in outcomes if o.status != "pass"]
     if problems:
@@ -169,6 +152,15 @@ def markdown_summary(outcomes: Sequence[Outcome], totals: Totals, gates: Gates) 
                 detail = "; ".join(markdown_safe(line) for line in g.message.splitlines())
                 lines.append(f"- `{_cell(o.result.path)}`: **{g.gate}**: {detail}")
     return "\n".join(lines) + "\n"
+
+
+def _score_cells(s: CaptureScore | None, absent: str) -> list[str]:
+    """Verdict, confidence, worst MOS, max loss, max jitter and streams as table cells
+    (``absent`` in each for a capture that was not analyzed)."""
+    if s is None:
+        return [absent] * 6
+    return [s.verdict, _num(s.verdict_confidence, ".2f"), _num(s.worst_mos, ".2f"),
+            _num(s.max_loss_fraction, ".1%"), _num(s.max_jitter_ms, ".1f"), str(s.streams)]
 
 
 def _num(value: float | None, spec: str) -> str:

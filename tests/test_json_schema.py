@@ -211,3 +211,45 @@ def test_batch_jsonl_records_hold_to_their_schema(capsys, tmp_path):
     assert failed["findings"] and failed["gates"] and failed["findings"][0]["evidence"]
     extra = dict(failed, surprise=1)
     assert any("surprise" in e.message for e in validator.iter_errors(extra))
+
+
+def test_sections_no_corpus_capture_fills_are_written_as_before_and_hold_to_the_schema():
+    """RTCP XR VoIP metrics and BYEs, TURN channel bindings, SDES crypto and NaN: the explicit
+    writer gives what walking the dataclasses gave, and the schema takes it."""
+    import math
+
+    from callscope.media.rtcp import Bye, ReportBlock, RtcpSummary, VoipMetrics
+    from callscope.media.sip import CryptoAttribute, SdpMedia, SipCall, SipSummary
+    from callscope.media.stun import ChannelBinding, StunExchange, StunSummary
+    from callscope.report.jsonout import jsonable, rtcp_dict, sip_dict, stun_dict
+
+    rtcp = RtcpSummary(
+        packets=3, encrypted=0, malformed=1,
+        report_blocks=(ReportBlock(4, 1.5, "10.0.0.1", 5001, "10.0.0.2", 5003, "RR", 7, 8, 0.25, 12,
+                                   65600, 40, 0, 0, math.nan),),
+        voip_metrics=(VoipMetrics(5, 2.0, 7, 8, 0.02, 0.01, 0.1, 0.005, 120, 3000, 80, 40, -20, None,
+                                  None, 16, 88, None, 4.1, None, 0, 60, 120, 200),),
+        cnames=((7, "alice@host"),),
+        byes=(Bye(9, 30.0, (7, 8), "hang-up"), Bye(10, 30.1, (9,), None)),
+        encrypted_ssrcs=(11,),
+    )
+    stun = StunSummary((StunExchange(
+        "10.0.0.1", 50000, "198.51.100.7", 3478, 0.1, 9.9, 2, 1, 0, 3, 1, 1, 4, 4, 0, 9, 6, 2, 0, 5, 400,
+        channel_bindings=(ChannelBinding(0x4000, "203.0.113.9", 40000, 17),), error_codes=(401, 438),
+        retried_after_answer=1),))
+    media = SdpMedia("audio", "10.0.0.1", 5004, "RTP/SAVP", (0, 101), ((0, "PCMU", 8000), (101, "telephone-event", 8000)),
+                     crypto=(CryptoAttribute("1 AES_CM_128_HMAC_SHA1_80 inline:c2VjcmV0a2V5"),))
+    sip = SipSummary(4, (SipCall("abc@host", "sip:a@h", None, None, 1, ("INVITE", "BYE"), 200, (media,),
+                                 0.0, 31.0, 30.5),))
+
+    schema = load_schema("callscope-1")
+    for written, before, section in ((rtcp_dict(rtcp), rtcp, "rtcp"), (stun_dict(stun), stun, "stun"),
+                                     (sip_dict(sip), sip, "sip")):
+        assert written == jsonable(before) and list(written) == list(jsonable(before))
+        doc = json.loads(json.dumps(written))
+        section_schema = {**schema["$defs"][section], "$defs": schema["$defs"]}
+        errors = list(jsonschema.Draft202012Validator(section_schema).iter_errors(doc))
+        assert errors == [], section
+        _walk_key_order(schema, schema["$defs"][section], doc, section)
+    assert rtcp_dict(rtcp)["report_blocks"][0]["rtt_s"] is None
+    assert sip_dict(sip)["calls"][0]["media"][0]["crypto"] == ["1 AES_CM_128_HMAC_SHA1_80 inline:(key withheld)"]

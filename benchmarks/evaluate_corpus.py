@@ -25,7 +25,7 @@ def section(title: str, directory: Path) -> float:
     t0 = time.perf_counter()
     ev = evaluate([directory])
     dt = time.perf_counter() - t0
-    print(f"\n=== {title} ({len(ev.cases)} captures, {dt:.1f} s to analyse) ===")
+    print(f"\n=== {title} ({len(ev.cases)} captures, {dt:.1f} s to analyze) ===")
     print(evaluation_text(ev))
     wrong = [c for c in ev.cases if c.predicted != c.truth.label]
     for c in wrong:

@@ -64,7 +64,7 @@ def test_report_records_scores_and_the_broken_capture_as_an_error_row(corpus, tm
     assert broken["status"] == "error" and broken["error_type"] == "CorruptCaptureError"
     assert "broken.pcap" in broken["error"] and broken["verdict"] is None
     assert all(r["duration_s"] > 0 for r in (clean, policed))
-    assert "3 captures: 2 passed, 0 failed, 1 error (0 from cache, 3 analysed)" in out
+    assert "3 captures: 2 passed, 0 failed, 1 error (0 from cache, 3 analyzed)" in out
     assert "[3/3]" in err
     assert run_cli(capsys, "batch", str(corpus), "--jobs", "1", "--allow-errors")[0] == 0
 
@@ -148,9 +148,9 @@ def test_cache_reanalyses_only_new_or_changed_captures(corpus, tmp_path, capsys)
     cache, out1, out2 = tmp_path / "cache", tmp_path / "1.jsonl", tmp_path / "2.jsonl"
     args = ("batch", str(work), "--jobs", "1", "--cache", str(cache), "--allow-errors")
     _, stdout, _ = run_cli(capsys, *args, "--jsonl", str(out1))
-    assert "(0 from cache, 3 analysed)" in stdout
+    assert "(0 from cache, 3 analyzed)" in stdout
     _, stdout, _ = run_cli(capsys, *args, "--jsonl", str(out2))
-    assert "(3 from cache, 0 analysed)" in stdout
+    assert "(3 from cache, 0 analyzed)" in stdout
     first, second = jsonl(out1), jsonl(out2)
     for name in first:
         assert second[name]["cached"] and not first[name]["cached"]
@@ -159,7 +159,7 @@ def test_cache_reanalyses_only_new_or_changed_captures(corpus, tmp_path, capsys)
     write_capture(simulate("clean", seed=2, duration=10), work / "clean.pcap")
     write_capture(simulate("clean", seed=3, duration=10), work / "new.pcap")
     _, stdout, _ = run_cli(capsys, *args, "--jsonl", str(out2))
-    assert "(2 from cache, 2 analysed)" in stdout
+    assert "(2 from cache, 2 analyzed)" in stdout
     assert not jsonl(out2)["clean.pcap"]["cached"] and jsonl(out2)["policed.pcap"]["cached"]
 
 

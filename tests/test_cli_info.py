@@ -12,7 +12,7 @@ import zlib
 import pytest
 
 from callscope.capture import read_capture
-from callscope.capture.summary import summarize
+from callscope.capture.contents import summarize
 from callscope.errors import TruncatedCaptureWarning
 
 

@@ -20,7 +20,7 @@ from callscope.synth import simulate, write_capture
 
 
 def run(tmp_path, scenario: str, seed: int = 11, **kw):
-    """Simulate, write, analyse: the diagnosis and the sidecar's truth params."""
+    """Simulate, write, analyze: the diagnosis and the sidecar's truth params."""
     call = simulate(scenario, seed=seed, **kw)
     path = tmp_path / f"{scenario}-{seed}.pcap"
     sidecar = write_capture(call, path)

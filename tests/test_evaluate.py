@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from callscope.capture.files import truth_path
 from callscope.cli import cli
 from callscope.diagnose import Diagnosis, Evidence, Finding
 from callscope.evaluate import (
@@ -18,7 +19,6 @@ from callscope.evaluate import (
     find_cases,
     read_truth,
     score,
-    truth_path,
 )
 from callscope.synth.corpus import generate_corpus
 
@@ -85,9 +85,21 @@ def test_sidecars_are_found_beside_their_captures(tmp_path):
     (tmp_path / "a.truth.json").write_text(json.dumps({"label": "clean", "params": {"x": 1, "mode": "periodic"}}))
     (tmp_path / "b.pcapng").write_bytes(b"")  # no sidecar: not a case
     assert find_cases([tmp_path]) == [tmp_path / "a.pcap"]
-    assert truth_path(tmp_path / "c.pcap.gz") == tmp_path / "c.truth.json"
     t = read_truth(tmp_path / "a.truth.json")
     assert t.param("x") == 1.0 and t.matches(("mode", "periodic"))
+
+
+@pytest.mark.parametrize("name", ["c.pcap", "c.pcapng", "c.cap", "c.pcap.gz", "c.pcapng.gz", "c.cap.gz", "C.PCAP"])
+def test_every_capture_name_has_its_sidecar_beside_it_without_the_extension(tmp_path, name):
+    assert truth_path(tmp_path / name) == tmp_path / (name.split(".")[0] + ".truth.json")
+
+
+def test_evaluate_finds_every_capture_name_batch_takes(tmp_path):
+    for name in ("a.pcap", "b.cap", "c.pcapng.gz", "d.PCAP"):
+        (tmp_path / name).write_bytes(b"")
+        truth_path(tmp_path / name).write_text(json.dumps({"label": "clean", "params": {}}))
+    (tmp_path / "e.pcap").write_bytes(b"")  # no sidecar: not a case
+    assert [p.name for p in find_cases([tmp_path])] == ["a.pcap", "b.cap", "c.pcapng.gz", "d.PCAP"]
 
 
 def test_an_unreadable_capture_is_an_error_row(tmp_path):

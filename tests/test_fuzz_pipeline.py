@@ -31,5 +31,5 @@ def test_short_seeded_fuzz_run_finds_no_traceback_crash_or_hang():
                         seeds=fuzz.seed_files())
     assert sum(summary["outcomes"].values()) == 240
     assert summary["failures"] == 0, summary["signatures"]
-    assert summary["outcomes"].get("ok", 0) > 60  # mutations that still parse are analysed
+    assert summary["outcomes"].get("ok", 0) > 60  # mutations that still parse are analyzed
     assert summary["peak_rss_mb"] < 1024

@@ -97,3 +97,38 @@ def test_no_gates_means_no_results_and_describe_names_the_options():
     assert check(score, Gates()) == () and not Gates().active
     gates = Gates(min_mos=3.8, max_loss=0.02, fail_on=frozenset({"cutoff", "policing"}))
     assert gates.describe() == "--fail-under-mos 3.8 --max-loss 0.02 --fail-on policing,cutoff"
+
+
+def test_scores_from_the_typed_report_equal_those_from_its_document():
+    from callscope.analysis import analyze
+    from callscope.report.jsonout import report_dict
+    from conftest import FIXTURES
+
+    report = analyze(FIXTURES / "twopoint-policed.b.pcap")
+    score = CaptureScore.from_report(report)
+    assert score == CaptureScore.from_document(report_dict(report))
+    assert score.verdict == "policing" and len(score.findings) == 2
+    assert all(" = " in e for f in score.findings for e in f.evidence)
+    assert score.worst_mos == min(m.mos for m in report.metrics.values() if m.packets >= MIN_SCORED_PACKETS)
+
+
+def test_report_writers_never_import_batch_and_gates_never_import_report():
+    import ast
+    from pathlib import Path
+
+    import callscope
+
+    src = Path(callscope.__file__).parent
+
+    def imports(path: Path) -> set[str]:
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return names
+
+    for module in sorted((src / "report").glob("*.py")):
+        assert not {n for n in imports(module) if n.startswith(("callscope.batch", "callscope.cli"))}, module
+    assert not {n for n in imports(src / "gates.py") if n.startswith(("callscope.report", "callscope.batch"))}

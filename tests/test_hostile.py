@@ -179,7 +179,7 @@ def test_ip_total_length_zero_with_absurd_original_length_gives_no_negative_byte
 # ------------------------------------------------------------------ tracebacks -> results
 
 
-def test_frames_out_of_time_order_are_analysed_as_arrivals(tmp_path):
+def test_frames_out_of_time_order_are_analyzed_as_arrivals(tmp_path):
     rtp = rtp_rows(500, T0)
     opq = opaque_rows(500, T0 + 3 * NS)
     ordered = write_datagrams(tmp_path / "ordered.pcap", sorted(rtp + opq, key=lambda r: r[0]))
@@ -346,7 +346,7 @@ def test_sequence_numbers_skipping_far_beyond_real_loss_do_not_allocate_per_numb
     report, peak = peak_bytes(lambda: callscope.analyze(skipping))
     (s,) = report.streams
     assert 30_000 * 50 > MAX_SEQ_SLOTS
-    assert s.kind == "opaque" and "analysed by its cadence" in s.notes[-1]
+    assert s.kind == "opaque" and "analyzed by its cadence" in s.notes[-1]
     assert peak < 300 << 20  # 1.5 million sequence slots would have taken ~350 MB
     lossy = write_datagrams(tmp_path / "lossy.pcap", rtp_rows(5_000, T0, seq_step=5))
     (s,) = callscope.analyze(lossy).streams

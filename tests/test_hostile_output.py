@@ -118,7 +118,7 @@ def test_non_utf8_file_name_keeps_every_batch_output(tmp_path, good, capsys):
 # ------------------------------------------------------------------ batch loses nothing
 
 
-def test_corrupt_cache_entries_are_reanalysed_not_fatal(tmp_path, good, capsys):
+def test_corrupt_cache_entries_are_reanalyzed_not_fatal(tmp_path, good, capsys):
     work = tmp_path / "in"
     work.mkdir()
     for i in (0, 2):
@@ -137,10 +137,10 @@ def test_corrupt_cache_entries_are_reanalysed_not_fatal(tmp_path, good, capsys):
     code, stdout, err = run_cli(capsys, *args, "--jsonl", str(jsonl))
     assert code == 0, err
     assert len(jsonl.read_text().splitlines()) == 3
-    assert "(0 from cache, 3 analysed)" in stdout
+    assert "(0 from cache, 3 analyzed)" in stdout
     assert all(p.is_file() for p in cache.rglob("*.json"))  # the damaged entries were rewritten
     code, stdout, _ = run_cli(capsys, *args)
-    assert "(3 from cache, 0 analysed)" in stdout
+    assert "(3 from cache, 0 analyzed)" in stdout
 
 
 def test_a_killed_worker_costs_only_its_capture(tmp_path, good, monkeypatch):
@@ -181,7 +181,7 @@ def test_outputs_refuse_symlinks_fifos_and_devices_and_leave_them_alone(tmp_path
     assert stat.S_ISCHR(os.lstat("/dev/full").st_mode) and stat.S_ISCHR(os.lstat("/dev/null").st_mode)
 
 
-def test_unwritable_outputs_are_refused_before_any_capture_is_analysed(tmp_path, good, capsys, monkeypatch):
+def test_unwritable_outputs_are_refused_before_any_capture_is_analyzed(tmp_path, good, capsys, monkeypatch):
     def never(*a, **k):
         raise AssertionError("the batch ran before its outputs were checked")
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from callscope.media.stream import MediaStream, PacketSeries
-from callscope.metrics import jitterbuffer, lossmodel, measure, wireshark
+from callscope.metrics import jitterbuffer, lossmodel, measure, wireshark_rtp
 from callscope.metrics.delay import relative_delay
 from callscope.metrics.lossmodel import loss_runs
 from callscope.metrics.measure import packet_metrics
 from callscope.metrics.quantile import median, percentiles
-from callscope.metrics.sequence import analyse_sequence, extend_timestamps
+from callscope.metrics.sequence import analyze_sequence, extend_timestamps
 from callscope.metrics.smoothing import linear_recurrence
 
 
@@ -98,9 +98,9 @@ def test_lazy_per_packet_arrays_equal_the_eager_computation():
     s = _impaired_stream()
     p = s.packets
     n = len(p)
-    seqa = analyse_sequence(p.seq, p.time, p.ts)
-    clock = wireshark.packet_clock_rates(p.pt, s.payload_type, s.clock_rate)
-    ws = wireshark.analyse(p.time, p.seq, p.ts, p.pt, p.marker, clock, p.frame)
+    seqa = analyze_sequence(p.seq, p.time, p.ts)
+    clock = wireshark_rtp.packet_clock_rates(p.pt, s.payload_type, s.clock_rate)
+    ws = wireshark_rtp.analyze(p.time, p.seq, p.ts, p.pt, p.marker, clock, p.frame)
     segment = np.zeros(n, np.int64)
     if seqa.restarts.size:
         segment[seqa.restarts] = 1

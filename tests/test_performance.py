@@ -147,9 +147,9 @@ def test_gathering_chunks_as_they_come_equals_joining_them():
         assert a.dtype == b.dtype and np.array_equal(a, b), f.name
 
 
-def test_analysing_a_policed_call_imports_no_scipy():
+def test_analyzing_a_policed_call_imports_no_scipy():
     # scipy.signal alone takes longer to import than a small capture takes to
-    # analyse; only rare paths (a Gilbert-Elliott likelihood fit) may load scipy
+    # analyze; only rare paths (a Gilbert-Elliott likelihood fit) may load scipy
     code = (
         "import sys, callscope\n"
         f"assert callscope.analyze({str(FIXTURES / 'twopoint-policed.b.pcap')!r}).verdict == 'policing'\n"

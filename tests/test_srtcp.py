@@ -151,6 +151,10 @@ def test_wrong_key_is_counted_and_reported_not_a_traceback(call, plain, tmp_path
                              "--srtp-key", f"{b:#010x}={SUITE}:{_b64(bad)}")
     assert code == 0 and "Traceback" not in err
     doc = json.loads(out)
+    jsonschema = pytest.importorskip("jsonschema")
+    from callscope.report.jsonout import load_schema
+
+    jsonschema.validate(doc, load_schema())  # the srtcp entries are part of the written contract
     srtcp = {r["ssrc"]: r for r in doc["rtcp"]["srtcp"]}
     n_b = srtcp[b]["packets"]
     assert (srtcp[b]["decrypted"], srtcp[b]["auth_failures"]) == (0, n_b)

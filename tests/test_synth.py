@@ -373,7 +373,7 @@ def test_background_loss_adds_independent_loss_under_the_scenario(tmp_path):
 def test_two_point_captures_share_payloads_across_nat_and_clock_error(tmp_path):
     from callscope.capture import read_datagrams
     from callscope.capture.datagrams import address_to_str
-    from callscope.synth.twopoint import write_two_point
+    from callscope.synth.both_ends import write_two_point
 
     call = simulate("random-loss", seed=2, duration=10, loss=0.1, direction="b->a")
     a_path, b_path = write_two_point(call, tmp_path / "call.pcap", clock_offset_s=3.5, clock_drift_ppm=40.0)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from callscope.synth import simulate
+from callscope.synth.both_ends import write_two_point
 from callscope.synth.call import Kind
 from callscope.synth.scenarios import A_TO_B, B_TO_A
-from callscope.synth.twopoint import write_two_point
 from callscope.twopoint import (
     DirectionResult,
     NoCommonFlowsError,

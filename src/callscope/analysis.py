@@ -23,7 +23,7 @@ class Report:
     Attributes
     ----------
     path : str
-        The capture analysed.
+        The capture analyzed.
     info : CaptureInfo
         Format, link types, packet counts, warnings.
     inventory : MediaInventory
@@ -61,7 +61,7 @@ def analyze(
     decoder: str = "builtin",
     srtp_keys: Sequence = (),
 ) -> Report:
-    """Analyse one capture: find its media streams, measure them, diagnose them.
+    """Analyze one capture: find its media streams, measure them, diagnose them.
 
     Parameters
     ----------
@@ -132,7 +132,7 @@ def _discover(
     from callscope.media import MediaColumns, discover_columns, extract
 
     if decoder == "wireshark":
-        from callscope.capture.wireshark import read_capture_wireshark
+        from callscope.capture.tshark_decoder import read_capture_wireshark
 
         capture = read_capture_wireshark(path)
         info, signalling = capture.info, capture.tcp_signalling

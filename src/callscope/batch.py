@@ -1,4 +1,4 @@
-"""Score many captures: find them, analyse them in parallel, judge them against gates.
+"""Score many captures: find them, analyze them in parallel, judge them against gates.
 
 The work unit is :func:`score_capture`: one capture in, one small
 :class:`CaptureResult` out (never an exception: an unreadable capture becomes
@@ -37,24 +37,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callscope import __version__
-from callscope.capture.reader import GZIP_MAGIC, PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAPNG_SHB
+from callscope.capture.files import CAPTURE_SUFFIXES, looks_like_capture
 from callscope.errors import CallscopeError
-from callscope.gates import CaptureScore, FindingScore, GateResult, Gates, check
-
-#: File names taken as captures when a directory is searched, whatever their magic.
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".gz", ".cap")
-#: File names never taken as captures: ground-truth sidecars and tool output.
-SKIP_SUFFIXES = (".truth.json", ".txt")
-#: What a capture starts with (draft-ietf-opsawg-pcap §4, draft-ietf-opsawg-pcapng
-#: §4.1 Section Header Block type, RFC 1952 §2.3.1 gzip ID1 ID2).
-_MAGICS = tuple(
-    [m.to_bytes(4, order) for m in (PCAP_MAGIC_US, PCAP_MAGIC_NS) for order in ("little", "big")]
-    + [PCAPNG_SHB.to_bytes(4, "little")]
+from callscope.gates import (  # noqa: F401 - the outcome types are part of batch's API
+    STATUS_ERROR,
+    STATUS_FAIL,
+    STATUS_PASS,
+    CaptureResult,
+    CaptureScore,
+    FindingScore,
+    Outcome,
+    Totals,
+    judge,
+    totals,
 )
-
-STATUS_PASS = "pass"
-STATUS_FAIL = "fail"
-STATUS_ERROR = "error"
 
 
 class NoCapturesError(CallscopeError):
@@ -79,128 +75,14 @@ class AnalyzeOptions:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
-@dataclass(frozen=True)
-class CaptureResult:
-    """What analysing one capture gave: its scores, or the error that stopped it.
-
-    Attributes
-    ----------
-    path : str
-        The capture, as it was found (relative paths stay relative).
-    score : CaptureScore or None
-        None when the capture could not be analysed.
-    error, error_type : str or None
-        The error message (one line, naming the file) and its exception class.
-    duration_s : float
-        Wall time of the analysis (of the original one, for a cached result).
-    sha256 : str or None
-        Hex digest of the file's content, when a cache was used.
-    cached : bool
-        Whether the result came from the cache rather than a fresh analysis.
-    """
-
-    path: str
-    score: CaptureScore | None
-    error: str | None = None
-    error_type: str | None = None
-    duration_s: float = 0.0
-    sha256: str | None = None
-    cached: bool = False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One capture's result judged against the gates."""
-
-    result: CaptureResult
-    gates: tuple[GateResult, ...]
-
-    @property
-    def status(self) -> str:
-        """``"error"`` (not analysed), ``"fail"`` (a gate crossed) or ``"pass"``."""
-        if self.result.score is None:
-            return STATUS_ERROR
-        return STATUS_FAIL if any(not g.passed for g in self.gates) else STATUS_PASS
-
-    @property
-    def failures(self) -> tuple[GateResult, ...]:
-        """The gates this capture crossed."""
-        return tuple(g for g in self.gates if not g.passed)
-
-
-@dataclass(frozen=True)
-class Totals:
-    """Counts over a batch, for the summary line and the exit code."""
-
-    captures: int
-    passed: int
-    failed: int
-    errors: int
-    cached: int
-    wall_s: float
-    planned: int
-
-    @property
-    def analysed(self) -> int:
-        """Captures analysed in this run (not taken from the cache)."""
-        return self.captures - self.cached
-
-    @property
-    def complete(self) -> bool:
-        """Whether every planned capture has a result (False after an interrupt)."""
-        return self.captures == self.planned
-
-    def exit_code(self, allow_errors: bool = False) -> int:
-        """0 when every capture passed, 1 when a gate was crossed or a capture was unreadable."""
-        if self.failed or (self.errors and not allow_errors):
-            return 1
-        return 0
-
-
-def totals(outcomes: Sequence[Outcome], *, wall_s: float, planned: int) -> Totals:
-    """Count passes, failures, errors and cache hits over ``outcomes``."""
-    statuses = [o.status for o in outcomes]
-    return Totals(
-        captures=len(outcomes),
-        passed=statuses.count(STATUS_PASS),
-        failed=statuses.count(STATUS_FAIL),
-        errors=statuses.count(STATUS_ERROR),
-        cached=sum(o.result.cached for o in outcomes),
-        wall_s=wall_s,
-        planned=planned,
-    )
-
-
-def judge(result: CaptureResult, gates: Gates) -> Outcome:
-    """Check ``gates`` against one result (an error result is judged by no gate)."""
-    if result.score is None:
-        return Outcome(result, ())
-    return Outcome(result, check(result.score, gates))
-
-
-def is_capture_name(path: Path) -> bool:
-    """Whether a file name says capture (``.pcap``, ``.pcapng``, ``.gz``, ``.cap``)."""
-    return path.name.lower().endswith(CAPTURE_SUFFIXES)
-
-
-def has_capture_magic(path: Path) -> bool:
-    """Whether a file starts with a pcap, pcapng or gzip magic number."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError:
-        return False
-    return head in _MAGICS or head[:2] == GZIP_MAGIC
-
-
 def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Every capture named by ``paths``: files, directories (recursively) and globs.
 
-    A file named explicitly is always taken (if it is not a capture, analysing
+    A file named explicitly is always taken (if it is not a capture, analyzing
     it reports the error). Under a directory or through a glob, a file is
-    taken when its name ends in one of :data:`CAPTURE_SUFFIXES` or its first
+    taken when its name ends in one of :data:`~callscope.capture.files.CAPTURE_SUFFIXES` or its first
     bytes are a capture magic number, and never when it ends in one of
-    :data:`SKIP_SUFFIXES`. Each file appears once, in the order found
+    :data:`~callscope.capture.files.SKIP_SUFFIXES`. Each file appears once, in the order found
     (directories sorted).
 
     Raises
@@ -216,7 +98,7 @@ def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
             found.setdefault(path, None)
         elif path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if _looks_like_capture(child):
+                if looks_like_capture(child):
                     found.setdefault(child, None)
         elif glob.has_magic(text):
             matches = sorted(glob.glob(text, recursive=True))
@@ -225,7 +107,7 @@ def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
             for match in map(Path, matches):
                 if match.is_dir():
                     found.update(dict.fromkeys(find_captures([match])))
-                elif _looks_like_capture(match):
+                elif looks_like_capture(match):
                     found.setdefault(match, None)
         else:
             raise NoCapturesError(f"{text}: no such file or directory")
@@ -240,15 +122,8 @@ def find_captures(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return list(unique.values())
 
 
-def _looks_like_capture(path: Path) -> bool:
-    name = path.name.lower()
-    if name.endswith(SKIP_SUFFIXES):
-        return False
-    return is_capture_name(path) or has_capture_magic(path)
-
-
 def score_capture(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> CaptureResult:
-    """Analyse one capture and reduce it to its scores; never raises for a bad capture.
+    """Analyze one capture and reduce it to its scores; never raises for a bad capture.
 
     This is what runs on a worker (a local process or a Dask worker). The
     full :func:`callscope.analyze` report stays on the worker; only the
@@ -264,12 +139,11 @@ def score_capture(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> Capt
     Returns
     -------
     CaptureResult
-        With ``error`` set when the capture could not be analysed (any
+        With ``error`` set when the capture could not be analyzed (any
         exception, not only :class:`~callscope.errors.CaptureError`: one
         capture that trips a bug must not stop a batch of thousands).
     """
     from callscope.analysis import analyze
-    from callscope.report.jsonout import report_dict
 
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -277,7 +151,7 @@ def score_capture(path: str, options: AnalyzeOptions = AnalyzeOptions()) -> Capt
         try:
             report = analyze(path, window_s=options.window_s, decode_as=options.decode_as,
                              one_way_delay_ms=options.one_way_delay_ms, decoder=options.decoder)
-            score = CaptureScore.from_document(report_dict(report))
+            score = CaptureScore.from_report(report)
         except Exception as e:  # noqa: BLE001 - reported as this capture's error row
             message = str(e) if isinstance(e, CallscopeError) else f"{path}: {type(e).__name__}: {e}"
             return CaptureResult(path, None, error=message.splitlines()[0] if message else type(e).__name__,
@@ -294,7 +168,7 @@ class ResultCache:
 
     Each result is one JSON file ``DIR/ab/abcdef....json`` named after
     sha256(content digest, version, options). A capture that is renamed or
-    moved is still found; one whose bytes change is analysed again, and so is
+    moved is still found; one whose bytes change is analyzed again, and so is
     every capture after callscope is upgraded. Results of captures that failed
     for a reason other than their content (a bug, a worker lost) are not kept.
     """
@@ -312,7 +186,7 @@ class ResultCache:
 
         An entry that cannot be read or is not a result (truncated, edited,
         of another type, a directory in its place) counts as absent: the
-        capture is analysed again and the entry rewritten.
+        capture is analyzed again and the entry rewritten.
         """
         try:
             stored = json.loads(self._file(digest).read_text(encoding="utf-8"))
@@ -433,7 +307,7 @@ def run(
     options : AnalyzeOptions
         Passed to :func:`callscope.analyze` for every capture.
     jobs : int, optional
-        Local worker processes (default: every CPU). ``1`` analyses in this
+        Local worker processes (default: every CPU). ``1`` analyzes in this
         process, one capture after the other.
     dask_address : str, optional
         Run on the Dask scheduler at this address (``tcp://host:8786``)
@@ -585,7 +459,7 @@ def _run_pool(todo: list[Work], options: AnalyzeOptions, jobs: int) -> Iterator[
                     how = _death(w.proc)
                     result = CaptureResult(
                         str(item[0]), None, error_type="WorkerDied",
-                        error=f"{item[0]}: the worker analysing it died ({how}); the other captures are not affected")
+                        error=f"{item[0]}: the worker analyzing it died ({how}); the other captures are not affected")
                     w.stop(now=True)
                     w = workers[k] = _Worker(ctx, options)
                 w.give(queue.pop() if queue else None)

@@ -4,7 +4,7 @@
 and :func:`callscope.analyze` on the same capture and compares, stream by
 stream, the figures Wireshark prints: packets, lost, max delta, mean and max
 jitter. callscope reproduces Wireshark's definitions exactly
-(:mod:`callscope.metrics.wireshark`) but reports its own reading where
+(:mod:`callscope.metrics.wireshark_rtp`) but reports its own reading where
 Wireshark's is misleading, so a difference is either one of those deliberate
 ones, checked against the numbers that explain it, or a real disagreement:
 
@@ -43,7 +43,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from callscope.capture.wireshark import find_tshark
+from callscope.capture.tshark_decoder import find_tshark
 from callscope.errors import CaptureError
 
 #: Exact figures (conformance checker): packets and lost.

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from callscope.capture.files import is_capture_name, truth_path
 from callscope.diagnose.findings import PATTERNS, THROTTLING, Diagnosis
 from callscope.errors import CallscopeError
 
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 #: Captures whose ground truth is an ordinary network: a throttling verdict on
 #: one of them is a false alarm.
 ORDINARY: frozenset[str] = frozenset({"clean", "random-loss", "bursty-loss", "congestion", "jitter"})
-
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")
 
 
 @dataclass(frozen=True)
@@ -312,15 +311,6 @@ def read_truth(path: Path) -> Truth:
                  streams=tuple(streams), accept=tuple(str(a) for a in accept))
 
 
-def truth_path(capture: Path) -> Path:
-    """Where the sidecar of ``capture`` lives: the name with its capture suffix replaced."""
-    name = capture.name
-    for suffix in CAPTURE_SUFFIXES:
-        if name.endswith(suffix):
-            return capture.with_name(name[: -len(suffix)] + ".truth.json")
-    return capture.with_name(name + ".truth.json")
-
-
 def find_cases(paths: Iterable[Path | str]) -> list[Path]:
     """Every capture under ``paths`` (files or directories) that has a sidecar."""
     found: list[Path] = []
@@ -329,12 +319,12 @@ def find_cases(paths: Iterable[Path | str]) -> list[Path]:
         found.extend(
             c
             for c in candidates
-            if c.is_file() and c.name.endswith(CAPTURE_SUFFIXES) and truth_path(c).is_file()
+            if c.is_file() and is_capture_name(c) and truth_path(c).is_file()
         )
     return found
 
 
-def score_capture(path: Path, diagnose_capture: Callable[[Path], Diagnosis | Report]) -> Case:
+def evaluate_case(path: Path, diagnose_capture: Callable[[Path], Diagnosis | Report]) -> Case:
     """Diagnose one labelled capture and keep what the scores need.
 
     ``diagnose_capture`` may return the whole :class:`~callscope.analysis.Report`,
@@ -434,7 +424,7 @@ def evaluate(
     """
     if diagnose_capture is None:
         diagnose_capture = analyze_capture
-    return score([score_capture(p, diagnose_capture) for p in find_cases(paths)])
+    return score([evaluate_case(p, diagnose_capture) for p in find_cases(paths)])
 
 
 def pair_capture(path: Path) -> Diagnosis:

@@ -2,10 +2,13 @@
 
 ``callscope analyze`` and ``callscope batch`` share them. A capture is first
 reduced to a :class:`CaptureScore` (its worst stream's MOS, largest loss
-fraction and jitter, its verdict and findings), read from the ``callscope/1``
-document (:func:`callscope.report.jsonout.report_dict`), the stable interface
-between the pipeline and everything that consumes its results. Then each
-configured gate in :class:`Gates` is checked against it.
+fraction and jitter, its verdict and findings), read from the typed
+:class:`~callscope.analysis.Report` (:meth:`CaptureScore.from_report`) or
+from a saved ``callscope/1`` document (:meth:`CaptureScore.from_document`).
+Then each configured gate in :class:`Gates` is checked against it, giving an
+:class:`Outcome` per capture and :class:`Totals` over a batch, which the
+writers in :mod:`callscope.report` (JSONL, CSV, JUnit, Markdown) format.
+Data flows one way: this module never imports :mod:`callscope.report`.
 
 Streams with fewer than :data:`MIN_SCORED_PACKETS` packets do not drive the
 MOS, loss and jitter gates: a few stray packets (a comfort-noise burst, the
@@ -20,14 +23,22 @@ quality) and passes the loss and jitter gates (nothing to measure); the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from callscope.diagnose.findings import PATTERNS
+
+if TYPE_CHECKING:
+    from callscope.analysis import Report
+    from callscope.diagnose.findings import Diagnosis, Finding
 
 #: Streams with fewer packets are not scored by the MOS, loss and jitter gates
 #: (one second of 20 ms voice frames; RFC 3551 §4.5 default packetisation).
 MIN_SCORED_PACKETS = 20
+#: The verdict summary of a capture with no finding.
+NO_FINDING_SUMMARY = "no degradation found"
 
 
 @dataclass(frozen=True)
@@ -86,23 +97,57 @@ class CaptureScore:
     warnings: tuple[str, ...] = ()
 
     @classmethod
+    def from_report(cls, report: Report) -> CaptureScore:
+        """Reduce an analysed capture (:func:`callscope.analyze`) to its scores."""
+        diagnosis = report.diagnosis
+        top = verdict_finding(diagnosis)
+        streams = [(s.id, report.metrics[s.id]) for s in report.inventory.streams]
+        return cls._reduce(
+            verdict=diagnosis.verdict,
+            confidence=diagnosis.verdict_confidence,
+            summary=top.summary if top is not None else NO_FINDING_SUMMARY,
+            findings=[FindingScore(
+                pattern=str(f.pattern),
+                confidence=_number(f.confidence),
+                summary=str(f.summary or ""),
+                stream=_stream_of(f.stream_id, f.call_id),
+                evidence=tuple(_evidence_text(e.name, e.value, e.unit) for e in f.evidence),
+            ) for f in diagnosis.findings],
+            streams=[(i, m.packets, m.mos, m.loss_fraction, m.jitter_max_ms) for i, m in streams],
+            warnings=report.info.warnings,
+        )
+
+    @classmethod
     def from_document(cls, doc: Mapping) -> CaptureScore:
-        """Reduce a ``callscope/1`` document to its scores.
+        """Reduce a ``callscope/1`` document (``analyze --format json``, read back) to its scores.
 
         Tolerant of keys a document may lack (a stream kind with no MOS, an
         opaque stream with no jitter): missing numbers are simply not scored.
         """
         verdict = doc.get("verdict") or {}
-        streams = doc.get("streams") or []
-        scored = [s for s in streams if (_number(s.get("packets")) or 0) >= MIN_SCORED_PACKETS]
-        worst_mos = _extreme(scored, "mos", min)
-        max_loss = _extreme(scored, "loss_fraction", max)
-        max_jitter = _extreme(scored, "jitter_max_ms", max)
+        return cls._reduce(
+            verdict=verdict.get("pattern"),
+            confidence=verdict.get("confidence"),
+            summary=verdict.get("summary"),
+            findings=[_finding(f) for f in doc.get("findings") or ()],
+            streams=[(s.get("id"), s.get("packets"), s.get("mos"), s.get("loss_fraction"),
+                      s.get("jitter_max_ms")) for s in doc.get("streams") or ()],
+            warnings=(doc.get("capture") or {}).get("warnings") or (),
+        )
+
+    @classmethod
+    def _reduce(cls, *, verdict: object, confidence: object, summary: object,
+                findings: list[FindingScore], streams: list[tuple], warnings: Iterable) -> CaptureScore:
+        """The scores from the verdict, the findings and ``(id, packets, mos, loss, jitter)`` per stream."""
+        scored = [s for s in streams if (_number(s[1]) or 0) >= MIN_SCORED_PACKETS]
+        worst_mos = _extreme(scored, 2, min)
+        max_loss = _extreme(scored, 3, max)
+        max_jitter = _extreme(scored, 4, max)
         return cls(
-            verdict=str(verdict.get("pattern") or "clean"),
-            verdict_confidence=_number(verdict.get("confidence")),
-            verdict_summary=str(verdict.get("summary") or ""),
-            findings=tuple(_finding(f) for f in doc.get("findings") or ()),
+            verdict=str(verdict or "clean"),
+            verdict_confidence=_number(confidence),
+            verdict_summary=str(summary or ""),
+            findings=tuple(findings),
             streams=len(streams),
             scored_streams=len(scored),
             worst_mos=worst_mos[0],
@@ -111,8 +156,17 @@ class CaptureScore:
             max_loss_stream=max_loss[1],
             max_jitter_ms=max_jitter[0],
             max_jitter_stream=max_jitter[1],
-            warnings=tuple(str(w) for w in (doc.get("capture") or {}).get("warnings") or ()),
+            warnings=tuple(str(w) for w in warnings),
         )
+
+
+def verdict_finding(diagnosis: Diagnosis) -> Finding | None:
+    """The finding behind a capture's verdict: the most confident one of the verdict's pattern."""
+    best = None
+    for f in diagnosis.findings:
+        if f.pattern == diagnosis.verdict and (best is None or f.confidence > best.confidence):
+            best = f
+    return best
 
 
 @dataclass(frozen=True)
@@ -177,6 +231,111 @@ class GateResult:
     gate: str
     passed: bool
     message: str
+
+
+#: What a capture's outcome is, in batch records and tables.
+STATUS_PASS = "pass"
+STATUS_FAIL = "fail"
+STATUS_ERROR = "error"
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """What analyzing one capture gave: its scores, or the error that stopped it.
+
+    Attributes
+    ----------
+    path : str
+        The capture, as it was found (relative paths stay relative).
+    score : CaptureScore or None
+        None when the capture could not be analyzed.
+    error, error_type : str or None
+        The error message (one line, naming the file) and its exception class.
+    duration_s : float
+        Wall time of the analysis (of the original one, for a cached result).
+    sha256 : str or None
+        Hex digest of the file's content, when a cache was used.
+    cached : bool
+        Whether the result came from the cache rather than a fresh analysis.
+    """
+
+    path: str
+    score: CaptureScore | None
+    error: str | None = None
+    error_type: str | None = None
+    duration_s: float = 0.0
+    sha256: str | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One capture's result judged against the gates."""
+
+    result: CaptureResult
+    gates: tuple[GateResult, ...]
+
+    @property
+    def status(self) -> str:
+        """``"error"`` (not analyzed), ``"fail"`` (a gate crossed) or ``"pass"``."""
+        if self.result.score is None:
+            return STATUS_ERROR
+        return STATUS_FAIL if any(not g.passed for g in self.gates) else STATUS_PASS
+
+    @property
+    def failures(self) -> tuple[GateResult, ...]:
+        """The gates this capture crossed."""
+        return tuple(g for g in self.gates if not g.passed)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Counts over a batch, for the summary line and the exit code."""
+
+    captures: int
+    passed: int
+    failed: int
+    errors: int
+    cached: int
+    wall_s: float
+    planned: int
+
+    @property
+    def analyzed(self) -> int:
+        """Captures analyzed in this run (not taken from the cache)."""
+        return self.captures - self.cached
+
+    @property
+    def complete(self) -> bool:
+        """Whether every planned capture has a result (False after an interrupt)."""
+        return self.captures == self.planned
+
+    def exit_code(self, allow_errors: bool = False) -> int:
+        """0 when every capture passed, 1 when a gate was crossed or a capture was unreadable."""
+        if self.failed or (self.errors and not allow_errors):
+            return 1
+        return 0
+
+
+def totals(outcomes: Sequence[Outcome], *, wall_s: float, planned: int) -> Totals:
+    """Count passes, failures, errors and cache hits over ``outcomes``."""
+    statuses = [o.status for o in outcomes]
+    return Totals(
+        captures=len(outcomes),
+        passed=statuses.count(STATUS_PASS),
+        failed=statuses.count(STATUS_FAIL),
+        errors=statuses.count(STATUS_ERROR),
+        cached=sum(o.result.cached for o in outcomes),
+        wall_s=wall_s,
+        planned=planned,
+    )
+
+
+def judge(result: CaptureResult, gates: Gates) -> Outcome:
+    """Check ``gates`` against one result (an error result is judged by no gate)."""
+    if result.score is None:
+        return Outcome(result, ())
+    return Outcome(result, check(result.score, gates))
 
 
 def parse_patterns(text: str | Iterable[str]) -> frozenset[str]:
@@ -255,28 +414,31 @@ def _check_patterns(score: CaptureScore, patterns: frozenset[str]) -> GateResult
 
 
 def _finding(f: Mapping) -> FindingScore:
-    stream = f.get("stream_id") or f.get("call_id")
     return FindingScore(
         pattern=str(f.get("pattern")),
         confidence=_number(f.get("confidence")),
         summary=str(f.get("summary") or ""),
-        stream=str(stream) if stream is not None else None,
-        evidence=tuple(_evidence_text(e) for e in f.get("evidence") or ()),
+        stream=_stream_of(f.get("stream_id"), f.get("call_id")),
+        evidence=tuple(_evidence_text(e.get("name"), e.get("value"), e.get("unit"))
+                       if isinstance(e, Mapping) else str(e) for e in f.get("evidence") or ()),
     )
 
 
-def _evidence_text(e: object) -> str:
-    if not isinstance(e, Mapping):
-        return str(e)
-    value = _number(e.get("value"))
-    shown = f"{value:.4g}" if value is not None else "n/a"
-    unit = f" {e['unit']}" if e.get("unit") else ""
-    return f"{e.get('name')} = {shown}{unit}"
+def _stream_of(stream_id: object, call_id: object) -> str | None:
+    """What a finding is about: its stream, else its call."""
+    where = stream_id or call_id
+    return str(where) if where is not None else None
 
 
-def _extreme(streams: list[Mapping], key: str, pick) -> tuple[float | None, str | None]:
-    """The smallest or largest finite ``key`` over ``streams`` and the id of its stream."""
-    candidates = [(_number(s.get(key)), s.get("id")) for s in streams]
+def _evidence_text(name: object, value: object, unit: object) -> str:
+    number = _number(value)
+    shown = f"{number:.4g}" if number is not None else "n/a"
+    return f"{name} = {shown}" + (f" {unit}" if unit else "")
+
+
+def _extreme(streams: list[tuple], column: int, pick) -> tuple[float | None, str | None]:
+    """The smallest or largest finite ``column`` over ``streams`` and the id of its stream."""
+    candidates = [(_number(s[column]), s[0]) for s in streams]
     candidates = [(v, str(i) if i is not None else None) for v, i in candidates if v is not None]
     if not candidates:
         return None, None
@@ -284,9 +446,11 @@ def _extreme(streams: list[Mapping], key: str, pick) -> tuple[float | None, str 
 
 
 def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A finite number as float (numpy scalars included); None for anything else, NaN and infinities."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    return float(value) if math.isfinite(value) else None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _unknown_patterns(unknown: list[str]) -> str:

@@ -22,7 +22,7 @@ def open_capture(path, decoder: str = "builtin") -> Capture:
     path : path-like
         The capture file.
     decoder : {"builtin", "wireshark"}
-        ``"wireshark"`` (:func:`callscope.capture.wireshark.read_capture_wireshark`)
+        ``"wireshark"`` (:func:`callscope.capture.tshark_decoder.read_capture_wireshark`)
         reads every format, link type and tunnel Wireshark dissects, at tshark's speed.
 
     Returns
@@ -30,7 +30,7 @@ def open_capture(path, decoder: str = "builtin") -> Capture:
     Capture
     """
     if decoder == "wireshark":
-        from callscope.capture.wireshark import read_capture_wireshark
+        from callscope.capture.tshark_decoder import read_capture_wireshark
 
         return read_capture_wireshark(path)
     if decoder != "builtin":

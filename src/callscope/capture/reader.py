@@ -280,7 +280,7 @@ class CaptureReader:
             return
         self.info.truncated = True
         where = f" at byte {offset}" if offset is not None else ""
-        msg = f"{self.path}: capture is cut off{where} ({what}); analysed everything before the cut"
+        msg = f"{self.path}: capture is cut off{where} ({what}); analyzed everything before the cut"
         self.info.warnings.append(msg)
         warnings.warn(msg, TruncatedCaptureWarning, stacklevel=3)
 

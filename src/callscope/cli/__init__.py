@@ -52,7 +52,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="callscope")
 def cli() -> None:
-    """Analyse voice calls in packet captures: streams, quality, and what degraded them.
+    """Analyze voice calls in packet captures: streams, quality, and what degraded them.
 
     Exit codes: 0 ok, 1 a gate or check failed, 2 usage error or unreadable input.
     """

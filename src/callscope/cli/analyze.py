@@ -77,9 +77,8 @@ def analyze(capture: str, fmt: str, window_s: float, decode_as: tuple[int, ...],
     gates = gates_from_options(min_mos, max_loss, max_jitter_ms, fail_on)
     if gates.active:
         from callscope.gates import CaptureScore, check
-        from callscope.report.jsonout import report_dict
 
-        crossed = [g for g in check(CaptureScore.from_document(report_dict(report)), gates) if not g.passed]
+        crossed = [g for g in check(CaptureScore.from_report(report), gates) if not g.passed]
         for g in crossed:
             click.echo(f"callscope: gate {g.gate} failed: {g.message}", err=True)
         if crossed:

@@ -36,7 +36,7 @@ def given_keys(srtp_keys: tuple[str, ...], srtp_keys_file: str | None) -> list:
 
 
 def _quiet_analysis(capture: str, decoder: str):
-    """Analyse with numerical warnings of the detectors (e.g. a poorly conditioned
+    """Analyze with numerical warnings of the detectors (e.g. a poorly conditioned
     fit on a short stream) kept off stderr: they say nothing about the audio."""
     import numpy as np
 

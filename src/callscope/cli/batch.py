@@ -105,7 +105,7 @@ class Progress:
 @click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
               help="Write a Markdown summary (e.g. for $GITHUB_STEP_SUMMARY).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
-              help="Keep results here; captures already scored (same content, version, options) are not re-analysed.")
+              help="Keep results here; captures already scored (same content, version, options) are not re-analyzed.")
 @click.option("--allow-errors", is_flag=True,
               help="Unreadable captures are reported but do not make the exit code 1.")
 @click.option("--decode-as", "decode_as", type=UDP_PORT, multiple=True, metavar="PORT",
@@ -134,7 +134,7 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
     gates = gates_from_options(min_mos, max_loss, max_jitter_ms, fail_on)
     options = core.AnalyzeOptions(decode_as=decode_as, one_way_delay_ms=one_way_delay_ms, decoder=decoder)
     captures = core.find_captures(paths)
-    # Every output is checked before the first capture is analysed: a batch
+    # Every output is checked before the first capture is analyzed: a batch
     # must not run for an hour and then fail to write its report.
     for out in (jsonl_path, csv_path, junit_path, summary_path):
         if out:
@@ -175,7 +175,7 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
             totals = core.totals(outcomes, wall_s=time.perf_counter() - start, planned=len(captures))
             _write_reports(outcomes, totals, gates, csv_path, junit_path, summary_path, started_at)
             if not quiet:
-                from callscope.report.summary import text_table
+                from callscope.report.batch_results import text_table
 
                 click.echo(text_table(outcomes, totals), nl=False)
         finally:
@@ -188,19 +188,19 @@ def batch(paths: tuple[str, ...], jobs: int | None, dask_address: str | None, js
 
 
 def _record(outcome) -> dict:
-    from callscope.report.summary import record
+    from callscope.report.batch_results import record
 
     return record(outcome)
 
 
 def _write_reports(outcomes, totals, gates: Gates, csv_path: str | None, junit_path: str | None,
                    summary_path: str | None, started_at: float) -> None:
-    from callscope.report import summary
+    from callscope.report import batch_results
     from callscope.report.junit import junit_xml
 
     if csv_path:
-        write_atomically(csv_path, summary.csv_text(outcomes))
+        write_atomically(csv_path, batch_results.csv_text(outcomes))
     if junit_path:
         write_atomically(junit_path, junit_xml(outcomes, totals, gates, timestamp=started_at))
     if summary_path:
-        write_atomically(summary_path, summary.markdown_summary(outcomes, totals, gates))
+        write_atomically(summary_path, batch_results.markdown_summary(outcomes, totals, gates))

@@ -110,7 +110,7 @@ def evaluation_text(ev: Evaluation) -> str:
                   for c in wrong]
     errors = [c for c in ev.cases if c.error]
     if errors:
-        lines.append(f"{len(errors)} captures could not be analysed:")
+        lines.append(f"{len(errors)} captures could not be analyzed:")
         lines += [f"  {c.path}: {c.error}" for c in errors]
     lines.append(f"accuracy {ev.accuracy:.3f}")
     lines.append(f"macro-F1 {ev.macro_f1:.2f}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callscope.capture.summary import summarize
+from callscope.capture.contents import summarize
 from callscope.cli.common import decoder_option, echo_json, echo_text, one_line_warnings
 from callscope.report.info import info_dict, info_text
 

@@ -6,12 +6,12 @@ import click
 
 from callscope.cli.common import FiniteFloat
 from callscope.errors import CallscopeError
+from callscope.synth.both_ends import write_two_point
 from callscope.synth.call import VANTAGES, simulate, simulate_many_streams
 from callscope.synth.codecs import CODECS, DEFAULT_PTIME_MS
 from callscope.synth.corpus import generate_corpus
 from callscope.synth.output import write_capture
 from callscope.synth.scenarios import SCENARIOS
-from callscope.synth.twopoint import write_two_point
 
 CORPUS = "corpus"
 

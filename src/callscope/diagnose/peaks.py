@@ -4,7 +4,7 @@ The same results as ``scipy.ndimage.median_filter(x, size, mode="nearest")``
 and ``scipy.signal.find_peaks(x, prominence=p, wlen=w)`` (SciPy 1.x
 ``_local_maxima_1d`` and ``_peak_prominences``) for 1-D arrays, without
 importing ``scipy.signal``, which costs a second or more at start-up: longer
-than analysing a small capture.
+than analyzing a small capture.
 """
 
 from __future__ import annotations

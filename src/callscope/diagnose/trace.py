@@ -29,7 +29,7 @@ from callscope.metrics.lossmodel import Runs, loss_runs
 from callscope.metrics.quantile import median_sorted
 from callscope.metrics.sequence import (
     SequenceAnalysis,
-    analyse_sequence,
+    analyze_sequence,
     extend_timestamps,
 )
 
@@ -316,7 +316,7 @@ def rtp_trace(
     numbers), §5.1 (timestamp: sampling instant in clock units).
     """
     p = stream.packets
-    sa = sequence if sequence is not None else analyse_sequence(p.seq, p.time, p.ts)
+    sa = sequence if sequence is not None else analyze_sequence(p.seq, p.time, p.ts)
     first = ~(sa.duplicate | sa.stray)
     slot = sa.ext_seq[first] - sa.base
     n = sa.expected_range

@@ -638,7 +638,7 @@ def _within_slot_budget(stream: MediaStream) -> MediaStream:
     up to MAX_DROPOUT = 3000 as loss) becomes an element of several per-slot
     arrays in metrics and diagnose. A stream whose numbers skip thousands per
     packet received (far beyond any real loss) would make memory grow with
-    the numbers, not the packets; it is analysed by its cadence instead, and
+    the numbers, not the packets; it is analyzed by its cadence instead, and
     says so.
     """
     seq = stream.packets.seq
@@ -650,7 +650,7 @@ def _within_slot_budget(stream: MediaStream) -> MediaStream:
         return stream
     p = stream.packets
     note = (f"RTP sequence numbers span {span} packets for {seq.size} received: "
-            "analysed by its cadence, as opaque media")
+            "analyzed by its cadence, as opaque media")
     return replace(stream, kind="opaque", ssrc=None, payload_type=None, clock_rate=None, clock_source="unknown",
                    packets=PacketSeries(frame=p.frame, time=p.time, size=p.size), notes=(*stream.notes, note))
 

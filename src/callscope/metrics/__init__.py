@@ -3,7 +3,7 @@
 Entry point :func:`measure`; results :class:`StreamMetrics` (scalars are the
 JSON keys), :class:`PacketMetrics` (per-packet arrays), :class:`Timeline`
 (per-window series) and :class:`EModelInputs`. Wireshark's ``rtp,streams``
-figures are reproduced exactly (:mod:`callscope.metrics.wireshark`).
+figures are reproduced exactly (:mod:`callscope.metrics.wireshark_rtp`).
 """
 
 from callscope.metrics.emodel import CODECS, CodecImpairment, EModelInputs

@@ -16,11 +16,11 @@ from functools import cached_property
 import numpy as np
 
 from callscope.media.stream import MediaStream
-from callscope.metrics import emodel, jitterbuffer, lossmodel, wireshark
+from callscope.metrics import emodel, jitterbuffer, lossmodel, wireshark_rtp
 from callscope.metrics.cadence import infer_slots
 from callscope.metrics.delay import DelayStats, relative_delay
 from callscope.metrics.quantile import median, percentiles
-from callscope.metrics.sequence import analyse_sequence, extend_timestamps
+from callscope.metrics.sequence import analyze_sequence, extend_timestamps
 from callscope.metrics.timeline import Timeline, build_timeline
 
 
@@ -64,7 +64,7 @@ class StreamMetrics:
     Counting (RFC 3550 §6.4.1, Appendix A.3; Wireshark ``rtp,streams``)
         ``packets`` received (every copy); ``expected`` and ``lost`` exactly
         as Wireshark computes them (``lost = expected - packets``, negative
-        after duplicates, see :mod:`callscope.metrics.wireshark`);
+        after duplicates, see :mod:`callscope.metrics.wireshark_rtp`);
         ``missing``: sequence numbers never received at all, over the
         expected range with restarts removed (:mod:`callscope.metrics.sequence`);
         ``duplicates``; ``reordered`` (late first copies, not loss);
@@ -407,9 +407,9 @@ def _accounting(stream: MediaStream, time_s: np.ndarray) -> _Accounting:
 def _rtp_accounting(stream: MediaStream) -> _Accounting:
     p = stream.packets
     n = len(p)
-    seqa = analyse_sequence(p.seq, p.time, p.ts)
-    clock = wireshark.packet_clock_rates(p.pt, stream.payload_type, stream.clock_rate)
-    ws = wireshark.analyse(p.time, p.seq, p.ts, p.pt, p.marker, clock, p.frame)
+    seqa = analyze_sequence(p.seq, p.time, p.ts)
+    clock = wireshark_rtp.packet_clock_rates(p.pt, stream.payload_type, stream.clock_rate)
+    ws = wireshark_rtp.analyze(p.time, p.seq, p.ts, p.pt, p.marker, clock, p.frame)
     has_clock = clock > 0
     every_clock = bool(has_clock.all())
     jitter = ws.jitter_ms if every_clock else np.where(has_clock, ws.jitter_ms, np.nan)

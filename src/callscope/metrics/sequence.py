@@ -192,7 +192,7 @@ def _classify_jumps(
     return restart, stray, far_back
 
 
-def analyse_sequence(
+def analyze_sequence(
     seq: np.ndarray, time: np.ndarray, ts: np.ndarray | None = None
 ) -> SequenceAnalysis:
     """Extended sequence numbers and loss / duplicate / reorder accounting.
@@ -218,7 +218,7 @@ def analyse_sequence(
 
     Examples
     --------
-    >>> a = analyse_sequence(np.array([65534, 65535, 1, 1], np.uint16), np.arange(4) * 0.02)
+    >>> a = analyze_sequence(np.array([65534, 65535, 1, 1], np.uint16), np.arange(4) * 0.02)
     >>> a.ext_seq.tolist(), a.missing, a.duplicates
     ([65534, 65535, 65537, 65537], 1, 1)
     """

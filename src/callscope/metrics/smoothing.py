@@ -8,7 +8,7 @@ callscope are the recurrence
     y[i] = a * y[i - 1] + u[i]
 
 which ``scipy.signal.lfilter([1], [1, -a], u)`` also computes. Importing
-``scipy.signal`` costs a second or more, longer than analysing a small
+``scipy.signal`` costs a second or more, longer than analyzing a small
 capture, so the recurrence is solved here in closed form, blockwise:
 
     y[i] = a^i * (y[-1] * a + sum_{k <= i} u[k] * a^-k)

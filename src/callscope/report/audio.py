@@ -713,7 +713,7 @@ def stream_keys(report, stream: MediaStream, given: Sequence = ()) -> list:
 
 def hear(report, capture: Capture, stream: MediaStream, *, conceal: str = "silence",
          playout: str = "adaptive", keys: Sequence = ()) -> Heard:
-    """:func:`render_stream` of one stream of an analysed capture, errors kept as one line.
+    """:func:`render_stream` of one stream of an analyzed capture, errors kept as one line.
 
     ``playout``: ``"adaptive"`` / ``"fixed"`` drop what that playout buffer
     of the metrics dropped as late, ``"none"`` plays every packet.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.report.jsonout import jsonable
+from callscope.report.jsonout import finding_dict
 
 
 def _delay_stats(delay_ms: np.ndarray) -> dict:
@@ -36,7 +36,7 @@ def direction_dict(r, verdict) -> dict:
         "longest_burst_packets": max((b[2] for b in bursts), default=0),
         "lost_at_s": [round(float(t), 6) for t in r.send_time[r.lost_mask]],
         "verdict": primary.pattern if primary else "clean",
-        "findings": jsonable(findings, arrays=False),
+        "findings": [finding_dict(f) for f in findings],
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from callscope.capture.summary import CaptureSummary
+from callscope.capture.contents import CaptureSummary
 
 
 def _iso(ns: int | None) -> str | None:

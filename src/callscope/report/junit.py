@@ -11,7 +11,7 @@ one ``<testcase name classname file time>`` per capture:
   per gate crossed; ``type`` is the gate (``fail-under-mos``, ``max-loss``,
   ``max-jitter-ms``, ``fail-on``), ``message`` the one-line result and the
   element's text the evidence (the findings' numbers);
-- a capture that could not be analysed holds ``<error message type>``;
+- a capture that could not be analyzed holds ``<error message type>``;
 - every test case's ``<system-out>`` holds the verdict and the findings.
 """
 
@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING
 from callscope import __version__
 
 if TYPE_CHECKING:
-    from callscope.batch import Outcome, Totals
-    from callscope.gates import Gates
+    from callscope.gates import Gates, Outcome, Totals
 
 SUITE_NAME = "callscope batch"
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from callscope.capture.files import truth_path
 from callscope.capture.writer import TOS_EF, write_pcap
 from callscope.synth.call import Kind, SimulatedCall
 
@@ -45,16 +46,6 @@ UNITS = {
     "p": "good->bad transition probability per packet",
     "r": "bad->good transition probability per packet",
 }
-
-
-def truth_path(capture: str | os.PathLike[str]) -> Path:
-    """The sidecar of ``capture``: its name with the extension replaced by ``.truth.json``."""
-    p = Path(capture)
-    name = p.name
-    for suffix in (".pcap.gz", ".pcapng.gz", ".pcap", ".pcapng"):
-        if name.endswith(suffix):
-            return p.with_name(name[: -len(suffix)] + ".truth.json")
-    return p.with_name(p.stem + ".truth.json")
 
 
 def _number(x: float) -> float | int | None:

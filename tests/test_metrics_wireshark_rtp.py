@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callscope.metrics import wireshark as ws
+from callscope.metrics import wireshark_rtp as ws
 from conftest import FIXTURES, shared_capture_files
 
 ROW = re.compile(
@@ -35,7 +35,7 @@ def _stream(seq, ts, time_ms, pt=8, marker=None):
 def test_jitter_follows_rfc3550_recurrence_in_ms():
     # PCMA, 20 ms packets; the third arrives 8 ms late, the fourth on time.
     s = _stream([1, 2, 3, 4], [0, 160, 320, 480], [0, 20, 48, 60])
-    r = ws.analyse(**s)
+    r = ws.analyze(**s)
     # D: |20-20| = 0, |48-(20+20)| = 8, |60-(48+20)| = 8
     j = np.array([0.0, 0.5, 0.5 * 15 / 16 + 0.5])
     assert r.max_jitter_ms == pytest.approx(j.max())
@@ -55,7 +55,7 @@ def test_marker_and_comfort_noise_packets_are_left_out_of_delta_statistics():
         pt=[8, 8, 13, 8, 8],
         marker=[0, 1, 0, 0, 0],
     )
-    r = ws.analyse(**s)
+    r = ws.analyze(**s)
     assert r.regular.tolist() == [False, False, False, False, True]
     assert r.max_delta_ms == pytest.approx(20.0)
     # Wireshark's running mean divides by total_nr (4 packets before the 5th)
@@ -69,14 +69,14 @@ def test_telephone_event_packets_get_no_clock_and_no_jitter():
 
 def test_duplicate_makes_lost_negative_like_wireshark():
     s = _stream([1, 2, 2, 3], [0, 160, 160, 320], [0, 20, 21, 40])
-    r = ws.analyse(**s)
+    r = ws.analyze(**s)
     assert r.expected == 3 and r.lost == -1
 
 
 def test_sequence_wrap_counts_one_cycle():
     seq = [65534, 65535, 0, 1]
     s = _stream(seq, [0, 160, 320, 480], [0, 20, 40, 60])
-    r = ws.analyse(**s)
+    r = ws.analyze(**s)
     assert r.seq_cycles == 1 and r.expected == 4 and r.lost == 0
 
 
@@ -145,7 +145,7 @@ def test_shared_capture_streams_match_wireshark(path, shared_captures):
 def test_timestamp_wrap_keeps_packets_in_time_sequence():
     ts = np.array([2**32 - 320, 2**32 - 160, 0, 160], np.uint32)
     s = _stream([1, 2, 3, 4], ts, [0, 20, 40, 60])
-    r = ws.analyse(**s)
+    r = ws.analyze(**s)
     assert r.in_time.all() and r.regular[1:].all()
     assert r.max_jitter_ms == pytest.approx(0.0, abs=1e-9)
 
@@ -153,7 +153,7 @@ def test_timestamp_wrap_keeps_packets_in_time_sequence():
 def test_packet_before_the_first_timestamp_is_out_of_time_and_skipped():
     # the third packet carries a timestamp older than the first: WRONG_TIMESTAMP
     s = _stream([2, 3, 1, 4], [160, 320, 0, 480], [0, 20, 25, 40])
-    r = ws.analyse(**s)
+    r = ws.analyze(**s)
     assert r.in_time.tolist() == [True, True, False, True]
     assert r.max_delta_ms == pytest.approx(20.0)  # 4th measured from the 2nd, not the 3rd
 
@@ -207,7 +207,7 @@ def test_crafted_stream_matches_tshark(tmp_path, tshark):
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     row = next(m.groupdict() for m in map(ROW.match, out.splitlines()) if m)
-    r = ws.analyse(t - t[0], seq, ts, pt, marker, ws.packet_clock_rates(pt, None, None))
+    r = ws.analyze(t - t[0], seq, ts, pt, marker, ws.packet_clock_rates(pt, None, None))
     assert (r.packets, r.lost) == (int(row["pkts"]), int(row["lost"]))
     for ours, col in [
         (r.min_delta_ms, "dmin"), (r.mean_delta_ms, "dmean"), (r.max_delta_ms, "dmax"),

@@ -1,7 +1,8 @@
 """What ``callscope batch`` writes per capture: JSONL records, CSV rows, tables.
 
 One record per capture (:func:`record`), with the same fields in every
-format:
+format (the JSONL record's JSON Schema is ``schema/batch-record-1.schema.json``
+beside this module):
 
 - ``path``, ``status`` (``pass`` / ``fail`` / ``error``);
 - ``verdict``, ``verdict_confidence``, ``verdict_summary``;
@@ -11,7 +12,7 @@ format:
   (:data:`callscope.gates.MIN_SCORED_PACKETS`); ``streams`` and
   ``scored_streams``;
 - ``gates``: each configured gate's name, whether it passed, and the message;
-- ``error`` and ``error_type`` for a capture that could not be analysed;
+- ``error`` and ``error_type`` for a capture that could not be analyzed;
 - ``duration_s`` (analysis wall time), ``cached``, ``sha256`` (with a cache),
   ``warnings`` from the reader.
 
@@ -31,8 +32,7 @@ from callscope.report.jsonout import jsonable, text
 from callscope.report.text import csv_safe, markdown_safe, terminal_safe
 
 if TYPE_CHECKING:
-    from callscope.batch import Outcome, Totals
-    from callscope.gates import Gates
+    from callscope.gates import CaptureScore, FindingScore, Gates, Outcome, Totals
 
 #: Columns of ``--csv``, in order (findings and gates flattened to text).
 CSV_COLUMNS = (
@@ -54,20 +54,30 @@ def record(outcome: Outcome) -> dict:
         "verdict": s.verdict if s else None,
         "verdict_confidence": jsonable(s.verdict_confidence) if s else None,
         "verdict_summary": s.verdict_summary if s else None,
-        "findings": [jsonable(f) for f in s.findings] if s else [],
+        "findings": [_finding(f) for f in s.findings] if s else [],
         "worst_mos": jsonable(s.worst_mos) if s else None,
         "worst_mos_stream": s.worst_mos_stream if s else None,
         "max_loss_fraction": jsonable(s.max_loss_fraction) if s else None,
         "max_jitter_ms": jsonable(s.max_jitter_ms) if s else None,
         "streams": s.streams if s else None,
         "scored_streams": s.scored_streams if s else None,
-        "gates": [jsonable(g) for g in outcome.gates],
+        "gates": [{"gate": text(g.gate), "passed": g.passed, "message": text(g.message)} for g in outcome.gates],
         "error": text(r.error) if r.error is not None else None,
         "error_type": r.error_type,
         "duration_s": round(r.duration_s, 6),
         "cached": r.cached,
         "sha256": r.sha256,
         "warnings": [text(w) for w in s.warnings] if s else [],
+    }
+
+
+def _finding(f: FindingScore) -> dict:
+    return {
+        "pattern": text(f.pattern),
+        "confidence": jsonable(f.confidence),
+        "summary": text(f.summary),
+        "stream": text(f.stream) if f.stream is not None else None,
+        "evidence": [text(e) for e in f.evidence],
     }
 
 
@@ -91,16 +101,8 @@ def text_table(outcomes: Sequence[Outcome], totals: Totals) -> str:
     rows = [header]
     for o in outcomes:
         s = o.result.score
-        rows.append((
-            o.result.path,
-            s.verdict if s else "-",
-            _num(s.verdict_confidence, ".2f") if s else "-",
-            _num(s.worst_mos, ".2f") if s else "-",
-            _num(s.max_loss_fraction, ".1%") if s else "-",
-            _num(s.max_jitter_ms, ".1f") if s else "-",
-            str(s.streams) if s else "-",
-            o.status.upper() if o.status != "pass" else "pass",
-        ))
+        rows.append((o.result.path, *_score_cells(s, "-"),
+                     o.status.upper() if o.status != "pass" else "pass"))
     rows = [tuple(terminal_safe(c) for c in r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -114,11 +116,11 @@ def text_table(outcomes: Sequence[Outcome], totals: Totals) -> str:
 
 
 def counts_line(totals: Totals) -> str:
-    """``12 captures: 10 passed, 1 failed, 1 error (3 from cache, 9 analysed) in 4.2 s``."""
+    """``12 captures: 10 passed, 1 failed, 1 error (3 from cache, 9 analyzed) in 4.2 s``."""
     text = (f"{totals.captures} capture{'s' if totals.captures != 1 else ''}: "
             f"{totals.passed} passed, {totals.failed} failed, "
             f"{totals.errors} error{'s' if totals.errors != 1 else ''} "
-            f"({totals.cached} from cache, {totals.analysed} analysed) in {totals.wall_s:.1f} s")
+            f"({totals.cached} from cache, {totals.analyzed} analyzed) in {totals.wall_s:.1f} s")
     if not totals.complete:
         text += f"; interrupted, {totals.planned - totals.captures} not scored"
     return text
@@ -138,16 +140,7 @@ def markdown_summary(outcomes: Sequence[Outcome], totals: Totals, gates: Gates) 
     ]
     for o in outcomes:
         s = o.result.score
-        cells = [
-            f"`{_cell(o.result.path)}`",
-            _STATUS_MARK[o.status],
-            s.verdict if s else "—",
-            _num(s.verdict_confidence, ".2f") if s else "—",
-            _num(s.worst_mos, ".2f") if s else "—",
-            _num(s.max_loss_fraction, ".1%") if s else "—",
-            _num(s.max_jitter_ms, ".1f") if s else "—",
-            str(s.streams) if s else "—",
-        ]
+        cells = [f"`{_cell(o.result.path)}`", _STATUS_MARK[o.status], *_score_cells(s, "—")]
         lines.append("| " + " | ".join(cells) + " |")
     problems = [o for o in outcomes if o.status != "pass"]
     if problems:
@@ -159,6 +152,15 @@ def markdown_summary(outcomes: Sequence[Outcome], totals: Totals, gates: Gates) 
                 detail = "; ".join(markdown_safe(line) for line in g.message.splitlines())
                 lines.append(f"- `{_cell(o.result.path)}`: **{g.gate}**: {detail}")
     return "\n".join(lines) + "\n"
+
+
+def _score_cells(s: CaptureScore | None, absent: str) -> list[str]:
+    """Verdict, confidence, worst MOS, max loss, max jitter and streams as table cells
+    (``absent`` in each for a capture that was not analyzed)."""
+    if s is None:
+        return [absent] * 6
+    return [s.verdict, _num(s.verdict_confidence, ".2f"), _num(s.worst_mos, ".2f"),
+            _num(s.max_loss_fraction, ".1%"), _num(s.max_jitter_ms, ".1f"), str(s.streams)]
 
 
 def _num(value: float | None, spec: str) -> str:

@@ -47,10 +47,10 @@ def summarize(path: str | os.PathLike, top: int = 10, decoder: str = "builtin") 
     """Read a capture once and summarise it: format, link types, counts, busiest UDP flows.
 
     ``decoder="wireshark"`` reads it through Wireshark's dissectors
-    (:mod:`callscope.capture.wireshark`) instead of the built-in reader.
+    (:mod:`callscope.capture.tshark_decoder`) instead of the built-in reader.
     """
     if decoder == "wireshark":
-        from callscope.capture.wireshark import read_capture_wireshark
+        from callscope.capture.tshark_decoder import read_capture_wireshark
 
         capture = read_capture_wireshark(path)
         info, flows = capture.info, FlowTable.of(capture.datagrams)

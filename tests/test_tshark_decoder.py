@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from callscope.capture import address_to_str, open_capture, read_capture
-from callscope.capture.wireshark import find_tshark, read_capture_wireshark
+from callscope.capture.tshark_decoder import find_tshark, read_capture_wireshark
 from callscope.errors import (
     CaptureError,
     EmptyCaptureError,

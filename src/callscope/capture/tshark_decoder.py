@@ -281,7 +281,7 @@ def _check_stderr(stderr: str, path: Path, info: CaptureInfo, produced: bool) ->
     """Turn what tshark said on stderr into a warning (cut-off file) or an error."""
     if "cut short in the middle of a packet" in stderr:
         info.truncated = True
-        msg = f"{path}: capture is cut off (last record incomplete); analysed everything before the cut"
+        msg = f"{path}: capture is cut off (last record incomplete); analyzed everything before the cut"
         info.warnings.append(msg)
         warnings.warn(msg, TruncatedCaptureWarning, stacklevel=3)
     elif "isn't a capture file" in stderr or "unknown file format" in stderr.lower():

@@ -227,7 +227,7 @@ def _last_index_before(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def analyse(
+def analyze(
     time_s: np.ndarray,
     seq: np.ndarray,
     ts: np.ndarray,

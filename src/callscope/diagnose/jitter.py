@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from callscope._numerics.filters import trailing_min
+from callscope._numerics.quantile import percentile_sorted
 from callscope.diagnose.evidence import loss_reliability, ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.peaks import trailing_min
 from callscope.diagnose.trace import Trace
-from callscope.metrics.quantile import percentile_sorted
 from callscope.metrics.smoothing import rfc3550_jitter
 from callscope.metrics.timeline import window_width
 

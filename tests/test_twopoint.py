@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from callscope.synth import simulate
-from callscope.synth.call import Kind
+from callscope.synth.packets import Kind
 from callscope.synth.scenarios import A_TO_B, B_TO_A
 from callscope.synth.twopoint import write_two_point
 from callscope.twopoint import NoCommonFlowsError, compare, diagnose_direction

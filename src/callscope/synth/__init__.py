@@ -10,9 +10,10 @@ a labelled corpus for ``callscope evaluate``, and ``write_two_point`` both
 ends' captures of one call for ``callscope compare``.
 """
 
-from callscope.synth.call import Kind, SimulatedCall, StreamInfo, simulate, simulate_many_streams
+from callscope.synth.call import SimulatedCall, simulate, simulate_many_streams
 from callscope.synth.corpus import generate_corpus
 from callscope.synth.output import truth_document, truth_path, write_capture
+from callscope.synth.packets import Kind, StreamInfo
 from callscope.synth.scenarios import SCENARIOS, DropReason
 from callscope.synth.twopoint import write_two_point
 

@@ -37,7 +37,7 @@ from callscope.media.sip import SipCall
 from callscope.media.stream import MediaStream
 
 #: A direction stopped this long before the other, or the whole call this long
-#: before the capture's end, is a stop worth explaining (DESIGN.md pattern table).
+#: before the capture's end, is a stop worth explaining (docs/architecture.md, pattern table).
 MIN_SILENCE_S = 5.0
 #: Shortest stretch of service before a cut of the whole call for the change
 #: point to be credible.

@@ -361,21 +361,6 @@ class _ManyStreams:
         )
 
 
-class _ManyGenerators(NamedTuple):
-    """Independent random streams of :func:`simulate_many_streams`."""
-
-    setup: np.random.Generator
-    scenario: np.random.Generator
-    tx: np.random.Generator
-    impair: np.random.Generator
-    net: np.random.Generator
-    bytes: np.random.Generator
-
-    @classmethod
-    def spawn(cls, seed: int) -> _ManyGenerators:
-        return cls(*(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)))
-
-
 def simulate_many_streams(
     n_streams: int,
     packets_per_stream: int,
@@ -412,42 +397,46 @@ def simulate_many_streams(
     if not kind_of.has_media:
         raise CallscopeError(f"scenario {scenario!r} has no media to multiply")
     cdc = codec_named(codec)
-    rngs = _ManyGenerators.spawn(seed)
-    mean20 = mean_frame_bytes(rngs.setup, cdc)
+    setup, scen, tx, impair, net, data = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6))
+    mean20 = mean_frame_bytes(setup, cdc)
     ctx = CallContext(
         duration=1.0 + packets_per_stream * ptime_ms / 1e3, media_start=0.0, packet_rate=1000.0 / ptime_ms,
         mean_size=mean20 * ptime_ms / DEFAULT_PTIME_MS + header_bytes(opaque), codec=cdc, opaque=opaque,
     )
-    truth = with_overrides(kind_of.draw(rngs.scenario, ctx), dict(params))
+    truth = with_overrides(kind_of.draw(scen, ctx), dict(params))
     many = _ManyStreams(
         truth, ctx, Sender(cdc, ptime_ms, mean20, MANY_CLOCK_JITTER_S, MANY_HICCUPS_PER_S),
-        packets_per_stream, background_loss, _StreamDraws.draw(rngs.setup, n_streams),
+        packets_per_stream, background_loss, _StreamDraws.draw(setup, n_streams),
     )
     parts, streams, windows, facts = [], [], (), {}
     for i in range(n_streams):
-        part, info, effect = _one_of_many(many, i, rngs)
+        part, info, effect = _one_of_many(many, i, tx, impair, net, data)
         windows, facts = effect.windows, effect.facts
         parts.append(part)
         streams.append(info)
-    cols = assemble(parts, rngs.net, "receivers")
+    cols = assemble(parts, net, "receivers")
     return SimulatedCall(
         scenario=truth, network=many.network, facts=facts, windows=windows, seed=seed, duration=ctx.duration,
         codec=cdc, opaque=opaque, vantage="receivers", media_start=0.0, streams=tuple(streams), **cols,
     )
 
 
-def _one_of_many(many: _ManyStreams, i: int, rngs: _ManyGenerators) -> tuple[Part, StreamInfo, Effect]:
-    """Stream ``i`` of :func:`simulate_many_streams` through its own copy of the scenario."""
+def _one_of_many(
+    many: _ManyStreams, i: int, tx: np.random.Generator, impair: np.random.Generator,
+    net: np.random.Generator, data: np.random.Generator,
+) -> tuple[Part, StreamInfo, Effect]:
+    """Stream ``i`` of :func:`simulate_many_streams` through its own copy of the scenario,
+    drawing from the sender's, the impairment's, the path's and the payloads' generators."""
     flow = many.draws.flow(i, many.sender.codec, many.ctx.opaque)
     start = float(many.draws.starts[i])
     end = start + many.packets_per_stream * many.sender.ptime_ms / 1e3 - 1e-6
-    sched = media_schedule(rngs.tx, many.sender, start, end, _adaptation(many.truth.downshift(), 0.0))
+    sched = media_schedule(tx, many.sender, start, end, _adaptation(many.truth.downshift(), 0.0))
     offered = Offered(sched.time, (sched.payload + flow.header).astype(np.int32))
     empty = Offered(np.zeros(0), np.zeros(0, np.int32))
-    effect = many.truth.impair(rngs.impair, many.ctx, (empty, offered))
+    effect = many.truth.impair(impair, many.ctx, (empty, offered))
     outcome = effect.outcomes[B_TO_A]
-    arrival = path_arrival(rngs.net, outcome, float(many.draws.base_delay[i]), MANY_NOISE_S, many.background_loss)
-    part = media_part(rngs.bytes, flow, sched, arrival, outcome.reason, voice=False)
+    arrival = path_arrival(net, outcome, float(many.draws.base_delay[i]), MANY_NOISE_S, many.background_loss)
+    part = media_part(data, flow, sched, arrival, outcome.reason, voice=False)
     part.stream = i
     impaired = B_TO_A in many.truth.impaired_directions()
     return part, _media_stream(flow, i, impaired, MediaRun(sched, outcome, arrival, part)), effect

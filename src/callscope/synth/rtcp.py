@@ -147,11 +147,14 @@ def rtcp_part(own: Reporter, peer: Reporter, received: Receiver) -> Part:
     epoch_s = EPOCH_NS / 1e9
     packets = []
     for t in own.times.tolist():
-        ntp = wire.ntp_timestamp(epoch_s + t)
         count = int(np.searchsorted(own.sched.time, t, side="right"))
-        octets = int(payload_cum[count - 1]) if count else 0
-        rtp_ts = flow.ts0 + int(round((t - own.media_start) * clock_rate))
-        packets.append(wire.rtcp_sender_report(flow.ssrc, ntp, rtp_ts, count, octets, reports.at(t), cname))
+        info = wire.SenderInfo(
+            ntp=wire.ntp_timestamp(epoch_s + t),
+            rtp_ts=flow.ts0 + int(round((t - own.media_start) * clock_rate)),
+            packet_count=count,
+            octet_count=int(payload_cum[count - 1]) if count else 0,
+        )
+        packets.append(wire.rtcp_sender_report(flow.ssrc, info, reports.at(t), cname))
     size = np.array([len(p) for p in packets], np.int32)
     data = np.frombuffer(b"".join(packets), np.uint8).copy()
     d = flow.direction

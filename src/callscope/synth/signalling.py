@@ -45,22 +45,21 @@ def _sip_messages(rng: np.random.Generator, plan: CallPlan) -> list[tuple[int, b
     ips, ports, codec, ptime_ms = plan.ips, plan.ports, plan.codec, plan.ptime_ms
     a = wire.SipParty("alice", int_to_ipv4(ips[0]), SIP_PORT, ports[0], rng.bytes(4).hex())
     b = wire.SipParty("bob", int_to_ipv4(ips[1]), SIP_PORT, ports[1], rng.bytes(4).hex())
-    call_id = f"{rng.bytes(8).hex()}@{a.ip}"
+    dialog = wire.SipDialog(a, b, f"{rng.bytes(8).hex()}@{a.ip}")
     branch = "z9hG4bK" + rng.bytes(6).hex()  # RFC 3261 §8.1.1.7 magic cookie
     session = int(rng.integers(1, 2**31))
     ruri = f"sip:{b.user}@{b.ip}"
     msgs = [
-        (0, wire.sip_message(f"INVITE {ruri} SIP/2.0", a, b, call_id, "1 INVITE", branch, False,
+        (0, wire.sip_message(dialog, f"INVITE {ruri} SIP/2.0", "1 INVITE", branch, False,
                              wire.sdp(a, codec, session, ptime_ms))),
-        (1, wire.sip_message("SIP/2.0 200 OK", a, b, call_id, "1 INVITE", branch, True,
+        (1, wire.sip_message(dialog, "SIP/2.0 200 OK", "1 INVITE", branch, True,
                              wire.sdp(b, codec, session + 1, ptime_ms))),
-        (0, wire.sip_message(f"ACK {ruri} SIP/2.0", a, b, call_id, "1 ACK",
-                             "z9hG4bK" + rng.bytes(6).hex(), True)),
+        (0, wire.sip_message(dialog, f"ACK {ruri} SIP/2.0", "1 ACK", "z9hG4bK" + rng.bytes(6).hex(), True)),
     ]
     bye_branch = "z9hG4bK" + rng.bytes(6).hex()
     msgs += [
-        (0, wire.sip_message(f"BYE {ruri} SIP/2.0", a, b, call_id, "2 BYE", bye_branch, True)),
-        (1, wire.sip_message("SIP/2.0 200 OK", a, b, call_id, "2 BYE", bye_branch, True)),
+        (0, wire.sip_message(dialog, f"BYE {ruri} SIP/2.0", "2 BYE", bye_branch, True)),
+        (1, wire.sip_message(dialog, "SIP/2.0 200 OK", "2 BYE", bye_branch, True)),
     ]
     return msgs
 

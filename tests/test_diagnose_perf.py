@@ -1,10 +1,10 @@
 """diagnose's fast paths give exactly the numbers of the plain computations they replace.
 
 The engine keeps one stream's slot arrays at a time and hands calls only a
-summary of each stream; percentiles come from one sort; the running median
-goes through a selection network; detectors skip work they can prove would
-not change their answer. Each shortcut is checked here against the plain
-computation, for equality (not closeness).
+summary of each stream; detectors skip work they can prove would not change
+their answer. Each shortcut is checked here against the plain computation,
+for equality (not closeness); the numeric routines they use (percentiles from
+one sort, the running-median network) are checked in test_numerics.py.
 """
 
 from __future__ import annotations
@@ -16,78 +16,11 @@ import callscope
 from callscope.diagnose import engine
 from callscope.diagnose.delay import EPISODE_PROMINENCE_S, delay_episodes
 from callscope.diagnose.downshift import _sent_per_window, _window_index
-from callscope.diagnose.peaks import middle_pair_network, running_median, trailing_min
 from callscope.diagnose.policing import MIN_LOSS, MIN_LOSSES, detect_policing, loss_onset
 from callscope.diagnose.trace import Trace, _fill_lost_sizes
 from callscope.metrics.lossmodel import loss_runs
-from callscope.metrics.quantile import median_sorted, percentile_sorted
 from callscope.synth import simulate, write_capture
 from callscope.synth.call import simulate_many_streams
-
-# --- order statistics ---------------------------------------------------------
-
-
-def test_percentiles_from_one_sort_equal_numpys_bit_for_bit():
-    rng = np.random.default_rng(5)
-    qs = (0, 1, 2, 5, 25, 50, 75, 95, 98, 99, 100, 33.3, 12.5)
-    for trial in range(400):
-        n = int(rng.integers(1, 300))
-        x = rng.normal(size=n) * 10.0 ** rng.integers(-4, 3)
-        if trial % 3 == 0:
-            x = np.round(x, 1)  # ties
-        s = np.sort(x)
-        for q in qs:
-            assert percentile_sorted(s, q) == float(np.percentile(x, q)), (trial, q)
-        assert median_sorted(s) == float(np.median(x)), trial
-
-
-def test_a_nan_makes_percentile_and_median_nan_as_in_numpy():
-    s = np.sort(np.array([1.0, np.nan, 2.0, 3.0]))
-    assert np.isnan(percentile_sorted(s, 50)) and np.isnan(np.percentile([1.0, np.nan, 2.0, 3.0], 50))
-    assert np.isnan(median_sorted(s))
-
-
-# --- running median --------------------------------------------------------------
-
-
-def _median_by_partition(x: np.ndarray, size: int) -> np.ndarray:
-    half = size // 2
-    padded = np.concatenate([np.full(half, x[0]), x, np.full(half, x[-1])])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, size)
-    return np.partition(windows, half, axis=1)[:, half]
-
-
-def test_middle_pair_network_sorts_the_two_middle_values_into_place():
-    rng = np.random.default_rng(2)
-    for wires in range(2, 32, 2):
-        for _ in range(200):
-            v = rng.integers(0, 4, wires).tolist()
-            for a, b, _, _ in middle_pair_network(wires):
-                if v[a] > v[b]:
-                    v[a], v[b] = v[b], v[a]
-            h = wires // 2
-            assert v[h - 1 : h + 1] == sorted(v)[h - 1 : h + 1]
-
-
-def test_running_median_by_network_equals_the_partition_of_every_window():
-    rng = np.random.default_rng(3)
-    for size in range(1, 27, 2):
-        for n in (1, 2, size, 500):
-            x = np.round(np.cumsum(rng.normal(size=n)), 1)
-            assert np.array_equal(running_median(x, size), _median_by_partition(x, size)), (size, n)
-    # Eleven samples (ten packets of 20 ms) is the window the detectors use:
-    # fewer comparators for both middle values of ten than a full sort of ten.
-    assert len(middle_pair_network(10)) < 10 * 9 // 2
-
-
-def test_trailing_minimum_by_doubling_equals_the_minimum_of_every_window():
-    rng = np.random.default_rng(6)
-    for width in (1, 2, 3, 7, 64, 199, 200, 201, 256, 257, 5000):
-        for n in (1, 5, 300, 1000):
-            x = np.round(rng.normal(size=n), 1)
-            want = [x[max(0, i - width + 1) : i + 1].min() for i in range(n)]
-            assert trailing_min(x, width).tolist() == want, (width, n)
-
 
 # --- detectors' shortcuts --------------------------------------------------------
 

@@ -1,49 +1,15 @@
-"""The fast paths of metrics give numpy's, the masks' and the eager computation's results exactly."""
+"""The fast paths of metrics give the masks' and the eager computation's results exactly."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from callscope.media.stream import MediaStream, PacketSeries
 from callscope.metrics import jitterbuffer, lossmodel, measure, wireshark_rtp
 from callscope.metrics.delay import relative_delay
 from callscope.metrics.lossmodel import loss_runs
 from callscope.metrics.measure import packet_metrics
-from callscope.metrics.quantile import median, percentiles
 from callscope.metrics.sequence import analyze_sequence, extend_timestamps
-from callscope.metrics.smoothing import linear_recurrence
-
-
-def _bits(x) -> bytes:
-    return np.asarray(x, np.float64).tobytes()
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda rng, n: rng.normal(20.0, 3.0, n),
-        lambda rng, n: np.round(rng.exponential(5.0, n), 1),
-        lambda rng, n: rng.integers(0, 3, n).astype(np.float64),
-        lambda rng, n: np.where(rng.random(n) < 0.5, -0.0, 0.0) + rng.integers(-1, 2, n),
-    ],
-    ids=["normal", "rounded", "few-values", "signed-zeros"],
-)
-def test_percentiles_and_median_equal_numpys_bit_for_bit(make):
-    rng = np.random.default_rng(7)
-    for n in (1, 2, 3, 4, 19, 20, 1000, 10001):
-        x = make(rng, n)
-        assert _bits(percentiles(x, (50, 95))) == _bits(np.percentile(x, [50, 95]))
-        assert _bits(percentiles(x, (0, 5, 100))) == _bits(np.percentile(x, [0, 5, 100]))
-        assert _bits(median(x)) == _bits(np.median(x))
-
-
-def test_percentiles_of_non_finite_data_are_numpys():
-    x = np.array([1.0, np.inf, 3.0, 2.0])
-    with np.errstate(invalid="ignore"):
-        assert _bits(percentiles(x, (50, 95))) == _bits(np.percentile(x, [50, 95]))
-    x = np.array([1.0, np.nan, 3.0])
-    assert np.isnan(percentiles(x, (50,))[0]) and np.isnan(median(x))
 
 
 def _impaired_stream(seed: int = 3, n: int = 3000) -> MediaStream:
@@ -184,15 +150,3 @@ def test_loss_structure_counted_from_lost_indices_equals_the_slot_masks():
         assert s.run_histogram == (tuple(np.bincount(runs)[1:].tolist()) if runs.size else ())
         gaps = int(np.count_nonzero(np.diff(np.concatenate([[1], in_burst, [1]]).astype(int)) == -1))
         assert s.gap_duration_ms == (gap_slots / gaps * 20.0 if gaps else 0.0)
-
-
-def test_recurrence_of_one_element_blocks_is_the_recurrence_step_by_step():
-    rng = np.random.default_rng(5)
-    u = rng.normal(0.0, 1.0, 40)
-    a = 1e-101  # a^-1 beyond the growth bound: blocks of one element
-    want = []
-    state = 0.5
-    for x in u.tolist():
-        state = x + state * a
-        want.append(state)
-    assert linear_recurrence(u, a, 0.5).tolist() == want

@@ -11,67 +11,9 @@ import numpy as np
 import pytest
 
 from callscope.capture.datagrams import Datagrams
-from callscope.metrics.delay import _theil_sen_slope
-from callscope.metrics.smoothing import exponential_average, linear_recurrence
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FIXTURE = FIXTURES / "rtpproxy__lost.a.pcap"
-
-
-def _loop(u: np.ndarray, a: float, y0: float) -> np.ndarray:
-    out, y = [], y0
-    for v in u:
-        y = a * y + v
-        out.append(y)
-    return np.array(out)
-
-
-@pytest.mark.parametrize("a", [0.0, 0.5, 15 / 16, 0.998002])
-@pytest.mark.parametrize("n", [1, 3, 1000, 30_000])
-def test_recurrence_matches_a_loop_over_every_sample(a, n):
-    u = np.random.default_rng(n).normal(0, 50, n)
-    got = linear_recurrence(u, a, initial=7.0)
-    assert np.max(np.abs(got - _loop(u, a, 7.0))) < 1e-9 * np.abs(u).max()
-
-
-def test_recurrence_carries_the_initial_state_across_short_blocks(monkeypatch):
-    from callscope.metrics import smoothing
-
-    # blocks of 21 samples (0.9^-21 < 10): the carried state matters at every block
-    monkeypatch.setattr(smoothing, "_MAX_GROWTH", 10.0)
-    smoothing._powers.cache_clear()
-    try:
-        u = np.random.default_rng(0).normal(size=1000)
-        got = smoothing.linear_recurrence(u, 0.9, initial=5.0)
-    finally:
-        smoothing._powers.cache_clear()
-    assert np.max(np.abs(got - _loop(u, 0.9, 5.0))) < 1e-12
-
-
-def test_recurrence_crosses_block_boundaries_exactly():
-    # a = 15/16 gives blocks of a few thousand samples: 20 000 spans several
-    u = np.zeros(20_000)
-    u[0] = 16.0
-    y = linear_recurrence(u, 15 / 16)
-    assert y[0] == 16.0
-    assert y[10_000] == pytest.approx(16.0 * (15 / 16) ** 10_000, rel=1e-9, abs=1e-300)
-    assert y[5000] == pytest.approx(16.0 * (15 / 16) ** 5000, rel=1e-9)
-
-
-def test_jitter_recurrence_is_rfc3550_running_estimate():
-    d = np.array([0.0, 16.0, 16.0, 0.0, 32.0])
-    j, expect = 0.0, []
-    for x in d:  # RFC 3550 §6.4.1: J(i) = J(i-1) + (|D(i-1,i)| - J(i-1)) / 16
-        j += (abs(x) - j) / 16
-        expect.append(j)
-    assert exponential_average(d, 1 / 16).tolist() == pytest.approx(expect, rel=1e-15)
-
-
-def test_theil_sen_is_the_median_pairwise_slope():
-    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
-    y = np.array([0.0, 1.0, 2.0, 3.0, 100.0])  # one outlier does not tilt it
-    assert _theil_sen_slope(x, y) == pytest.approx(1.0)
-    assert _theil_sen_slope(np.array([1.0, 1.0]), np.array([0.0, 5.0])) is None
 
 
 def _datagrams(data: np.ndarray, start: np.ndarray, caplen: np.ndarray) -> Datagrams:
@@ -100,37 +42,6 @@ def test_payload_prefix_equals_byte_slices_zero_padded():
                 assert got[i, : row.size].tolist() == row.tolist()
                 assert not got[i, row.size :].any()
 
-
-
-def test_peaks_and_running_median_agree_with_scipy():
-    from scipy.ndimage import median_filter
-    from scipy.signal import find_peaks as scipy_find_peaks
-
-    from callscope.diagnose.peaks import find_peaks, running_median
-
-    rng = np.random.default_rng(11)
-    for trial in range(300):
-        n = int(rng.integers(1, 400))
-        x = np.round(np.cumsum(rng.normal(size=n)), 1)  # rounding makes flat tops
-        k = 2 * int(rng.integers(0, 6)) + 1
-        assert np.array_equal(running_median(x, k), median_filter(x, size=k, mode="nearest"))
-        wlen = int(rng.integers(3, 120))
-        prominence = float(rng.uniform(0.0, 2.0))
-        index, props = scipy_find_peaks(x, prominence=prominence, wlen=wlen)
-        got = find_peaks(x, prominence, wlen)
-        assert got.index.tolist() == index.tolist(), trial
-        assert got.left_base.tolist() == props["left_bases"].tolist(), trial
-        assert got.right_base.tolist() == props["right_bases"].tolist(), trial
-        assert np.allclose(got.prominence, props["prominences"])
-
-
-def test_a_flat_topped_peak_is_found_once_at_its_middle():
-    from callscope.diagnose.peaks import find_peaks
-
-    x = np.array([0.0, 1.0, 3.0, 3.0, 3.0, 3.0, 1.0, 0.0, 2.0, 0.0])
-    got = find_peaks(x, prominence=1.5, wlen=11)
-    assert got.index.tolist() == [3, 8]
-    assert got.prominence.tolist() == [3.0, 2.0]
 
 
 def test_gathering_chunks_as_they_come_equals_joining_them():

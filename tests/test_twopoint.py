@@ -16,7 +16,7 @@ import pytest
 
 from callscope.synth import simulate
 from callscope.synth.both_ends import write_two_point
-from callscope.synth.call import Kind
+from callscope.synth.packets import Kind
 from callscope.synth.scenarios import A_TO_B, B_TO_A
 from callscope.twopoint import (
     DirectionResult,

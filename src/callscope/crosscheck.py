@@ -23,7 +23,7 @@ ones, checked against the numbers that explain it, or a real disagreement:
 - Streams only Wireshark lists: its RTP heuristic accepts any single packet
   whose first bits look like RTP version 2, so encrypted traffic yields
   one-packet "streams" with random SSRCs; callscope requires
-  :data:`~callscope.media.discover.MIN_CONFIRMING_PAIRS` consistent
+  :data:`~callscope.media.confirm.MIN_CONFIRMING_PAIRS` consistent
   consecutive pairs and rejects them.
 - Streams only callscope lists: opaque media (no RTP header: nothing
   Wireshark's RTP analysis can see), RTP carried in TURN, and flows a
@@ -290,7 +290,7 @@ def _jitter(name: str, theirs: float, ours: float | None, w: WiresharkStream, s)
 
 
 def _only_wireshark(w: WiresharkStream, ours) -> StreamCheck:
-    from callscope.media.discover import MIN_CONFIRMING_PAIRS
+    from callscope.media.confirm import MIN_CONFIRMING_PAIRS
 
     flow = (_addr(w.src), w.src_port, _addr(w.dst), w.dst_port)
     opaque = [s.id for s in ours if s.kind == "opaque" and _key(s)[:4] == flow]

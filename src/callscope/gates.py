@@ -98,7 +98,7 @@ class CaptureScore:
 
     @classmethod
     def from_report(cls, report: Report) -> CaptureScore:
-        """Reduce an analysed capture (:func:`callscope.analyze`) to its scores."""
+        """Reduce an analyzed capture (:func:`callscope.analyze`) to its scores."""
         diagnosis = report.diagnosis
         top = verdict_finding(diagnosis)
         streams = [(s.id, report.metrics[s.id]) for s in report.inventory.streams]

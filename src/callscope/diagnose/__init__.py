@@ -1,7 +1,7 @@
 """diagnose: what degraded each stream and call (patterns, evidence, verdicts).
 
 ``diagnose(inventory, metrics) -> Diagnosis`` is the entry point; the pattern
-taxonomy is DESIGN.md's ``diagnose`` table.
+taxonomy is the pattern table of docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ MIN_RISE_S = 0.5
 #: ... along a line this straight (r²) to count as a queue filling.
 MIN_RISE_R2 = 0.9
 #: Loss between these fractions takes a sawtooth from delay variation (jitter)
-#: to congestion: DESIGN.md's table calls a queue that never overflows jitter.
+#: to congestion: docs/architecture.md's pattern table calls a queue that never overflows jitter.
 #: In lab-v1 the lossless tbf queues behind cross traffic lose nothing at all,
 #: the overflowing ones 2.7-6.1 %; the floor sits well below the latter.
 LOSS_FLOOR = 0.001

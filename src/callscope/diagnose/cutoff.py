@@ -37,7 +37,7 @@ from callscope.media.sip import SipCall
 from callscope.media.stream import MediaStream
 
 #: A direction stopped this long before the other, or the whole call this long
-#: before the capture's end, is a stop worth explaining (DESIGN.md pattern table).
+#: before the capture's end, is a stop worth explaining (docs/architecture.md, pattern table).
 MIN_SILENCE_S = 5.0
 #: Confidence ramp of a silence's length (s) around :data:`MIN_SILENCE_S`:
 #: none half a second short of it, full two seconds past it.

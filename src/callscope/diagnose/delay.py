@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callscope.diagnose.peaks import find_peaks
+from callscope._numerics.peaks import find_peaks
+from callscope._numerics.quantile import median_sorted, percentile_sorted
 from callscope.diagnose.trace import Trace
-from callscope.metrics.quantile import median_sorted, percentile_sorted
 
 #: Window before a loss in which a rising queue would show (seconds).
 PRE_LOSS_WINDOW_S = 0.5
@@ -282,7 +282,7 @@ def delay_episodes(trace: Trace, prominence: float = EPISODE_PROMINENCE_S) -> Ep
     """Peaks of smoothed delay with a prominence of ``prominence`` or more.
 
     Peaks and their left bases are found as by ``scipy.signal.find_peaks``
-    (topographic prominence, :mod:`callscope.diagnose.peaks`). Each episode
+    (topographic prominence, :mod:`callscope._numerics.peaks`). Each episode
     depends on its own peak only, so a higher ``prominence`` gives exactly
     the episodes of the default one that reach it.
     """

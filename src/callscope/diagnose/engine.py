@@ -45,7 +45,7 @@ REPORT_THRESHOLD = 0.3
 #: Fewest packets and seconds of a stream worth diagnosing; below, say so.
 MIN_PACKETS = 50
 MIN_DURATION_S = 2.0
-#: A longer gap in arrivals is worth a note (DESIGN.md: clean has no gap > 2 s).
+#: A longer gap in arrivals is worth a note (docs/architecture.md pattern table, ``clean``: a pause is not loss).
 PAUSE_S = 2.0
 
 #: Tie-break and precedence: a mechanism explaining the loss beats a generic

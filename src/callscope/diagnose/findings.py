@@ -1,6 +1,6 @@
 """What diagnose hands to the report: findings, their evidence, the verdicts.
 
-A :class:`Finding` is one pattern from the taxonomy in DESIGN.md (``diagnose``)
+A :class:`Finding` is one pattern from the taxonomy in docs/architecture.md (pattern table)
 with a confidence in [0, 1], the evidence as named numbers with units that a
 reader can check against the capture, the time spans it covers and, where the
 mechanism has parameters (a policer's rate and burst, an outage period), the
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-#: Every pattern name diagnose can emit, in the order of DESIGN.md's table.
+#: Every pattern name diagnose can emit, in the order of docs/architecture.md's pattern table.
 PATTERNS: tuple[str, ...] = (
     "clean",
     "random-loss",

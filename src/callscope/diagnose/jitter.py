@@ -3,22 +3,22 @@
 The RFC 3550 interarrival jitter (§6.4.1) summarises delay variation; a
 playout buffer sized for the usual delay discards packets later than its
 budget, which the listener hears exactly like loss. The clean bound of
-DESIGN.md is a jitter p95 under 30 ms.
+docs/architecture.md's pattern table is a jitter p95 under 30 ms.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from callscope._numerics.filters import trailing_min
+from callscope._numerics.quantile import percentile_sorted
 from callscope.diagnose.evidence import loss_reliability, ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
-from callscope.diagnose.peaks import trailing_min
 from callscope.diagnose.trace import Trace
-from callscope.metrics.quantile import percentile_sorted
 from callscope.metrics.smoothing import rfc3550_jitter
 from callscope.metrics.timeline import window_width
 
-#: Jitter p95 at or above which a stream is not clean (DESIGN.md pattern table).
+#: Jitter p95 at or above which a stream is not clean (docs/architecture.md, pattern table).
 JITTER_P95_S = 0.030
 #: A fixed playout budget above the stream's lowest delay (ITU-T G.114 §1 puts
 #: mouth-to-ear comfort below 150 ms; typical jitter buffers hold 40-60 ms).

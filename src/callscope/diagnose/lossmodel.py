@@ -22,9 +22,9 @@ from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
 from callscope.metrics.lossmodel import bernoulli_loglik, fit_gilbert_elliott, loss_structure
 
-#: Below this loss a stream is clean (DESIGN.md pattern table: loss < 0.5 %).
+#: Below this loss a stream is clean (docs/architecture.md pattern table: loss < 0.5 %).
 CLEAN_LOSS = 0.005
-#: Gilbert burst ratio above which loss is called bursty (DESIGN.md pattern table).
+#: Gilbert burst ratio above which loss is called bursty (docs/architecture.md, pattern table).
 BURSTY_RATIO = 1.5
 #: Burst ratios from here up to BURSTY_RATIO are settled by a likelihood-ratio test.
 BORDERLINE_RATIO = 1.1

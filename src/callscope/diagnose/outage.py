@@ -19,9 +19,9 @@ from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
 from callscope.metrics.lossmodel import Runs
 
-#: Shortest run of total loss that counts as an outage (DESIGN.md pattern table).
+#: Shortest run of total loss that counts as an outage (docs/architecture.md, pattern table).
 MIN_OUTAGE_S = 0.2
-#: Fewest outages that make the pattern intermittent (DESIGN.md pattern table).
+#: Fewest outages that make the pattern intermittent (docs/architecture.md, pattern table).
 MIN_OUTAGES = 3
 #: Median service between outages must last this long (s): on/off blocking
 #: lets the flow through for a while each time.

@@ -18,7 +18,8 @@ from functools import cached_property
 
 import numpy as np
 
-from callscope.diagnose.peaks import running_median
+from callscope._numerics.filters import running_median
+from callscope._numerics.quantile import median_sorted
 from callscope.media.stream import MediaStream
 from callscope.metrics.cadence import (
     DEFAULT_PTIME_S,
@@ -26,7 +27,6 @@ from callscope.metrics.cadence import (
     infer_slots,
 )
 from callscope.metrics.lossmodel import Runs, loss_runs
-from callscope.metrics.quantile import median_sorted
 from callscope.metrics.sequence import (
     SequenceAnalysis,
     analyze_sequence,
@@ -132,7 +132,7 @@ class Trace:
 
     @cached_property
     def sorted_delay(self) -> np.ndarray:
-        """:attr:`received_delay` sorted, for its percentiles (:mod:`callscope.metrics.quantile`)."""
+        """:attr:`received_delay` sorted, for its percentiles (:mod:`callscope._numerics.quantile`)."""
         return np.sort(self.received_delay)
 
     @cached_property

@@ -10,9 +10,7 @@ joined with :meth:`MediaColumns.concat`; discovery then runs on the columns.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,6 +20,7 @@ from callscope.capture.datagrams import Datagrams, str_to_address
 from callscope.capture.flows import flow_keys as datagram_flow_keys
 from callscope.capture.flows import group_rows, void_rows
 from callscope.media import demux, rtp
+from callscope.media.memory import concat_freeing
 from callscope.media.stun import DATA_INDICATION, SEND_INDICATION, parse_stun
 
 HEAD_WIDTH = 24  # enough for RTP (12 + ext word), STUN (20) and SIP start lines
@@ -220,14 +219,7 @@ class MediaColumns:
                   for p in parts]
         del parts
 
-        def join(name: str) -> np.ndarray:
-            out = np.concatenate([piece[name] for piece in pieces])
-            for piece in pieces:
-                del piece[name]
-            release_free_memory()
-            return out
-
-        rows = {name: join(name) for name in _ROW_COLUMNS}
+        rows = {name: concat_freeing(pieces, name) for name in _ROW_COLUMNS}
         return MediaColumns(
             **rows,
             flow=flow_index,
@@ -235,32 +227,11 @@ class MediaColumns:
             flow_keys=union_flows,
             peer_keys=union_peers,
             msg_row=np.concatenate(msg_row),
-            msg_kind=join("msg_kind"),
+            msg_kind=concat_freeing(pieces, "msg_kind"),
             msg_start=np.concatenate(msg_start),
-            msg_len=join("msg_len"),
-            msg_data=join("msg_data"),
+            msg_len=concat_freeing(pieces, "msg_len"),
+            msg_data=concat_freeing(pieces, "msg_data"),
         )
-
-
-def release_free_memory() -> None:
-    """Hand freed heap memory back to the operating system (glibc ``malloc_trim``).
-
-    Chunk-sized arrays live in the C heap; once freed, glibc keeps their pages
-    for reuse, so a process that frees a capture's worth of small pieces and
-    allocates the joined result keeps both resident. Elsewhere than glibc
-    this does nothing.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim():
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError, TypeError):  # not glibc (TypeError: Windows has no CDLL(None))
-        return None
 
 
 def _merge_table(tables: list[np.ndarray], indices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Media discovery: from reduced datagram columns to streams, calls, RTCP, STUN and SIP.
 
-RTP is found two ways (DESIGN.md, media):
+RTP is found two ways (docs/architecture.md, "media"):
 
 * signalled: a flow to or from an address:port announced in SDP (``c=`` /
   ``m=``), or on a port the user names (``decode_as``), is RTP; every valid
@@ -11,6 +11,9 @@ RTP is found two ways (DESIGN.md, media):
   faster than any audio/video clock, consistently with arrival time.
   Random bytes pass the single-packet test one time in four but almost never
   repeat an SSRC, so one-packet "streams" of encrypted traffic never confirm.
+
+The confirmation rule is :mod:`callscope.media.confirm`; the bookkeeping that
+keeps peak memory low on large captures is :mod:`callscope.media.memory`.
 
 As Wireshark does, a stream is one SSRC on one 5-tuple and holds every
 valid RTP header with that SSRC on it, whatever the payload type.
@@ -36,8 +39,9 @@ from callscope.media.columns import (
     TRANSPORT_ZOOM,
     MediaColumns,
     extract,
-    release_free_memory,
 )
+from callscope.media.confirm import confirmed_groups, plausible_pairs, rtp_candidates
+from callscope.media.memory import group_by_path, keep_groups, release_free_memory, seconds_since
 from callscope.media.opaque import find_opaque
 from callscope.media.rtcp import RtcpDatagram, RtcpSummary, parse_compound
 from callscope.media.rtcp import summarise as summarise_rtcp
@@ -59,17 +63,11 @@ from callscope.media.stun import (
     parse_stun,
 )
 
-MAX_SEQ_STEP = 100  # a confirming pair may have lost at most 99 packets between them
 RFC3550_MAX_DROPOUT = 3000  # RFC 3550 Appendix A.1: larger forward jumps are not loss
 #: Slots a stream's sequence numbers may span: 2^20 (5.8 hours of 20 ms
 #: frames), or this many per packet received if more (87.5 % loss).
 MAX_SEQ_SLOTS = 1 << 20
 SEQ_SLOTS_PER_PACKET = 8
-MAX_CLOCK_RATE = 192_000  # Hz: no RTP clock runs faster (RFC 3551 §4.5 rates, 90 kHz video)
-CLOCK_SLACK_S = 1.0  # timestamp may run ahead of arrival by this much (sender-side buffering)
-MIN_CONFIRMING_PAIRS = 2  # consecutive consistent pairs that make a heuristic stream
-#: Rows per block where a temporary for every candidate row would cost tens of MB.
-_BLOCK = 1 << 20
 MAX_DROPOUT = 3000  # RFC 3550 §A.1: a larger sequence jump is a restart, not loss
 NS = 1_000_000_000
 MIN_CLOCK_PAIRS = 10  # adjacent packet pairs needed to infer a clock rate
@@ -408,10 +406,6 @@ def discover_columns(
     )
 
 
-#: One-packet "SSRC" groups on one flow from which its bytes are not RTP.
-JUNK_SINGLETONS = 3
-
-
 def _is_rtp(md: SdpMedia) -> bool:
     """Whether an SDP media section carries RTP: only an RTP profile does
     (RFC 4566 §5.14); a T.38 fax offer (``m=image ... udptl t38``, ITU-T T.38
@@ -469,49 +463,16 @@ def _rtp_streams(
     """Group valid RTP headers by (path, SSRC) and keep the confirmed groups.
 
     A path is the 5-tuple plus, for RTP carried in TURN, the channel or the
-    relayed peer. Rows that signalling gave to another protocol
-    (``not_rtp_rows``: UDPTL fax) are never RTP, however their bytes look.
-    Returns (flow index, stream) pairs, ids not yet assigned.
+    relayed peer. Which groups are RTP is :mod:`callscope.media.confirm`'s
+    rule; rows that signalling gave to another protocol (``not_rtp_rows``:
+    UDPTL fax) are never RTP, however their bytes look. The arrays are kept
+    small by :mod:`callscope.media.memory`. Returns (flow index, stream)
+    pairs, ids not yet assigned.
     """
     release_free_memory()  # what SIP, STUN and RTCP parsing left in the heap
-    pt_all = cols.b1 & 0x7F
-    conflict = ((cols.b1 & 0x80) != 0) & (pt_all >= rtp.RTCP_CONFLICT_PT[0]) & (pt_all <= rtp.RTCP_CONFLICT_PT[1])
-    is_cand = (cols.inner == demux.RTP) & cols.rtp_valid & ~conflict
-    if not_rtp_rows is not None:
-        is_cand &= ~not_rtp_rows
-    cand = np.flatnonzero(is_cand)
-    del pt_all, conflict, is_cand
-    if cand.size == 0:
+    rows, starts = group_by_path(cols, rtp_candidates(cols, not_rtp_rows))
+    if rows.size == 0:
         return []
-    # Row indices in 32 bits where they fit: at 10^7 packets every index
-    # array is 40 MB less, and these are alive beside the columns.
-    if len(cols) < np.iinfo(np.int32).max:
-        cand = cand.astype(np.int32)
-    # One stable sort on two packed keys, (flow, SSRC) and (transport,
-    # channel, peer), brings each path's rows together in capture order
-    # (np.unique over rows of five columns sorts void records: 30x slower).
-    # Keys built in place: each int64 temporary of every row costs 80 MB at 10^7 packets.
-    hi = cols.flow[cand].astype(np.int64)
-    hi <<= 32
-    hi |= cols.ssrc[cand]
-    # plain UDP paths only (the usual case): one key, one sort
-    tunnelled = any(int(c.min()) != int(c.max()) for c in (cols.transport[cand], cols.channel[cand], cols.peer[cand]))
-    if tunnelled:
-        lo = cols.transport[cand].astype(np.int64)
-        lo <<= 16
-        lo |= cols.channel[cand]
-        lo <<= 32
-        lo |= cols.peer[cand].astype(np.int64) + 1
-        order = np.lexsort((lo, hi))
-    else:
-        order = np.argsort(hi, kind="stable")
-    rows = cand[order]
-    del cand
-    starts = _run_starts(order, hi, lo if tunnelled else None)
-    del hi, order
-    if tunnelled:
-        del lo
-    release_free_memory()  # the sort's temporaries, before the streams are gathered
     first = rows[starts]
     groups = np.stack(
         [cols.flow[first].astype(np.int64), cols.transport[first].astype(np.int64),
@@ -528,29 +489,12 @@ def _rtp_streams(
     seq = cols.seq[rows]
     ts = cols.ts[rows]
     t_ns = cols.time_ns[rows]
-    good = _plausible_pairs(seq, ts, t_ns)
-    good &= ~starts[1:]
-    # a pair confirms the group of its second row
-    confirming = np.add.reduceat(np.concatenate([[False], good]), bounds[:-1], dtype=np.int64)
-    del good
-    signalled = flow_signalled[groups[:, 0]]
-    # Signalling says where RTP should be, not that every datagram there is
-    # RTP: encrypted messenger payloads under an RTP offer parse as a new
-    # "SSRC" in almost every packet. On a flow that is mostly such one-packet
-    # groups, a signalled group needs a pair of packets that follow on.
-    lengths_all = np.diff(bounds)
-    flow_ids = groups[:, 0]
-    singles = np.bincount(flow_ids, weights=(lengths_all == 1), minlength=len(flows.keys))
-    per_flow = np.bincount(flow_ids, minlength=len(flows.keys))
-    junk = (singles >= JUNK_SINGLETONS) & (2 * singles >= per_flow)
-    confirmed = (signalled & (~junk[flow_ids] | (confirming >= 1))) | (confirming >= MIN_CONFIRMING_PAIRS)
+    confirmed = confirmed_groups(plausible_pairs(seq, ts, t_ns), starts, bounds, groups[:, 0], flow_signalled)
     if not confirmed.any():
         return []
     lengths = np.diff(bounds)
     if not confirmed.all():
-        keep = np.repeat(confirmed, lengths)
-        rows, seq, ts, t_ns, starts = rows[keep], seq[keep], ts[keep], t_ns[keep], starts[keep]
-        del keep
+        rows, seq, ts, t_ns, starts = keep_groups(confirmed, lengths, rows, seq, ts, t_ns, starts)
         groups, lengths = groups[confirmed], lengths[confirmed]
         bounds = np.concatenate([[0], np.cumsum(lengths)])
     frame = cols.frame[rows].astype(np.int64, copy=False)
@@ -560,19 +504,9 @@ def _rtp_streams(
     pts = b1 & 0x7F
     marker = (b1 & 0x80) != 0
     del b1
-    # seconds since the capture's start, computed in the nanoseconds' own buffer
-    np.subtract(t_ns, start_ns, out=t_ns)
-    time = np.divide(t_ns, NS, out=t_ns.view(np.float64))
+    time = seconds_since(t_ns, start_ns)
     del t_ns
-    dseq = seq[1:] - seq[:-1]
-    # sequence restarts: a jump beyond MAX_DROPOUT between a stream's packets
-    step = dseq.view(np.int16).astype(np.int32)
-    np.abs(step, out=step)
-    step[starts[1:]] = 0
-    jumps = np.flatnonzero(step > MAX_DROPOUT)
-    del step, dseq
-    jump_lo = np.searchsorted(jumps, bounds[:-1])
-    jump_hi = np.searchsorted(jumps, bounds[1:] - 1)
+    jumps, jump_lo, jump_hi = _restarts(seq, starts, bounds)
 
     out = []
     for k in range(lengths.size):
@@ -615,19 +549,15 @@ def _rtp_streams(
     return out
 
 
-def _run_starts(order: np.ndarray, hi: np.ndarray, lo: np.ndarray | None) -> np.ndarray:
-    """Where a new key starts in sorted order: True at row 0 and wherever
-    ``(hi, lo)[order]`` changes. Block by block, so that no sorted copy of
-    every row's 8-byte key is needed (80 MB at 10^7 packets)."""
-    starts = np.ones(order.size, bool)
-    for a in range(0, order.size - 1, _BLOCK):
-        o = order[a : a + _BLOCK + 1]
-        for keys in (hi, lo):
-            if keys is not None:
-                k = keys[o]
-                starts[a + 1 : a + o.size] &= k[1:] == k[:-1]
-    starts[1:] = ~starts[1:]
-    return starts
+def _restarts(seq: np.ndarray, starts: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sequence restarts: the pairs of rows (``j``, ``j + 1``) of one group whose
+    sequence numbers jump by more than :data:`MAX_DROPOUT`, and each group's
+    first and past-the-last index into them."""
+    step = (seq[1:] - seq[:-1]).view(np.int16).astype(np.int32)
+    np.abs(step, out=step)
+    step[starts[1:]] = 0
+    jumps = np.flatnonzero(step > MAX_DROPOUT)
+    return jumps, np.searchsorted(jumps, bounds[:-1]), np.searchsorted(jumps, bounds[1:] - 1)
 
 
 def _within_slot_budget(stream: MediaStream) -> MediaStream:
@@ -653,27 +583,6 @@ def _within_slot_budget(stream: MediaStream) -> MediaStream:
             "analyzed by its cadence, as opaque media")
     return replace(stream, kind="opaque", ssrc=None, payload_type=None, clock_rate=None, clock_source="unknown",
                    packets=PacketSeries(frame=p.frame, time=p.time, size=p.size), notes=(*stream.notes, note))
-
-
-def _plausible_pairs(seq: np.ndarray, ts: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
-    """Whether each pair of consecutive rows looks like consecutive RTP packets.
-
-    The sequence number advances by 1 to :data:`MAX_SEQ_STEP` and the
-    timestamp by less than the fastest clock (:data:`MAX_CLOCK_RATE`) runs
-    in the arrival interval plus :data:`CLOCK_SLACK_S`. Differences in the
-    columns' own widths wrap modulo 2^16 / 2^32 (RFC 3550 §5.1). Computed
-    block by block: no temporary spans every row.
-    """
-    good = np.empty(max(seq.size - 1, 0), bool)
-    for a in range(0, good.size, _BLOCK):
-        b = min(a + _BLOCK, good.size)
-        limit = (t_ns[a + 1 : b + 1] - t_ns[a:b]) / NS
-        np.maximum(limit, 0, out=limit)
-        limit += CLOCK_SLACK_S
-        limit *= MAX_CLOCK_RATE
-        dseq = seq[a + 1 : b + 1] - seq[a:b]
-        good[a:b] = ((ts[a + 1 : b + 1] - ts[a:b]) < limit) & (dseq >= 1) & (dseq <= MAX_SEQ_STEP)
-    return good
 
 
 def _number(streams: tuple[MediaStream, ...]) -> tuple[MediaStream, ...]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callscope.metrics.quantile import median, percentiles
+from callscope._numerics.lines import least_squares_slope, linspace, theil_sen_slope
+from callscope._numerics.quantile import percentiles
 
 _ENVELOPE_WINDOWS = 10  # lower-envelope points for the skew fit
 
@@ -103,7 +104,7 @@ def relative_delay(
     skew_slope = _lower_envelope_slope(tv, v)
     trend = None
     if v.size >= 3 and tv[-1] > tv[0]:
-        trend = _least_squares_slope(tv - tv[0], v)
+        trend = least_squares_slope(tv - tv[0], v)
     p50, p95 = percentiles(v, (50, 95))
     return DelayStats(
         delay_ms=d,
@@ -130,7 +131,7 @@ def _lower_envelope_slope(t: np.ndarray, d: np.ndarray) -> float | None:
     """
     if t.size < 2 * _ENVELOPE_WINDOWS or t[-1] <= t[0]:
         return None
-    edges = _linspace(float(t[0]), float(t[-1]), _ENVELOPE_WINDOWS + 1)
+    edges = linspace(float(t[0]), float(t[-1]), _ENVELOPE_WINDOWS + 1)
     if (t[1:] >= t[:-1]).all():
         # Arrival order: each window is one slice of the packets, bounded by
         # the first packet at or after each inner edge.
@@ -149,36 +150,4 @@ def _lower_envelope_slope(t: np.ndarray, d: np.ndarray) -> float | None:
         pick = first[first < t.size]
     if pick.size < 2:
         return None
-    return _theil_sen_slope(t[pick] - t[0], d[pick])
-
-
-def _linspace(start: float, stop: float, num: int) -> np.ndarray:
-    """``numpy.linspace(start, stop, num)`` for ``stop > start``, without its
-    argument handling: ``arange(num) * step + start``, the last point ``stop``."""
-    step = (stop - start) / (num - 1)
-    if step == 0:  # numpy divides first then
-        return np.linspace(start, stop, num)
-    y = np.arange(num, dtype=np.float64)
-    y *= step
-    y += start
-    y[-1] = stop
-    return y
-
-
-def _least_squares_slope(x: np.ndarray, y: np.ndarray) -> float:
-    """Slope of the ordinary least-squares line ``y = a + b x``: cov(x, y) / var(x)."""
-    dx = x - x.mean()
-    dy = y - y.mean()
-    dy *= dx
-    cov = np.sum(dy)
-    dx *= dx
-    return float(cov / np.sum(dx))
-
-
-def _theil_sen_slope(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Theil-Sen slope: the median of the slopes of all pairs with distinct x
-    (Sen, JASA 1968; as ``scipy.stats.theilslopes``)."""
-    dx = x[:, None] - x[None, :]
-    dy = y[:, None] - y[None, :]
-    pairs = dx > 0
-    return median(dy[pairs] / dx[pairs]) if pairs.any() else None
+    return theil_sen_slope(t[pick] - t[0], d[pick])

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callscope.metrics.smoothing import scaled_recurrence
+from callscope._numerics.recurrence import scaled_recurrence
 
 FIXED_BUFFER_MS = 60.0  # a common default playout buffer for VoIP endpoints
 RAMJEE_ALPHA = 0.998002  # Ramjee et al. 1994, Algorithm 1

@@ -15,11 +15,11 @@ from functools import cached_property
 
 import numpy as np
 
+from callscope._numerics.quantile import median, percentiles
 from callscope.media.stream import MediaStream
 from callscope.metrics import emodel, jitterbuffer, lossmodel, wireshark_rtp
 from callscope.metrics.cadence import infer_slots
 from callscope.metrics.delay import DelayStats, relative_delay
-from callscope.metrics.quantile import median, percentiles
 from callscope.metrics.sequence import analyze_sequence, extend_timestamps
 from callscope.metrics.timeline import Timeline, build_timeline
 

@@ -51,7 +51,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from callscope.metrics.smoothing import RFC3550_JITTER_GAIN, exponential_average
+from callscope._numerics.recurrence import exponential_average
+from callscope.metrics.smoothing import RFC3550_JITTER_GAIN
 
 #: Wireshark's ``clock_map[]`` (ui/tap-rtp-analysis.c): RTP clock rates of the
 #: static payload types, from RFC 3551 §6 / the IANA RTP parameters registry.

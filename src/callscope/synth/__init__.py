@@ -12,9 +12,10 @@ ends' captures of one call for ``callscope compare``.
 
 from callscope.capture.files import truth_path
 from callscope.synth.both_ends import write_two_point
-from callscope.synth.call import Kind, SimulatedCall, StreamInfo, simulate, simulate_many_streams
+from callscope.synth.call import SimulatedCall, simulate, simulate_many_streams
 from callscope.synth.corpus import generate_corpus
 from callscope.synth.output import truth_document, write_capture
+from callscope.synth.packets import Kind, StreamInfo
 from callscope.synth.scenarios import SCENARIOS, DropReason
 
 __all__ = [

@@ -26,8 +26,10 @@ import numpy as np
 from callscope.capture.files import truth_path
 from callscope.capture.writer import TOS_EF, ipv4_to_int, write_pcap
 from callscope.errors import CallscopeError
-from callscope.synth.call import ADDRESS_A, ADDRESS_B, Kind, SimulatedCall
+from callscope.synth.call import SimulatedCall
 from callscope.synth.output import truth_document
+from callscope.synth.packets import Kind
+from callscope.synth.plan import ADDRESS_A, ADDRESS_B
 from callscope.synth.scenarios import A_TO_B, B_TO_A
 
 NAT_PUBLIC = "203.0.113.45"  # RFC 5737 documentation range

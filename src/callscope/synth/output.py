@@ -25,7 +25,8 @@ import numpy as np
 
 from callscope.capture.files import truth_path
 from callscope.capture.writer import TOS_EF, write_pcap
-from callscope.synth.call import Kind, SimulatedCall
+from callscope.synth.call import SimulatedCall
+from callscope.synth.packets import Kind
 
 TRUTH_SCHEMA = 1
 

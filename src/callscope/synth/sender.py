@@ -47,27 +47,13 @@ class MediaSchedule:
         return int(self.time.shape[0])
 
 
-def media_schedule(
-    rng: np.random.Generator,
-    codec: Codec,
-    start: float,
-    end: float,
-    ptime_ms: float,
-    mean_bytes_20ms: float,
-    clock_jitter_s: float,
-    hiccups_per_s: float,
-    change_at: float | None = None,
-    ptime_after_ms: float | None = None,
-    size_factor_after: float = 1.0,
-) -> MediaSchedule:
-    """Frames from ``start`` to ``end`` at ``ptime_ms``, optionally re-packetized at ``change_at``.
+@dataclass(frozen=True)
+class Sender:
+    """How a voice sender packetizes its frames and how well it keeps time.
 
-    Parameters
+    Attributes
     ----------
-    rng : numpy.random.Generator
     codec : Codec
-    start, end : float
-        First nominal send time and the end of the call, seconds.
     ptime_ms : float
         Packetization interval (RFC 3551 §4.2; the RTP timestamp advances by
         ``clock_rate * ptime`` per packet, RFC 3550 §5.1).
@@ -77,10 +63,34 @@ def media_schedule(
         Standard deviation of the send-time error.
     hiccups_per_s : float
         Rate of scheduling stalls (Poisson); each holds the sender 5-40 ms.
-    change_at, ptime_after_ms, size_factor_after : optional
-        A codec adaptation: from ``change_at`` on, frames of
-        ``ptime_after_ms`` and payloads scaled by ``size_factor_after``.
     """
+
+    codec: Codec
+    ptime_ms: float
+    mean_bytes_20ms: float
+    clock_jitter_s: float
+    hiccups_per_s: float
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """A codec adaptation: from ``at_s`` on, frames of ``ptime_ms`` (unchanged
+    when None) and payloads scaled by ``size_factor``."""
+
+    at_s: float
+    ptime_ms: float | None
+    size_factor: float
+
+
+def media_schedule(
+    rng: np.random.Generator, sender: Sender, start: float, end: float, change: Adaptation | None = None
+) -> MediaSchedule:
+    """Frames from ``start`` to ``end`` (seconds) at the sender's ptime, optionally
+    re-packetized by ``change``."""
+    codec, ptime_ms = sender.codec, sender.ptime_ms
+    change_at = None if change is None else change.at_s
+    ptime_after_ms = None if change is None else change.ptime_ms
+    size_factor_after = 1.0 if change is None else change.size_factor
     codec.check_ptime(ptime_ms)
     if ptime_after_ms is not None:
         codec.check_ptime(ptime_after_ms)
@@ -100,14 +110,21 @@ def media_schedule(
     step2 = int(round(clock_per_s * p2))
     ts_offset = np.concatenate([k1 * step1, n1 * step1 + k2 * step2]).astype(np.int64)
     ptimes = np.concatenate([np.full(n1, p1 * 1e3), np.full(n2, p2 * 1e3)])
-    payload = codec.frame_sizes(rng, ptimes, mean_bytes_20ms)
+    payload = codec.frame_sizes(rng, ptimes, sender.mean_bytes_20ms)
     if n2:
         payload[n1:] = np.maximum(1, np.rint(payload[n1:] * size_factor_after)).astype(np.int32)
+    time = _send_times(rng, sender, nominal, start, end)
+    return MediaSchedule(time, payload, ts_offset, ptimes, np.arange(n1 + n2) >= n1)
 
-    time = nominal + rng.normal(0.0, clock_jitter_s, nominal.size)
-    for h in rng.uniform(start, end, rng.poisson(hiccups_per_s * (end - start))):
+
+def _send_times(
+    rng: np.random.Generator, sender: Sender, nominal: np.ndarray, start: float, end: float
+) -> np.ndarray:
+    """When each frame actually leaves: the nominal time plus clock error, held
+    back by scheduling stalls, never before ``start`` and never out of order."""
+    time = nominal + rng.normal(0.0, sender.clock_jitter_s, nominal.size)
+    for h in rng.uniform(start, end, rng.poisson(sender.hiccups_per_s * (end - start))):
         stall = rng.uniform(0.005, 0.040)
         held = (nominal >= h) & (nominal < h + stall)
         time[held] = h + stall + BURST_SPACING_S * np.arange(np.count_nonzero(held))
-    time = np.maximum.accumulate(np.maximum(time, start))
-    return MediaSchedule(time, payload, ts_offset, ptimes, np.arange(n1 + n2) >= n1)
+    return np.maximum.accumulate(np.maximum(time, start))

@@ -76,22 +76,24 @@ class ReportBlock:
     dlsr: int  # delay since that SR, 1/65536 s
 
 
-def rtcp_sender_report(
-    ssrc: int,
-    ntp: int,
-    rtp_ts: int,
-    packet_count: int,
-    octet_count: int,
-    blocks: tuple[ReportBlock, ...],
-    cname: str,
-) -> bytes:
+@dataclass(frozen=True)
+class SenderInfo:
+    """The sender information of an SR (RFC 3550 §6.4.1): when, and how much so far."""
+
+    ntp: int  # 64-bit NTP timestamp of the report
+    rtp_ts: int  # the same instant on the RTP media clock
+    packet_count: int  # RTP packets sent since the stream started
+    octet_count: int  # RTP payload octets sent since then
+
+
+def rtcp_sender_report(ssrc: int, info: SenderInfo, blocks: tuple[ReportBlock, ...], cname: str) -> bytes:
     """A compound RTCP packet: SR (RFC 3550 §6.4.1) followed by SDES CNAME (§6.5).
 
     RFC 3550 §6.1 requires every compound packet to carry an SDES CNAME item.
     """
     body = struct.pack(
-        "!IIIII I", ssrc, ntp >> 32, ntp & 0xFFFFFFFF, rtp_ts & 0xFFFFFFFF,
-        packet_count & 0xFFFFFFFF, octet_count & 0xFFFFFFFF,
+        "!IIIII I", ssrc, info.ntp >> 32, info.ntp & 0xFFFFFFFF, info.rtp_ts & 0xFFFFFFFF,
+        info.packet_count & 0xFFFFFFFF, info.octet_count & 0xFFFFFFFF,
     )
     for b in blocks:
         lost = max(-(1 << 23), min((1 << 23) - 1, b.cumulative_lost)) & 0xFFFFFF
@@ -106,13 +108,6 @@ def rtcp_sender_report(
     chunk += b"\x00" * (4 - len(chunk) % 4)  # at least one null octet ends the item list
     sdes = struct.pack("!BBH", (RTP_VERSION << 6) | 1, RTCP_SDES, (4 + len(chunk)) // 4 - 1)
     return sr + sdes + chunk
-
-
-def rtcp_size(n_blocks: int, cname: str) -> int:
-    """Bytes of :func:`rtcp_sender_report` (needed before its content is known)."""
-    chunk = 4 + 2 + len(cname.encode())
-    chunk += 4 - chunk % 4
-    return 8 + 20 + 24 * n_blocks + 4 + chunk
 
 
 @dataclass(frozen=True)
@@ -142,28 +137,29 @@ def sdp(party: SipParty, codec: Codec, session_id: int, ptime_ms: int) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
+@dataclass(frozen=True)
+class SipDialog:
+    """A SIP dialog (RFC 3261 §12): the caller, the callee and the Call-ID."""
+
+    caller: SipParty
+    callee: SipParty
+    call_id: str
+
+
 def sip_message(
-    start_line: str,
-    caller: SipParty,
-    callee: SipParty,
-    call_id: str,
-    cseq: str,
-    branch: str,
-    callee_tag: bool,
-    body: bytes = b"",
-    via: SipParty | None = None,
+    dialog: SipDialog, start_line: str, cseq: str, branch: str, callee_tag: bool, body: bytes = b""
 ) -> bytes:
     """A SIP request or response over UDP (RFC 3261 §7, §8.1.1 mandatory headers)."""
-    via = via or caller
+    caller, callee = dialog.caller, dialog.callee
     to = f"<sip:{callee.user}@{callee.ip}>" + (f";tag={callee.tag}" if callee_tag else "")
     contact = callee if start_line.startswith("SIP/2.0") else caller
     headers = [
         start_line,
-        f"Via: SIP/2.0/UDP {via.ip}:{via.sip_port};branch={branch}",
+        f"Via: SIP/2.0/UDP {caller.ip}:{caller.sip_port};branch={branch}",
         "Max-Forwards: 70",
         f"From: <sip:{caller.user}@{caller.ip}>;tag={caller.tag}",
         f"To: {to}",
-        f"Call-ID: {call_id}",
+        f"Call-ID: {dialog.call_id}",
         f"CSeq: {cseq}",
         f"Contact: <sip:{contact.user}@{contact.ip}:{contact.sip_port}>",
     ]

@@ -249,10 +249,12 @@ def _run_fields(tshark: str, path: Path, fields, extra: tuple[str, ...], chunk_b
     # stderr goes to a file: a pipe left unread could fill and stall tshark.
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        stdout = proc.stdout
+        assert stdout is not None  # stdout=PIPE
         try:
             rest = b""
             while True:
-                block = proc.stdout.read(max(int(chunk_bytes), 1 << 16))
+                block = stdout.read(max(int(chunk_bytes), 1 << 16))
                 if not block:
                     break
                 data = rest + block
@@ -265,7 +267,7 @@ def _run_fields(tshark: str, path: Path, fields, extra: tuple[str, ...], chunk_b
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            proc.stdout.close()
+            stdout.close()
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
     if proc.returncode and "aren't valid" in text:

@@ -144,7 +144,7 @@ def detect_downshift(trace: Trace) -> Finding | None:
     send_change = float(edges[k])
     t_change = float(np.interp(send_change, trace.send, trace.time))
     after_slots = trace.send >= send_change
-    loss_after = 1.0 - float(np.count_nonzero(rec[after_slots])) / max(1, np.count_nonzero(after_slots))
+    loss_after = 1.0 - float(np.count_nonzero(rec[after_slots])) / max(1, int(np.count_nonzero(after_slots)))
     confidence = c_step * ramp(loss_after, 3 * MAX_LOSS, MAX_LOSS)
     if confidence < 0.2:
         return None

@@ -290,7 +290,7 @@ def compare(
         a_sends = bytes(a.keys[fa][:16]) == a.local
         b_sends = bytes(b.keys[fb][:16]) == b.local
         if a_sends == b_sends:  # ambiguous: the side with more packets sent them
-            a_sends = np.count_nonzero(a.flow == fa) >= np.count_nonzero(b.flow == fb)
+            a_sends = bool(np.count_nonzero(a.flow == fa) >= np.count_nonzero(b.flow == fb))
         snd, fs, rcv, fr = (a, fa, b, fb) if a_sends else (b, fb, a, fa)
         raw.append((snd, fs, rcv, fr, *_follow(snd, fs, rcv, fr)))
     drift = _common_drift(raw, a.path)

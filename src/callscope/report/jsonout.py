@@ -36,8 +36,12 @@ import enum
 import math
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 SCHEMA = "callscope/1"
 
@@ -87,10 +91,10 @@ def jsonable(obj: object, *, arrays: bool = True) -> object:
         return _array_list(obj) if arrays else _SKIP
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {}
-        for f in dataclasses.fields(obj):
-            v = jsonable(getattr(obj, f.name), arrays=arrays)
+        for fld in dataclasses.fields(obj):
+            v = jsonable(getattr(obj, fld.name), arrays=arrays)
             if v is not _SKIP:
-                out[f.name] = v
+                out[fld.name] = v
         return out
     if isinstance(obj, Mapping):
         return {str(k): jsonable(v, arrays=arrays) for k, v in obj.items()}
@@ -123,7 +127,7 @@ class _Skip:
 _SKIP = _Skip()
 
 
-def _scalars(obj: object) -> dict:
+def _scalars(obj: DataclassInstance) -> dict:
     """The scalar and small fields of a metrics dataclass (no per-packet arrays)."""
     out = {}
     for f in dataclasses.fields(obj):
@@ -136,7 +140,7 @@ def _scalars(obj: object) -> dict:
     return out
 
 
-def _has_arrays(obj: object) -> bool:
+def _has_arrays(obj: DataclassInstance | type[DataclassInstance]) -> bool:
     return any(isinstance(getattr(obj, f.name), np.ndarray) for f in dataclasses.fields(obj))
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
@@ -353,7 +354,7 @@ def _rtcp_part(
         rtp_ts = own_ts0 + int(round((t - own_start) * codec.clock_rate))
         blocks: tuple[wire.ReportBlock, ...] = ()
         m = 0 if peer is None else int(np.searchsorted(peer.arrival, t, side="right"))
-        if m:
+        if peer is not None and m:
             # RFC 3550 A.3: expected from the extended highest and the base sequence numbers.
             highest = int(peer.highest[m - 1])
             expected = highest - int(peer.ext_seq[0]) + 1
@@ -543,8 +544,9 @@ def _ip_ids(rng: np.random.Generator, src: np.ndarray) -> np.ndarray:
 
 def _assemble(
     parts: list[_Part], rng: np.random.Generator, vantage: str
-) -> dict[str, np.ndarray]:
-    """Merge the parts into per-packet columns sorted by send time."""
+) -> dict[str, Any]:
+    """Merge the parts into per-packet columns sorted by send time (name -> array,
+    the per-packet fields of :class:`SimulatedCall`)."""
     parts = [p for p in parts if len(p)]
     cols: dict[str, np.ndarray] = {}
     n_each = [len(p) for p in parts]
@@ -631,7 +633,8 @@ def simulate(
     setup_rng, scen_rng, tx_a, tx_b, impair_rng, net_rng, bytes_rng = (np.random.default_rng(s) for s in seeds)
 
     ips = (ipv4_to_int(ADDRESS_A), ipv4_to_int(ADDRESS_B))
-    ports = tuple(int(p) for p in 2 * setup_rng.integers(RTP_PORT_RANGE[0] // 2, RTP_PORT_RANGE[1] // 2, 2))
+    port_a, port_b = (int(p) for p in 2 * setup_rng.integers(RTP_PORT_RANGE[0] // 2, RTP_PORT_RANGE[1] // 2, 2))
+    ports = (port_a, port_b)
     base_delay = setup_rng.uniform(0.010, 0.060, 2)
     net_noise = setup_rng.uniform(0.1e-3, 1.0e-3, 2)
     clock_jitter = setup_rng.uniform(0.1e-3, 0.5e-3, 2)
@@ -647,7 +650,6 @@ def simulate(
     )
 
     if opaque:
-        sip_times = None
         starts = (0.05, 0.05 + base_delay[0] + float(setup_rng.uniform(0.0, 0.05)))
     else:
         t_ok = base_delay[0] + float(setup_rng.uniform(0.05, 0.2))
@@ -688,7 +690,8 @@ def simulate(
             ptime_after_ms=None if change is None else change.ptime_ms,
             size_factor_after=1.0 if change is None else change.size_factor,
         ))
-    offered = tuple(Offered(s.time, (s.payload + header).astype(np.int32)) for s in scheds)
+    offered_ab, offered_ba = (Offered(s.time, (s.payload + header).astype(np.int32)) for s in scheds)
+    offered = (offered_ab, offered_ba)
     effect: Effect = truth.impair(impair_rng, ctx, offered)
     arrivals = [
         _path(net_rng, effect.outcomes[d], base_delay[d], net_noise[d], background_loss) for d in (0, 1)
@@ -746,7 +749,7 @@ def _rtcp(
     ssrc: list[int],
     ts0: list[int],
     ips: tuple[int, int],
-    ports: tuple[int, ...],
+    ports: tuple[int, int],
     base_delay: np.ndarray,
     net_noise: np.ndarray,
     impaired: tuple[int, ...],
@@ -762,10 +765,11 @@ def _rtcp(
         t = t[t < duration]
         times.append(t)
         fate.append(_fate_shared(t, scheds[d], effect.outcomes[d], rng, base_delay[d], net_noise[d]))
-    receivers = [
-        _Receiver.of(arrivals[d], media_parts[d].seq, media_parts[d].rtp_ts, codec.clock_rate)
-        for d in (A_TO_B, B_TO_A)
-    ]
+    receivers = []
+    for d in (A_TO_B, B_TO_A):
+        seq, rtp_ts = media_parts[d].seq, media_parts[d].rtp_ts
+        assert seq is not None and rtp_ts is not None  # RTCP goes with RTP media, which has both
+        receivers.append(_Receiver.of(arrivals[d], seq, rtp_ts, codec.clock_rate))
     epoch_s = EPOCH_NS / 1e9
     ntp = [
         np.array([wire.ntp_timestamp(epoch_s + x) for x in times[d].tolist()], np.uint64)
@@ -844,7 +848,10 @@ def simulate_many_streams(
     ts0 = setup_rng.integers(0, 1 << 32, n_streams, dtype=np.uint64).tolist()
     base_delay = setup_rng.uniform(0.010, 0.060, n_streams)
     empty = Offered(np.zeros(0), np.zeros(0, np.int32))
-    parts, streams, windows, facts = [], [], (), {}
+    parts: list[_Part] = []
+    streams: list[StreamInfo] = []
+    windows: tuple[tuple[float, float], ...] = ()
+    facts: dict[str, float] = {}
     for i in range(n_streams):
         sched = media_schedule(
             tx_rng, cdc, float(starts[i]), float(starts[i]) + packets_per_stream * ptime_ms / 1e3 - 1e-6,

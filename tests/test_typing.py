@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -29,17 +30,35 @@ def _env_with_src() -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_mypy_finds_no_error_in_the_package_nor_in_a_users_script():
+def test_mypy_finds_no_error_in_the_package():
     pytest.importorskip("mypy", reason="mypy comes with the [test] and [dev] extras")
-    # pyproject.toml's [tool.mypy] applies (run from the repository root); one run
-    # checks both, the script against the package's own source.
-    proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "src", str(USER_SCRIPT.relative_to(ROOT))],
-        cwd=ROOT, env=_env_with_src(), capture_output=True, text=True, timeout=600,
-    )
+    # run from the repository root, so that pyproject.toml's [tool.mypy] applies
+    proc = subprocess.run([sys.executable, "-m", "mypy", "src"], cwd=ROOT, env=_env_with_src(),
+                          capture_output=True, text=True, timeout=600)
     errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
     assert proc.returncode == 0 and not errors, "\n".join(errors) or proc.stdout + proc.stderr
     assert proc.stdout.startswith("Success: no issues found in")
+
+
+def test_a_users_script_type_checks_against_the_package_as_installed(tmp_path):
+    pytest.importorskip("mypy", reason="mypy comes with the [test] and [dev] extras")
+    # An environment where callscope is an installed package (a .pth to src/):
+    # mypy then reads its types only because of py.typed (PEP 561), as a user's
+    # checker would. Run outside the repository, with none of its configuration.
+    venv_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv_dir)], check=True, timeout=120)
+    python = venv_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    (Path(site) / "callscope-src.pth").write_text(str(ROOT / "src") + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MYPYPATH")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--python-executable", str(python), "--warn-unused-ignores",
+         "--cache-dir", str(tmp_path / "cache"), str(USER_SCRIPT)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
+    assert proc.returncode == 0 and not errors, "\n".join(errors) or proc.stdout + proc.stderr
 
 
 def test_the_users_script_runs_and_prints_what_analyze_found():

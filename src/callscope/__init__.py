@@ -40,15 +40,19 @@ def _read_version() -> str:
             return "0+unknown"
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy, so that `import callscope` (and the CLI's start-up) stays cheap:
-    # the pipeline imports numpy, the version lookup importlib.metadata.
-    if name == "__version__":
-        value = _read_version()
-        globals()["__version__"] = value
-        return value
-    if name in ("analyze", "Report"):
-        from callscope import analysis
+if not TYPE_CHECKING:
+    # Hidden from checkers, which see the names declared above and so still
+    # flag a misspelt attribute (a module __getattr__ would make every name Any).
 
-        return getattr(analysis, name)
-    raise AttributeError(f"module 'callscope' has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        # Lazy, so that `import callscope` (and the CLI's start-up) stays cheap:
+        # the pipeline imports numpy, the version lookup importlib.metadata.
+        if name == "__version__":
+            value = _read_version()
+            globals()["__version__"] = value
+            return value
+        if name in ("analyze", "Report"):
+            from callscope import analysis
+
+            return getattr(analysis, name)
+        raise AttributeError(f"module 'callscope' has no attribute {name!r}")

@@ -196,7 +196,7 @@ def measure(name: str, path: Path, limit: int = 0) -> dict:
     return result
 
 
-def measure_tshark(path: Path) -> dict:
+def measure_tshark(tshark: str, path: Path) -> dict:
     """``tshark -r FILE -q`` under a small wrapper that reports the child's peak RSS.
 
     The wrapper is a fresh interpreter of ~10 MB, so the high-water mark
@@ -206,7 +206,7 @@ def measure_tshark(path: Path) -> dict:
                "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
                "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
                "print(time.perf_counter() - t, r.ru_utime + r.ru_stime, r.ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", wrapper, "tshark", "-r", str(path), "-q"],
+    out = subprocess.run([sys.executable, "-c", wrapper, tshark, "-r", str(path), "-q"],
                          capture_output=True, text=True, check=True).stdout.split()
     return {"seconds": float(out[0]), "cpu_seconds": float(out[1]), "rss_mb": int(out[2]) / 1024}
 
@@ -255,8 +255,9 @@ def main() -> int:
 
         results = {"callscope": measure("callscope", small), "dpkt": measure("dpkt", small),
                    "scapy": measure("scapy", small, args.scapy_packets)}
-        if shutil.which("tshark"):
-            results["tshark"] = measure_tshark(small)
+        tshark = shutil.which("tshark")
+        if tshark:
+            results["tshark"] = measure_tshark(tshark, small)
             results["tshark"]["packets"] = args.packets
         assert results["callscope"]["datagrams"] == results["dpkt"]["datagrams"] == args.packets
         print(f"\n{'decoder':<10} {'packets':>9} {'wall s':>7} {'packets/s':>11} {'vs dpkt':>8} "

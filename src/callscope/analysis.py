@@ -9,11 +9,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from callscope import __version__
 from callscope.capture.reader import CaptureInfo, CaptureReader
+
+if TYPE_CHECKING:
+    # Only for the annotations: the stages are imported when analyze() runs.
+    from callscope.diagnose import Diagnosis
+    from callscope.media import MediaInventory, MediaStream
+    from callscope.metrics import StreamMetrics
 
 
 @dataclass(frozen=True)
@@ -38,17 +45,19 @@ class Report:
 
     path: str
     info: CaptureInfo
-    inventory: object
-    metrics: Mapping[str, object]
-    diagnosis: object
+    inventory: MediaInventory
+    metrics: Mapping[str, StreamMetrics]
+    diagnosis: Diagnosis
     version: str = __version__
 
     @property
-    def streams(self):
+    def streams(self) -> tuple[MediaStream, ...]:
+        """The media streams found, in inventory order."""
         return self.inventory.streams
 
     @property
     def verdict(self) -> str:
+        """The capture's overall verdict (``Diagnosis.verdict``)."""
         return self.diagnosis.verdict
 
 
@@ -122,7 +131,7 @@ def analyze(
 
 def _discover(
     path: str | os.PathLike, decoder: str, decode_as: tuple[int, ...], srtp_keys: tuple = ()
-) -> tuple[CaptureInfo, object]:
+) -> tuple[CaptureInfo, MediaInventory]:
     """Read the capture and find its media: (capture info, MediaInventory).
 
     A function of its own so that the per-datagram columns are freed as soon
@@ -170,7 +179,7 @@ def _decrypt_srtcp(columns, inventory, srtp_keys: tuple, start_ns: int):
     return decrypt_rtcp(columns, inventory, srtp_keys, capture_start_ns=start_ns)
 
 
-def _rtt_by_ssrc(inventory) -> dict[int, float]:
+def _rtt_by_ssrc(inventory: MediaInventory) -> dict[int, float]:
     """Median RTCP round-trip time (ms) per reported media SSRC (RFC 3550 §6.4.1: A - LSR - DLSR)."""
     by: dict[int, list[float]] = {}
     for b in inventory.rtcp.report_blocks:

@@ -32,7 +32,7 @@ import signal
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,7 +238,7 @@ def _typed(value: object, annotation: str) -> bool:
     return False
 
 
-def _well_formed_score(obj: object) -> bool:
+def _well_formed_score(obj: CaptureScore | FindingScore) -> bool:
     return all(_typed(getattr(obj, f.name), str(f.type)) for f in dataclasses.fields(obj))
 
 
@@ -293,7 +293,7 @@ def run(
     jobs: int | None = None,
     dask_address: str | None = None,
     cache: ResultCache | None = None,
-) -> Iterator[CaptureResult]:
+) -> Generator[CaptureResult, None, None]:
     """Score every capture in ``paths``, yielding each result as soon as it is ready.
 
     Cached results come first, then fresh ones in completion order (not input
@@ -357,7 +357,7 @@ def run(
 Work = tuple[Path, str | None]
 
 
-def _run_here(todo: list[Work], options: AnalyzeOptions) -> Iterator[tuple[Work, CaptureResult]]:
+def _run_here(todo: list[Work], options: AnalyzeOptions) -> Generator[tuple[Work, CaptureResult], None, None]:
     for item in todo:
         yield item, score_capture(str(item[0].resolve()), options)
 
@@ -423,7 +423,9 @@ def _death(proc) -> str:
     return f"exit status {code}"
 
 
-def _run_pool(todo: list[Work], options: AnalyzeOptions, jobs: int) -> Iterator[tuple[Work, CaptureResult]]:
+def _run_pool(
+    todo: list[Work], options: AnalyzeOptions, jobs: int
+) -> Generator[tuple[Work, CaptureResult], None, None]:
     """Score ``todo`` on ``jobs`` worker processes, each holding one capture at a time.
 
     Because every worker holds exactly one capture, a worker that dies (the
@@ -479,7 +481,9 @@ def _future_result(future, path: Path) -> CaptureResult:
                              error_type=type(e).__name__)
 
 
-def _run_dask(todo: list[Work], options: AnalyzeOptions, address: str) -> Iterator[tuple[Work, CaptureResult]]:
+def _run_dask(
+    todo: list[Work], options: AnalyzeOptions, address: str
+) -> Generator[tuple[Work, CaptureResult], None, None]:
     try:
         from distributed import Client
         from distributed import as_completed as dask_completed

@@ -413,7 +413,7 @@ def _plain_udp_headers(buf: np.ndarray, start: np.ndarray, caplen: np.ndarray, l
     if idx is not None and idx.size == 0:
         return none
     at = np.ndarray((buf.size - width + 1,), dtype=f"V{width}", buffer=buf, strides=(1,))
-    hdr = at[start if every else start[idx]].view(ETHER_IPV4_UDP)
+    hdr = at[start if idx is None else start[idx]].view(ETHER_IPV4_UDP)
     ok = (
         (hdr["ethertype"] == ETH_IPV4)
         & (hdr["ip_vihl"] == IPV4_PLAIN)
@@ -421,9 +421,9 @@ def _plain_udp_headers(buf: np.ndarray, start: np.ndarray, caplen: np.ndarray, l
         & (hdr["ip_proto"] == IPPROTO_UDP)
     )
     if ok.all():
-        return (np.arange(start.size) if every else idx), hdr
+        return (np.arange(start.size) if idx is None else idx), hdr
     rows = np.flatnonzero(ok)
-    return (rows if every else idx[rows]), hdr[rows]
+    return (rows if idx is None else idx[rows]), hdr[rows]
 
 
 def _plain_udp_table(buf, hdr, rows, start, caplen, origlen, frame, time_ns) -> Datagrams:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +144,10 @@ class _CountingReader:
     def close(self) -> None:
         pass  # the underlying file is closed by its owner
 
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        # GzipFile seeks only to rewind, which the reader never asks for; pipes cannot anyway
+        raise io.UnsupportedOperation("a capture is read front to back")
+
 
 def _open(path: Path):
     """Open ``path`` for binary reading; also whether it is gzip-compressed (by magic).
@@ -194,9 +199,9 @@ class CaptureReader:
     def __iter__(self) -> Iterator[Datagrams]:
         raw, compressed = _open(self.path)
         self.info.compressed = compressed
-        self._compressed_in = _CountingReader(raw) if compressed else None
+        counting = self._compressed_in = _CountingReader(raw) if compressed else None
         self._decompressed = 0
-        with raw, (gzip.GzipFile(fileobj=self._compressed_in, mode="rb") if compressed
+        with raw, (gzip.GzipFile(fileobj=counting, mode="rb") if counting is not None
                    else contextlib.nullcontext(raw)) as fh:
             head = self._read(fh, 4)
             if not head:
@@ -213,7 +218,7 @@ class CaptureReader:
 
     # -- shared machinery -------------------------------------------------
 
-    def _chunks(self, fh, head: bytes) -> Iterator[tuple[memoryview, bool]]:
+    def _chunks(self, fh, head: bytes) -> Generator[tuple[memoryview, bool], int, None]:
         """Yield (buffer, at_eof); the walker returns how many bytes it consumed.
 
         Every buffer is a new one: the bytes the walker left, then the next
@@ -223,7 +228,7 @@ class CaptureReader:
         """
         left = memoryview(head)
         while True:
-            buf = memoryview(np.empty(len(left) + self.chunk_bytes, np.uint8))
+            buf = np.empty(len(left) + self.chunk_bytes, np.uint8).data
             buf[: len(left)] = left
             got = self._readinto(fh, buf[len(left):])
             eof = got < self.chunk_bytes
@@ -262,14 +267,14 @@ class CaptureReader:
             got += k
         if self._compressed_in is not None:
             self._decompressed += got
-            self._check_ratio()
+            self._check_ratio(self._compressed_in)
         return got
 
-    def _check_ratio(self) -> None:
-        budget = max(GZIP_FREE_BYTES, GZIP_MAX_RATIO * self._compressed_in.consumed)
+    def _check_ratio(self, compressed_in: _CountingReader) -> None:
+        budget = max(GZIP_FREE_BYTES, GZIP_MAX_RATIO * compressed_in.consumed)
         if self._decompressed > budget:
             raise CorruptCaptureError(
-                f"gzip data expands more than {GZIP_MAX_RATIO} times ({self._compressed_in.consumed} bytes "
+                f"gzip data expands more than {GZIP_MAX_RATIO} times ({compressed_in.consumed} bytes "
                 f"read became over {self._decompressed} bytes): a decompression bomb, not a capture; "
                 "decompress it yourself if it is genuine",
                 str(self.path),

@@ -10,10 +10,8 @@ Why tshark's field output rather than pyshark packet objects
 ------------------------------------------------------------
 pyshark builds one Python object per packet from tshark's PDML/JSON and
 decodes well under a thousand packets a second; a one-hour call capture holds
-hundreds of thousands. So pyshark is used for what it does well (finding the
-tshark executable the way the user configured it, ``config.ini`` or ``PATH``,
-and checking its version), and the packets themselves come from one
-``tshark -T fields`` process whose tab-separated columns are parsed chunk by
+hundreds of thousands. So tshark is found on ``PATH`` (:func:`shutil.which`)
+and the packets come from one ``tshark -T fields`` process whose tab-separated columns are parsed chunk by
 chunk with numpy: no Python object per packet, memory bounded by the chunk
 size. The decoder then runs at tshark's own speed (about 40k packets/s on
 one core, against about 250 packets/s through pyshark packet objects).
@@ -45,6 +43,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -73,8 +73,8 @@ from callscope.errors import (
 )
 
 INSTALL_HINT = (
-    "the Wireshark decoder needs tshark and pyshark: `apt-get install tshark` "
-    "(or your system's Wireshark package) and `pip install callscope[wireshark]`"
+    "the Wireshark decoder needs tshark on PATH: `apt-get install tshark` "
+    "(or your system's Wireshark package)"
 )
 
 #: Columns requested from tshark, in output order.
@@ -124,32 +124,34 @@ _OTHER_INDEX = {k: i + 1 for i, k in enumerate(OTHER_KINDS)}
 
 @dataclass(frozen=True)
 class Tshark:
-    """The tshark executable found by pyshark, and its version."""
+    """The tshark executable found on ``PATH``, and its version."""
 
     path: str
     version: str
 
 
 def find_tshark() -> Tshark:
-    """Locate tshark the way pyshark does (its ``config.ini``, then ``PATH``).
+    """Locate tshark on ``PATH`` (:func:`shutil.which`) and read its version (``tshark -v``).
 
     Raises
     ------
     CaptureError
-        pyshark is not installed, or tshark cannot be found or run; the
-        message says what to install.
+        tshark cannot be found, run, or its version read; the message says
+        what to install.
     """
+    path = shutil.which("tshark")
+    if path is None:
+        raise CaptureError(f"tshark is not on PATH; {INSTALL_HINT}")
     try:
-        from pyshark.tshark import tshark as pyshark_tshark
-    except ImportError:
-        raise CaptureError(f"pyshark is not installed; {INSTALL_HINT}") from None
-    try:
-        path = pyshark_tshark.get_process_path()
-        version = pyshark_tshark.get_tshark_version(path)
-    except (pyshark_tshark.TSharkNotFoundException, pyshark_tshark.TSharkVersionException,
-            OSError, subprocess.CalledProcessError) as e:
+        out = subprocess.run([path, "-v"], capture_output=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as e:
         raise CaptureError(f"tshark is not usable ({e}); {INSTALL_HINT}") from None
-    return Tshark(path=path, version=str(version))
+    # first line: "TShark (Wireshark) 4.0.17 (Git v4.0.17 ...)"
+    first = out.decode("ascii", "replace").partition("\n")[0]
+    m = re.match(r".*?\s(\d+\.\d+\.\d+)", first)
+    if m is None:
+        raise CaptureError(f"tshark is not usable (no version in {first!r}); {INSTALL_HINT}")
+    return Tshark(path=path, version=m.group(1))
 
 
 def read_capture_wireshark(path: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Capture:
@@ -173,7 +175,7 @@ def read_capture_wireshark(path: str | os.PathLike, chunk_bytes: int = DEFAULT_C
     ------
     CaptureError
         The file is missing, empty or not a capture Wireshark reads, or
-        tshark/pyshark are not installed. A file cut off mid-record is read up
+        tshark is not installed. A file cut off mid-record is read up
         to the cut with a :class:`~callscope.errors.TruncatedCaptureWarning`.
 
     Examples
@@ -247,10 +249,12 @@ def _run_fields(tshark: str, path: Path, fields, extra: tuple[str, ...], chunk_b
     # stderr goes to a file: a pipe left unread could fill and stall tshark.
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        stdout = proc.stdout
+        assert stdout is not None  # stdout=PIPE
         try:
             rest = b""
             while True:
-                block = proc.stdout.read(max(int(chunk_bytes), 1 << 16))
+                block = stdout.read(max(int(chunk_bytes), 1 << 16))
                 if not block:
                     break
                 data = rest + block
@@ -263,7 +267,7 @@ def _run_fields(tshark: str, path: Path, fields, extra: tuple[str, ...], chunk_b
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            proc.stdout.close()
+            stdout.close()
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
     if proc.returncode and "aren't valid" in text:

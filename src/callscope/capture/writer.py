@@ -183,7 +183,7 @@ def write_pcap(
                 data, payload_start[lo:hi], payload_len[lo:hi],
                 ip_id[lo:hi], tos_arr[lo:hi], ttl, nanosecond,
             )
-            f.write(memoryview(block))
+            f.write(block.data)
             written += block.size
     return written
 

@@ -14,7 +14,6 @@ import sys
 
 import click
 
-from callscope import __version__
 from callscope.errors import CallscopeError
 
 #: command name -> "module:attribute" of its click command
@@ -49,8 +48,19 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--version``, resolved only when asked for (the lookup costs start-up time)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from callscope import __version__
+
+    click.echo(f"callscope, version {__version__}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="callscope")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")
 def cli() -> None:
     """Analyze voice calls in packet captures: streams, quality, and what degraded them.
 

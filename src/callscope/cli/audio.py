@@ -42,7 +42,8 @@ def _quiet_analysis(capture: str, decoder: str):
 
     from callscope.analysis import analyze as run
 
-    rank = getattr(np, "RankWarning", None) or getattr(np.exceptions, "RankWarning", Warning)
+    # numpy < 2 has np.RankWarning; numpy 2 has only np.exceptions.RankWarning
+    rank: type[Warning] = getattr(np, "RankWarning", None) or np.exceptions.RankWarning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rank)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -153,6 +154,7 @@ def audio(capture: str, stream_ids: tuple[str, ...], output: str, conceal: str, 
                            f"right {_describe(b.id, hb.rendering)}")
         elif ok:
             (s, h), = ok
+            assert h.rendering is not None  # ok holds the rendered ones
             write_wav(target, h.rendering)
             if not as_json:
                 click.echo(f"{target}: {_describe(s.id, h.rendering)}")

@@ -37,6 +37,7 @@ def crosscheck(capture: str, fmt: str, decode_as: tuple[int, ...]) -> None:
         from callscope.report.jsonout import jsonable
 
         doc = jsonable(result)
+        assert isinstance(doc, dict)  # a dataclass becomes a JSON object
         doc["ok"] = result.ok
         doc["unexplained"] = result.unexplained
         echo_json(doc)

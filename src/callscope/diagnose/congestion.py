@@ -111,7 +111,7 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQue
         return None
     ms = 1000.0
     heights = ep.height[ok]
-    evidence = (
+    evidence: tuple[Evidence, ...] = (
         Evidence("queue_episodes", queues),
         Evidence("drained_episodes", drained),
         Evidence("queue_delay_max", round(float(heights.max()) * ms if heights.size else 0.0, 1), "ms"),

@@ -301,7 +301,7 @@ def delay_episodes(trace: Trace, prominence: float = EPISODE_PROMINENCE_S) -> Ep
     found = find_peaks(padded, prominence, wlen)
     if found.index.size == 0:
         return none
-    out = {k: [] for k in ("start", "peak", "height", "rise", "r2", "drained")}
+    out: dict[str, list[float]] = {k: [] for k in ("start", "peak", "height", "rise", "r2", "drained")}
     for k, lb, prom in zip(found.index.tolist(), found.left_base.tolist(), found.prominence.tolist(), strict=True):
         after = sd[k:]
         # The rise proper: from the last time delay stood near the trough.

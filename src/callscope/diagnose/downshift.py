@@ -164,7 +164,7 @@ def detect_downshift(trace: Trace) -> Finding | None:
     send_change = float(edges[k])
     t_change = float(np.interp(send_change, trace.send, trace.time))
     after_slots = trace.send >= send_change
-    loss_after = 1.0 - float(np.count_nonzero(rec[after_slots])) / max(1, np.count_nonzero(after_slots))
+    loss_after = 1.0 - float(np.count_nonzero(rec[after_slots])) / max(1, int(np.count_nonzero(after_slots)))
     confidence = c_step * ramp(loss_after, 3 * MAX_LOSS, MAX_LOSS)
     size_before = float(np.median(size[t < send_change]))
     size_after = float(np.median(size[t >= send_change]))
@@ -179,7 +179,7 @@ def detect_downshift(trace: Trace) -> Finding | None:
         return None
     b_before = float(np.mean(sent_bytes[:k])) / width
     b_after = float(np.mean(sent_bytes[k:])) / width
-    evidence = (
+    evidence: tuple[Evidence, ...] = (
         Evidence("changed", ("packet rate", "packet size", "bitrate").index(what)),
         Evidence("ratio_after_before", round(ratio, 3)),
         Evidence("bitrate_before", round(b_before, 1), "B/s"),

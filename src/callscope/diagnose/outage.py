@@ -102,7 +102,7 @@ def detect_outages(trace: Trace) -> Finding | None:
 
     # Service between outages must be mostly clean: otherwise this is heavy bursty loss.
     clean_between = float(np.count_nonzero(trace.received[~indicator])) / max(
-        1, np.count_nonzero(~indicator)
+        1, int(np.count_nonzero(~indicator))
     )
     mean_dur = float(out.durations.mean())
     duty = mean_dur / period if period > 0 else 0.0

@@ -163,7 +163,7 @@ def _ramp_finding(trace: Trace, overhead: float, q: Ramp | None) -> Finding | No
     span = trace.end - q.start
     send_rate = float(np.sum(trace.size[sel] + overhead)) / span if span > 0 else float("nan")
     after = trace.time >= q.end
-    tail_loss = 1.0 - float(np.count_nonzero(rec[after])) / max(1, np.count_nonzero(after))
+    tail_loss = 1.0 - float(np.count_nonzero(rec[after])) / max(1, int(np.count_nonzero(after)))
     slope_rate = send_rate / (1.0 + q.slope) if np.isfinite(send_rate) else float("nan")
 
     if tail_loss < LOSSLESS_TAIL_LOSS and q.height_s < LOSSLESS_MIN_QUEUE_S:

@@ -164,7 +164,7 @@ class Trace:
         """Several packets per timestamp, sent back to back: video frames
         (:data:`VIDEO_SHARED_TIMESTAMPS` of the slots share their frame's)."""
         n = self.received_count
-        return not self.opaque and n > 1 and 1.0 - np.count_nonzero(self.frame_first) / n >= VIDEO_SHARED_TIMESTAMPS
+        return bool(not self.opaque and n > 1 and 1.0 - np.count_nonzero(self.frame_first) / n >= VIDEO_SHARED_TIMESTAMPS)
 
     @cached_property
     def frame_interval(self) -> float:
@@ -236,7 +236,7 @@ class TraceSummary:
 
     def bytes_before(self, t: float) -> float:
         """Bytes received before ``t`` (interpolated between the curve's points)."""
-        if self.curve_time is None or self.curve_time.size == 0:
+        if self.curve_time is None or self.curve_bytes is None or self.curve_time.size == 0:
             span = self.end - self.start
             share = (t - self.start) / span if span > 0 else float(t >= self.end)
             return self.received_bytes * min(1.0, max(0.0, share))
@@ -316,7 +316,11 @@ def rtp_trace(
     numbers), §5.1 (timestamp: sampling instant in clock units).
     """
     p = stream.packets
-    sa = sequence if sequence is not None else analyze_sequence(p.seq, p.time, p.ts)
+    sa = sequence
+    if sa is None:
+        if p.seq is None:
+            raise ValueError(f"stream {stream.id} has no sequence numbers: not an RTP stream")
+        sa = analyze_sequence(p.seq, p.time, p.ts)
     first = ~(sa.duplicate | sa.stray)
     slot = sa.ext_seq[first] - sa.base
     n = sa.expected_range
@@ -338,7 +342,7 @@ def rtp_trace(
         send_recv = (ts_ext - ts_ext[np.argmin(slot)]) / clock
         # Interpolated for the lost slots only: at its own sample points
         # np.interp returns the samples themselves.
-        send = np.empty(n)
+        send: np.ndarray = np.empty(n)
         send[slot] = send_recv
         lost = np.flatnonzero(~received)
         send[lost] = np.interp(lost, slot[order], send_recv[order])

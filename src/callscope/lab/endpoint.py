@@ -40,7 +40,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -148,7 +148,10 @@ def media_schedule(cfg: dict[str, Any], rng: np.random.Generator) -> tuple[np.nd
     dtx = bool(cfg.get("dtx"))
     downshift = cfg.get("downshift_at_s")
     clock = 8000 if codec == "pcmu" else 48000
-    times, sizes, steps, marks = [], [], [], []
+    times: list[float] = []
+    sizes: list[int] = []
+    steps: list[int] = []
+    marks: list[bool] = []
     t, talking, next_switch = 0.0, True, rng.exponential(TALKSPURT_MEAN_S)
     level = 1.0
     while t < duration:
@@ -370,7 +373,7 @@ class Endpoint:
         """A Binding transaction: RFC 5389 §7.2.1 retransmissions at 0, RTO, 3 RTO, ... 63 RTO."""
         txid = self.rng.bytes(12)
         msg = struct.pack("!HHI", STUN_BINDING_REQUEST, 0, STUN_MAGIC) + txid
-        tx = {"txid": txid.hex(), "purpose": purpose, "sent": [], "answered": None}
+        tx: dict[str, Any] = {"txid": txid.hex(), "purpose": purpose, "sent": [], "answered": None}
         self.stun_pending[txid] = tx
         self.log["stun"].append(tx)
         rel = sched - self.t0
@@ -506,7 +509,7 @@ class Endpoint:
             due = self.events[0][0] if self.events else self.stop_at
             wait = min(due, self.stop_at) - now
             for key, _ in self.sel.select(timeout=coarse_wait(wait)):
-                self.receive(key.data, key.fileobj)
+                self.receive(key.data, cast(socket.socket, key.fileobj))  # only sockets are registered
             fine_wait(min(due, self.stop_at) - self.now())
             now = self.now()
             while self.events and self.events[0][0] <= now:

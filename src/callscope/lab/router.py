@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from itertools import count
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 p = key.data
                 while True:
                     try:
-                        data, _ = key.fileobj.recvfrom(65535)
+                        data, _ = cast(socket.socket, key.fileobj).recvfrom(65535)  # only sockets registered
                     except (BlockingIOError, InterruptedError):
                         break
                     out, host, port = route[p]

@@ -164,10 +164,12 @@ def _start_tcpdump(ns: str, dev: str, path: Path) -> tuple[subprocess.Popen, lis
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10.0
     lines: list[str] = []
+    stderr = p.stderr
+    assert stderr is not None  # stderr=PIPE
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([p.stderr], [], [], 0.2)
+        ready, _, _ = select.select([stderr], [], [], 0.2)
         if ready:
-            line = p.stderr.readline()
+            line = stderr.readline()
             if not line:
                 break
             lines.append(line.strip())
@@ -250,7 +252,9 @@ def _stream_cfgs(s: Scenario, rng: np.random.Generator) -> tuple[list[dict], lis
         gap, dur = m.second_call
         start = m.duration_s + gap
         calls.append((start, start + dur, A_RTP_2, B_RTP_2))
-    a_streams, b_streams, sip = [], [], []
+    a_streams: list[dict[str, Any]] = []
+    b_streams: list[dict[str, Any]] = []
+    sip: list[dict[str, Any]] = []
     for i, (start, stop, ap, bp) in enumerate(calls):
         for side, lp, pp, peer, relay_port in (("a", ap, bp, topo.ADDR_B, 50000), ("b", bp, ap, topo.ADDR_A, 50002)):
             cfg = {
@@ -336,6 +340,7 @@ def _run_locked(s: Scenario, out: Path, log: Callable[[str], None]) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f".{s.name}.", dir=out))
     pcap_a, pcap_b = out / f"{s.name}.a.pcap", out / f"{s.name}.b.pcap"
     procs: list[subprocess.Popen] = []
+    roles: list[str] = []  # the lab module each of procs runs
     dumps: list[subprocess.Popen] = []
     setup = topo.setup_commands()
     ruleset = nft_ruleset(s)
@@ -358,7 +363,7 @@ def _run_locked(s: Scenario, out: Path, log: Callable[[str], None]) -> dict:
             stop_rel = end_rel + s.media.tail_s
             t0 = time.time() + LEAD_S
             a_cfg, b_cfg = _endpoint_cfgs(s, t0, stop_rel, work)
-            r_cfg = {"t0": t0, "stop_at": t0 + end_rel, "seed": s.seed * 2 + 3, "log": str(work / "r.json"),
+            r_cfg: dict[str, Any] = {"t0": t0, "stop_at": t0 + end_rel, "seed": s.seed * 2 + 3, "log": str(work / "r.json"),
                      "schedule": [[t, argv] for t, argv in schedule], "cross": []}
             for x in s.cross:
                 src, dst = (topo.ADDR_RB, topo.ADDR_B) if x.direction == "a->b" else (topo.ADDR_RA, topo.ADDR_A)
@@ -375,11 +380,12 @@ def _run_locked(s: Scenario, out: Path, log: Callable[[str], None]) -> dict:
                 path.write_text(json.dumps(cfg))
                 procs.append(subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m",
                                                f"callscope.lab.{mod}", str(path)], env=os.environ.copy()))
+                roles.append(f"callscope.lab.{mod}")
             log(f"{s.name}: running {stop_rel:.1f} s of call")
             deadline = t0 + stop_rel + 15.0
             for p in procs:
                 p.wait(timeout=max(1.0, deadline - time.time()))
-            bad = [p.args[-2] for p in procs if p.returncode != 0]
+            bad = [role for role, p in zip(roles, procs, strict=True) if p.returncode != 0]
             if bad:
                 raise LabError(f"{s.name}: lab process {bad[0]} exited with an error")
             time.sleep(0.3)
@@ -558,7 +564,8 @@ def run_corpus(scenarios: list[Scenario], out_dir: str | os.PathLike[str],
     summary: per run its label, the truth's and the kernel's drop counts per
     direction, whether it was verified, and the seconds it took.
     """
-    rows, started = [], time.time()
+    rows: list[dict[str, Any]] = []
+    started = time.time()
     with lab_lock():  # nothing else may run in the lab between two scenarios
         for i, s in enumerate(scenarios, 1):
             t = time.time()

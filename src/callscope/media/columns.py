@@ -329,9 +329,9 @@ def extract(datagrams: Datagrams) -> MediaColumns:
     channel[is_chan] = (head[is_chan, 0].astype(np.uint16) << 8) | head[is_chan, 1]
 
     unassigned = outer == demux.OTHER
-    for kind, offset in ZOOM_MEDIA_RTP_OFFSET.items():
+    for zoom_type, offset in ZOOM_MEDIA_RTP_OFFSET.items():
         for base, type_at in ((0, 0), (ZOOM_SFU_HEADER_LEN, ZOOM_SFU_HEADER_LEN)):
-            hit = unassigned & (head[:, type_at] == kind) & (caplen > base + offset + rtp.RTP_HEADER_LEN)
+            hit = unassigned & (head[:, type_at] == zoom_type) & (caplen > base + offset + rtp.RTP_HEADER_LEN)
             if base:
                 hit &= head[:, 0] == ZOOM_SFU_TYPE
             inner_off[hit] = base + offset

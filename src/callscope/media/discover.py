@@ -521,7 +521,8 @@ def _rtp_streams(
             pk = cols.peer_keys[peer_i]
             peer = (flows.addr(pk[0:16]), int((int(pk[16]) << 8) | int(pk[17])))
         main_pt = int(np.bincount(pts[a:b], minlength=128).argmax())  # most frequent, lowest on a tie
-        call_id, media = flow_sdp[f] if flow_sdp[f] is not None else (None, None)
+        sdp_of_flow = flow_sdp[f]
+        call_id, media = sdp_of_flow if sdp_of_flow is not None else (None, None)
         codec, clock, source = _codec(main_pt, media)
         if clock is None:
             clock = _infer_clock(time[a:b], seq[a:b], ts[a:b], pts[a:b], main_pt)

@@ -237,7 +237,8 @@ def parse_sip(payload: bytes, frame: int, time_ns: int) -> SipMessage | None:
         name = name.strip().lower()
         name = _COMPACT.get(name, name)
         headers.setdefault(name, value.strip())
-    session_name, media = None, ()
+    session_name: str | None = None
+    media: tuple[SdpMedia, ...] = ()
     if "application/sdp" in headers.get("content-type", "").lower():
         session_name, media = parse_sdp(body)
     return SipMessage(

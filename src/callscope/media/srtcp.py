@@ -129,7 +129,7 @@ def decrypt_rtcp(
 
     records = []
     for ssrc, ks in by_sender.items():
-        streams = [s for s in inventory.streams if s.ssrc == ssrc]
+        streams: Sequence = [s for s in inventory.streams if s.ssrc == ssrc]
         keys = _candidates(ssrc, wheres[ks[0]], streams, given, inventory.sip)
         if not keys:
             continue
@@ -147,8 +147,8 @@ def decrypt_rtcp(
     if not records:
         return inventory
     failed = {r.ssrc: r.finding for r in records if r.finding}
-    streams = tuple(
+    updated = tuple(
         replace(s, notes=(*s.notes, failed[s.ssrc])) if s.ssrc in failed else s for s in inventory.streams
     )
     rtcp = replace(summarise(parsed), srtcp=tuple(sorted(records, key=lambda r: r.ssrc)))
-    return replace(inventory, rtcp=rtcp, streams=streams)
+    return replace(inventory, rtcp=rtcp, streams=updated)

@@ -203,8 +203,8 @@ def _cadence_level(time: np.ndarray, size: np.ndarray | None = None) -> float:
             support = np.sum(np.abs(levels[:, None] / levels[None, :] - 1.0) < CADENCE_TOLERANCE, axis=1)
             return float(levels[int(np.argmax(support))])
     d = delta[delta >= MIN_PTIME_S]
-    cands = [q / m for q in np.percentile(d, [5, 10, 25, 50]) for m in (1, 2, 3)] + [mean_gap]
-    cands = np.array([c for c in cands if c >= 2 * MIN_PTIME_S])
+    fractions = [q / m for q in np.percentile(d, [5, 10, 25, 50]) for m in (1, 2, 3)] + [mean_gap]
+    cands = np.array([c for c in fractions if c >= 2 * MIN_PTIME_S])
     if cands.size:
         score = np.array([_explained(d, c) for c in cands])
         # An interval the sender never kept (few gaps of one interval, many

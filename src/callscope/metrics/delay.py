@@ -72,12 +72,11 @@ def relative_delay(
     if t.size == 0 or (high := clock.max()) <= 0:
         return DelayStats(np.full(t.size, np.nan), None, None, None, None, None)
     low = clock.min()
-    every = bool(low > 0)
-    ok = None if every else clock > 0
+    ok = None if low > 0 else clock > 0
     seg = None if segment is None else np.asarray(segment)
     if seg is not None and (seg.size == 0 or seg.max() == 0):
         seg = None
-    if every:
+    if ok is None:
         # every packet has a clock: no masking (the usual case); one clock
         # rate divides as a scalar (the same quotients)
         rate = float(low) if low == high else clock.astype(np.float64)

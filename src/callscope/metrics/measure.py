@@ -149,14 +149,16 @@ class StreamMetrics:
     stream: InitVar[MediaStream | None] = None
 
     def __post_init__(self, stream: MediaStream | None) -> None:
+        # an attribute, not a dataclass field: kept out of fields() (and so the JSON)
         object.__setattr__(self, "_stream", stream)
 
     @cached_property
     def per_packet(self) -> PacketMetrics:
         """Per-packet arrays of the measured stream (:func:`packet_metrics`), computed once."""
-        if self._stream is None:
+        stream: MediaStream | None = getattr(self, "_stream", None)
+        if stream is None:
             raise ValueError("per-packet metrics need the stream: construct with stream=")
-        return packet_metrics(self._stream)
+        return packet_metrics(stream)
 
 
 def measure(
@@ -239,7 +241,7 @@ def measure(
     )
     first = float(time_s.min()) if n else None
     last = float(time_s.max()) if n else None
-    duration = last - first if n else 0.0
+    duration = last - first if last is not None and first is not None else 0.0
     # the sum of integer sizes is exact, as the float64 sum of them was
     payload_bytes = int(np.sum(p.size, dtype=np.int64))
     return StreamMetrics(
@@ -407,9 +409,13 @@ def _accounting(stream: MediaStream, time_s: np.ndarray) -> _Accounting:
 def _rtp_accounting(stream: MediaStream) -> _Accounting:
     p = stream.packets
     n = len(p)
-    seqa = analyze_sequence(p.seq, p.time, p.ts)
-    clock = wireshark_rtp.packet_clock_rates(p.pt, stream.payload_type, stream.clock_rate)
-    ws = wireshark_rtp.analyze(p.time, p.seq, p.ts, p.pt, p.marker, clock, p.frame)
+    seq, ts, pt = p.seq, p.ts, p.pt
+    if seq is None or ts is None or pt is None:
+        raise ValueError(f"stream {stream.id}: RTP accounting needs sequence numbers, timestamps and payload types")
+    marker = p.marker if p.marker is not None else np.zeros(n, bool)
+    seqa = analyze_sequence(seq, p.time, ts)
+    clock = wireshark_rtp.packet_clock_rates(pt, stream.payload_type, stream.clock_rate)
+    ws = wireshark_rtp.analyze(p.time, seq, ts, pt, marker, clock, p.frame)
     has_clock = clock > 0
     every_clock = bool(has_clock.all())
     jitter = ws.jitter_ms if every_clock else np.where(has_clock, ws.jitter_ms, np.nan)
@@ -419,7 +425,7 @@ def _rtp_accounting(stream: MediaStream) -> _Accounting:
         segment = np.zeros(n, np.int64)
         segment[seqa.restarts] = 1
         segment = np.cumsum(segment)
-    delay = relative_delay(p.time, extend_timestamps(p.ts), clock, segment) if n else None
+    delay = relative_delay(p.time, extend_timestamps(ts), clock, segment) if n else None
     delay_ms = delay.delay_ms if delay is not None else np.zeros(0)
 
     # None: every packet is the first copy of an in-range number

@@ -132,7 +132,8 @@ def _signed_diff(x: np.ndarray, unsigned, signed, mod: int) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype.kind in "iu":
         return np.diff(a.astype(unsigned, copy=False)).view(signed).astype(np.int64)
-    return (np.diff(a.astype(np.int64)) + mod // 2) % mod - mod // 2
+    d: np.ndarray = np.diff(a.astype(np.int64))  # numpy's stubs type an int64 diff as timedelta64
+    return (d + mod // 2) % mod - mod // 2
 
 
 def extend_timestamps(ts: np.ndarray) -> np.ndarray:

@@ -145,13 +145,13 @@ def build_timeline(
     window_s = window_width(t_end - t0, window_s, packets=t.size)
     n = int(np.floor((t_end - t0) / window_s)) + 1
     w_pkt = window_index(t, t0, window_s, n)
-    if slot_packets is None and slot_time_s is None:
-        w_slot = w_pkt
-    elif slot_packets is None:
-        w_slot = window_index(slot_time_s, t0, window_s, n)
-    else:
+    if slot_packets is not None:
         slot_packets = np.asarray(slot_packets, bool)
         w_slot = w_pkt if slot_packets.all() else w_pkt[slot_packets]
+    elif slot_time_s is not None:
+        w_slot = window_index(slot_time_s, t0, window_s, n)
+    else:
+        w_slot = w_pkt
     w_lost = window_index(lost_time_s, t0, window_s, n)
     packets = np.bincount(w_pkt, minlength=n).astype(np.int64)
     lost = np.bincount(w_lost, minlength=n).astype(np.int64)

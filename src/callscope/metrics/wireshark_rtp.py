@@ -138,14 +138,15 @@ def packet_clock_rates(
     timestamp does not advance) get 0, as in Wireshark.
     """
     pt = np.asarray(pt).astype(np.int64)
-    own = stream_pt is not None and stream_pt >= FIRST_DYNAMIC_PT and bool(stream_clock)
+    own_clock = int(stream_clock) if stream_clock else 0
+    own = stream_pt is not None and stream_pt >= FIRST_DYNAMIC_PT and bool(own_clock)
     if pt.size and (pt == pt[0]).all():  # one payload type, the usual case
         p = int(pt[0])
         rate = 0 if p >= FIRST_DYNAMIC_PT else int(_STATIC_TABLE[min(p, 255)])
-        return np.full(pt.size, int(stream_clock) if own and p == stream_pt else rate, np.int64)
+        return np.full(pt.size, own_clock if own and p == stream_pt else rate, np.int64)
     rates = np.where(pt >= FIRST_DYNAMIC_PT, 0, _STATIC_TABLE[np.minimum(pt, 255)])
     if own:
-        rates = np.where(pt == stream_pt, int(stream_clock), rates)
+        rates = np.where(pt == stream_pt, own_clock, rates)
     return rates
 
 

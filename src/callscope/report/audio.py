@@ -29,6 +29,7 @@ import os
 import wave
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from callscope.media.codec import CODECS, PT_CN, PayloadDecoder, codec_key, deco
 from callscope.media.demux import gather
 from callscope.media.rtp import RTP_HEADER_LEN, parse_headers
 from callscope.media.stream import MediaStream
+
+if TYPE_CHECKING:
+    from callscope.media.srtp import Decryption
 
 G711_RATE = 8000  # RFC 3551 §4.5.14: G.711 samples at 8 kHz, one octet per sample
 PT_PCMU = 0  # RFC 3551 §6 Table 4
@@ -180,7 +184,7 @@ class Rendering:
     codec_source: str = "static"
     decoder: str = "table"
     decode_errors: int = 0
-    decryption: object | None = None
+    decryption: Decryption | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -256,6 +260,9 @@ class _Packets:
 def _select_packets(capture: Capture, stream: MediaStream) -> _Packets:
     """The stream's frames whose 5-tuple (plain UDP; TURN-relayed media is
     addressed to the relay), SSRC and payload type (its own or comfort noise) match."""
+    if stream.ssrc is None or stream.payload_type is None:
+        raise CallscopeError(f"stream {stream.id} is not RTP (no SSRC or payload type): nothing to decode")
+    ssrc, pt = stream.ssrc, stream.payload_type
     dg = capture.datagrams
     rows = np.flatnonzero(np.isin(dg.frame, stream.packets.frame))
     if stream.transport == "udp":
@@ -275,7 +282,7 @@ def _select_packets(capture: Capture, stream: MediaStream) -> _Packets:
     ext_word = gather(dg.data, start + RTP_HEADER_LEN + 4 * cc, length - RTP_HEADER_LEN - 4 * cc, 4)
     last = gather(dg.data, start + np.maximum(length - 1, 0), (length > 0).astype(np.int64), 1)[:, 0]
     hdr = parse_headers(head, length, ext_word, last)
-    keep = hdr.valid & (hdr.ssrc == np.uint32(stream.ssrc)) & np.isin(hdr.pt, [stream.payload_type, PT_CN])
+    keep = hdr.valid & (hdr.ssrc == np.uint32(ssrc)) & np.isin(hdr.pt, [pt, PT_CN])
     keep &= length > hdr.header_len
     time_s = (dg.time_ns[rows] - capture.start_ns) / 1e9
     return _Packets(
@@ -292,7 +299,7 @@ def _bodies_in_clear(data: np.ndarray, p: _Packets) -> tuple[np.ndarray, np.ndar
     return p.start + p.header_len, np.maximum(p.length - p.header_len - pad, 0)
 
 
-def _decrypt(data: np.ndarray, p: _Packets, keys: Sequence) -> tuple[object, np.ndarray, np.ndarray, np.ndarray]:
+def _decrypt(data: np.ndarray, p: _Packets, keys: Sequence) -> tuple[Decryption, np.ndarray, np.ndarray, np.ndarray]:
     """SRTP-decrypt in arrival order: Decryption, payload buffer, starts and lengths (0 = failed)."""
     from callscope.media.srtp import decrypt_stream
 
@@ -351,7 +358,7 @@ def _positions(ts_out: np.ndarray, time_s: np.ndarray, n: np.ndarray, rate: int)
 class DecryptionFailed(CallscopeError):
     """No packet of the stream authenticated with any key given: ``decryption`` says how many were tried."""
 
-    def __init__(self, message: str, decryption):
+    def __init__(self, message: str, decryption: Decryption):
         super().__init__(message)
         self.decryption = decryption
 
@@ -434,14 +441,14 @@ def render_stream(
     if use.size == 0:
         raise CallscopeError(f"stream {stream.id}: every {info.name} packet was late, duplicated or undecryptable")
     use = use[np.argsort(ext_ts[use], kind="stable")]
-    rate = G711_RATE if g711 else dec.output_rate
+    rate = G711_RATE if dec is None else dec.output_rate
     ts_out = (ext_ts[use] - ext_ts[use[0]]) * rate // clock
     seq = p.seq[use].astype(np.int64)
     lost_before = np.r_[False, (np.diff(seq) % SEQ_MOD) > 1]
     cn = (p.pt[use] == PT_CN) & (stream.payload_type != PT_CN)
     notes: list[str] = []
     plc: dict[int, np.ndarray] = {}
-    if g711:
+    if dec is None:  # G.711
         n = np.where(cn, 0, blen[use])
         src_start = bstart[use]
     else:
@@ -464,7 +471,7 @@ def render_stream(
     # pausing (silence suppression / DTX, RFC 3551 §4.1), not loss: nothing to conceal.
     gap_start, gap_end = pos[:-1] + n_eff[:-1], pos[1:]
     silent_gap = ~lost_before[1:] & (gap_end > gap_start)
-    sender_silent = np.zeros(total + 1, np.int64)
+    sender_silent: np.ndarray = np.zeros(total + 1, np.int64)
     np.add.at(sender_silent, gap_start[silent_gap], 1)
     np.add.at(sender_silent, gap_end[silent_gap], -1)
     sender_silent = np.cumsum(sender_silent[:-1]) > 0
@@ -496,8 +503,8 @@ def render_stream(
         start_s=float(p.time_s[use[0]]),
         end_s=float(p.time_s[use].max()),
         codec_source=source,
-        decoder="table" if g711 else dec.name,
-        decode_errors=0 if g711 else dec.errors,
+        decoder="table" if dec is None else dec.name,
+        decode_errors=0 if dec is None else dec.errors,
         decryption=decryption,
         notes=tuple(notes),
     )
@@ -700,7 +707,7 @@ class Heard:
     stream_id: str
     rendering: Rendering | None
     error: str | None = None
-    decryption: object | None = None  # media.srtp.Decryption, also when every packet failed
+    decryption: Decryption | None = None  # also when every packet failed
 
 
 def stream_keys(report, stream: MediaStream, given: Sequence = ()) -> list:

@@ -98,7 +98,7 @@ def csv_text(outcomes: Sequence[Outcome]) -> str:
 def text_table(outcomes: Sequence[Outcome], totals: Totals) -> str:
     """The compact table ``callscope batch`` prints: one line per capture, then the counts."""
     header = ("capture", "verdict", "conf", "MOS", "loss", "jitter_ms", "streams", "result")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for o in outcomes:
         s = o.result.score
         rows.append((o.result.path, *_score_cells(s, "-"),

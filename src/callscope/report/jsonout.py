@@ -118,10 +118,10 @@ def jsonable(obj: object, *, arrays: bool = True) -> object:
         return _array_list(obj) if arrays else _SKIP
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {}
-        for f in dataclasses.fields(obj):
-            v = jsonable(getattr(obj, f.name), arrays=arrays)
+        for fld in dataclasses.fields(obj):
+            v = jsonable(getattr(obj, fld.name), arrays=arrays)
             if v is not _SKIP:
-                out[f.name] = v
+                out[fld.name] = v
         return out
     if isinstance(obj, Mapping):
         return {str(k): jsonable(v, arrays=arrays) for k, v in obj.items()}

@@ -212,7 +212,7 @@ def _shade_findings(axes: Sequence[Axes], findings: Sequence[Finding]) -> list:
     """
     from matplotlib.patches import Patch
 
-    handles = {}
+    handles: dict[str, Patch] = {}
     top = axes[0]
     for f in findings:
         colour = PATTERN_COLOURS.get(f.pattern, "#999999")

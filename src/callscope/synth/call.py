@@ -293,7 +293,8 @@ def _run_media(
         sender = Sender(plan.codec, plan.ptime_ms, plan.mean_bytes_20ms, plan.clock_jitter[d], plan.hiccups[d])
         change = _adaptation(shift if shift is not None and shift.direction == d else None, ctx.media_start)
         scheds.append(media_schedule(rng, sender, plan.media_starts[d], plan.duration, change))
-    offered = tuple(Offered(s.time, (s.payload + plan.header).astype(np.int32)) for s in scheds)
+    offered = (Offered(scheds[0].time, (scheds[0].payload + plan.header).astype(np.int32)),
+               Offered(scheds[1].time, (scheds[1].payload + plan.header).astype(np.int32)))
     effect: Effect = truth.impair(rngs.impair, ctx, offered)
     arrivals = [
         path_arrival(rngs.net, effect.outcomes[d], plan.base_delay[d], plan.queue_noise[d], plan.background_loss)
@@ -408,7 +409,9 @@ def simulate_many_streams(
         truth, ctx, Sender(cdc, ptime_ms, mean20, MANY_CLOCK_JITTER_S, MANY_HICCUPS_PER_S),
         packets_per_stream, background_loss, _StreamDraws.draw(setup, n_streams),
     )
-    parts, streams, windows, facts = [], [], (), {}
+    parts, streams = [], []
+    windows: tuple[tuple[float, float], ...] = ()
+    facts: dict = {}
     for i in range(n_streams):
         part, info, effect = _one_of_many(many, i, tx, impair, net, data)
         windows, facts = effect.windows, effect.facts

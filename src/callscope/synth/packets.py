@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def _ip_ids(rng: np.random.Generator, src: np.ndarray) -> np.ndarray:
     return ((offset[inverse] + rank) & 0xFFFF).astype(np.uint16)
 
 
-def assemble(parts: list[Part], rng: np.random.Generator, vantage: str) -> dict[str, np.ndarray]:
+def assemble(parts: list[Part], rng: np.random.Generator, vantage: str) -> dict[str, Any]:
     """Merge the parts into per-packet columns sorted by send time."""
     parts = [p for p in parts if len(p)]
     cols: dict[str, np.ndarray] = {}

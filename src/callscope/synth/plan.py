@@ -139,13 +139,14 @@ def draw_call_plan(
         # B answers after ringing; A starts sending once the 200 OK reaches it.
         answer = base_delay[0] + float(rng.uniform(0.05, 0.2))
         starts = (answer + base_delay[1] + 0.01, answer + 0.01)
-    flows = tuple(
+    flow_a, flow_b = (
         MediaFlow(
             direction=d, src=ips[d], dst=ips[1 - d], sport=ports[d], dport=ports[1 - d],
             ssrc=ssrc[d], seq0=seq0[d], ts0=ts0[d], codec=codec, opaque=opaque,
         )
         for d in (A_TO_B, B_TO_A)
     )
+    flows = (flow_a, flow_b)
     return CallPlan(
         codec=codec, opaque=opaque, duration=duration, ptime_ms=ptime_ms, mean_bytes_20ms=mean20,
         base_delay=base_delay, queue_noise=queue_noise, clock_jitter=clock_jitter, hiccups=hiccups,

@@ -39,6 +39,7 @@ class Receiver:
     def of(cls, media: MediaRun, clock: int) -> Receiver:
         """The receiving end of ``media`` (RTP, with a timestamp clock of ``clock`` Hz)."""
         arrival = media.arrival
+        assert media.part.seq is not None and media.part.rtp_ts is not None, "RTP media has sequence numbers"
         ok = ~np.isnan(arrival)
         order = np.argsort(arrival[ok], kind="stable")
         arr = arrival[ok][order]

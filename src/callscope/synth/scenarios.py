@@ -496,14 +496,14 @@ class Cutoff(Scenario):
             cut = float(times[order][k]) if k < len(order) else math.inf
         else:
             cut = ctx.media_start + self.after_s
-        outcomes = tuple(
+        a_to_b, b_to_a = (
             Outcome.dropping(o, o.time >= cut, DropReason.CUTOFF) if d in hit else Outcome.untouched(o)
             for d, o in enumerate(offered)
         )
         passed = sum(int(offered[d].size[offered[d].time < cut].sum()) for d in hit)
         packets = sum(int(np.count_nonzero(offered[d].time < cut)) for d in hit)
         facts = {"time_s": cut - ctx.media_start, "bytes": float(passed), "packets": float(packets)}
-        return Effect(outcomes, facts, ((cut, ctx.duration),) if cut < ctx.duration else ())
+        return Effect((a_to_b, b_to_a), facts, ((cut, ctx.duration),) if cut < ctx.duration else ())
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,6 @@ def speech_like(rng: np.random.Generator, n: int, pitch_hz: float) -> np.ndarray
     count = int(n / SAMPLE_RATE) + 2
     quiet = rng.uniform(0.2, 0.8, count)
     edges = np.cumsum(rng.uniform(1.0, 3.0, count) + quiet)
-    k = np.searchsorted(edges, t)
-    gate = np.where(t < edges[k] - quiet[k], 1.0, 0.05)  # the tail of each period is quiet
+    period = np.searchsorted(edges, t)
+    gate = np.where(t < edges[period] - quiet[period], 1.0, 0.05)  # the tail of each period is quiet
     return np.rint(6000.0 * signal * syllables * gate).clip(-32768, 32767).astype(np.int16)

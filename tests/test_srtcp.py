@@ -20,7 +20,7 @@ from callscope.analysis import analyze  # noqa: E402
 from callscope.capture.writer import ipv4_to_int, write_pcap  # noqa: E402
 from callscope.media.srtp import SUITES, KeySelector, SrtpKey, protect_packets  # noqa: E402
 from callscope.synth import simulate  # noqa: E402
-from callscope.synth.call import Kind  # noqa: E402
+from callscope.synth.packets import Kind  # noqa: E402
 
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 PT_RR, PT_BYE = 201, 203  # RFC 3550 §12.1

@@ -15,7 +15,7 @@ import pytest
 import callscope
 from callscope.diagnose import AUDIBLE, PATTERNS, Finding
 from callscope.diagnose.policing import loss_onset, replay_token_bucket
-from callscope.metrics.lossmodel import loss_runs, loss_structure, spacing_cv
+from callscope.metrics.loss_structure import loss_runs, loss_structure, spacing_cv
 from callscope.synth import simulate, write_capture
 
 

@@ -14,11 +14,11 @@ import pytest
 
 import callscope
 from callscope.diagnose import engine
-from callscope.diagnose.delay import EPISODE_PROMINENCE_S, delay_episodes
 from callscope.diagnose.downshift import _sent_per_window, _window_index
 from callscope.diagnose.policing import MIN_LOSS, MIN_LOSSES, detect_policing, loss_onset
+from callscope.diagnose.queue_delay import EPISODE_PROMINENCE_S, delay_episodes
 from callscope.diagnose.trace import Trace, _fill_lost_sizes
-from callscope.metrics.lossmodel import loss_runs
+from callscope.metrics.loss_structure import loss_runs
 from callscope.synth import simulate, write_capture
 from callscope.synth.call import simulate_many_streams
 

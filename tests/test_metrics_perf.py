@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from callscope.media.stream import MediaStream, PacketSeries
-from callscope.metrics import jitterbuffer, lossmodel, measure, wireshark_rtp
-from callscope.metrics.delay import relative_delay
-from callscope.metrics.lossmodel import loss_runs
+from callscope.metrics import jitterbuffer, loss_structure, measure, wireshark_rtp
+from callscope.metrics.loss_structure import loss_runs
 from callscope.metrics.measure import packet_metrics
+from callscope.metrics.relative_delay import relative_delay
 from callscope.metrics.sequence import analyze_sequence, extend_timestamps
 
 
@@ -132,7 +132,7 @@ def test_loss_structure_counted_from_lost_indices_equals_the_slot_masks():
         for _ in range(int(rng.integers(0, 3))):  # bursts, some at the ends
             i = int(rng.integers(0, max(n, 1)))
             received[i : i + int(rng.integers(1, 25))] = False
-        s = lossmodel.loss_structure(received, 20.0)
+        s = loss_structure.loss_structure(received, 20.0)
         in_burst = np.zeros(n, bool)
         for first, last in s.burst_spans:
             in_burst[first : last + 1] = True

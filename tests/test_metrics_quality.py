@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from callscope.metrics import emodel, jitterbuffer, lossmodel
+from callscope.metrics import emodel, jitterbuffer, loss_structure
 
 
 def _mask(n: int, lost: list[int]) -> np.ndarray:
@@ -19,7 +19,7 @@ def test_rfc3611_burst_and_gap_worked_by_hand():
     # then 40, 41, 43, 50 (fewer than Gmin = 16 received between them: one
     # burst from 40 to 50, 11 packets, 4 lost), then 80 (isolated).
     r = _mask(100, [10, 40, 41, 43, 50, 80])
-    s = lossmodel.loss_structure(r, slot_ms=20.0)
+    s = loss_structure.loss_structure(r, slot_ms=20.0)
     assert s.bursts == 1
     assert s.burst_spans.tolist() == [[40, 50]]
     assert s.burst_density == pytest.approx(4 / 11)
@@ -31,7 +31,7 @@ def test_rfc3611_burst_and_gap_worked_by_hand():
 
 def test_gilbert_elliott_states_are_the_bursts_and_gaps():
     r = _mask(100, [10, 40, 41, 43, 50, 80])
-    s = lossmodel.loss_structure(r, slot_ms=20.0)
+    s = loss_structure.loss_structure(r, slot_ms=20.0)
     # good -> bad once (39 -> 40) out of 89 good slots with a successor (slot 99 has none)
     assert s.ge_p == pytest.approx(1 / 88)
     assert s.ge_r == pytest.approx(1 / 11)  # bad -> good once (50 -> 51)
@@ -41,16 +41,16 @@ def test_gilbert_elliott_states_are_the_bursts_and_gaps():
 def test_burst_ratio_is_one_for_random_loss_and_large_for_bursts():
     rng = np.random.default_rng(7)
     random_loss = rng.random(200_000) > 0.05
-    assert lossmodel.burst_ratio(random_loss) == pytest.approx(1.0, abs=0.03)
+    assert loss_structure.burst_ratio(random_loss) == pytest.approx(1.0, abs=0.03)
     bursty = np.ones(10_000, bool)
     for start in range(100, 10_000, 500):
         bursty[start : start + 25] = False
     # p = 20 / ~9500, q = 20 / 500: BurstR = 1 / (p + q) ~ 24
-    assert lossmodel.burst_ratio(bursty) == pytest.approx(1 / (20 / 9499 + 20 / 500), rel=0.01)
+    assert loss_structure.burst_ratio(bursty) == pytest.approx(1 / (20 / 9499 + 20 / 500), rel=0.01)
 
 
 def test_no_loss_gives_neutral_structure():
-    s = lossmodel.loss_structure(np.ones(50, bool), slot_ms=20.0)
+    s = loss_structure.loss_structure(np.ones(50, bool), slot_ms=20.0)
     assert s.run_histogram == () and s.bursts == 0
     assert s.burst_ratio == 1.0 and s.gap_density == 0.0
     assert s.gap_duration_ms == pytest.approx(1000.0)

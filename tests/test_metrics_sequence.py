@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.metrics.lossmodel import loss_runs
+from callscope.metrics.loss_structure import loss_runs
 from callscope.metrics.sequence import analyze_sequence, extend_timestamps
 
 

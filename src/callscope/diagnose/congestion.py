@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.diagnose.delay import (
+from callscope.diagnose.evidence import ramp, scale_confidence
+from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.queue_delay import (
     EPISODE_PROMINENCE_S,
     PreLossRise,
     delay_episodes,
@@ -26,8 +28,6 @@ from callscope.diagnose.delay import (
     loss_ceiling,
     pre_loss_rise,
 )
-from callscope.diagnose.evidence import ramp, scale_confidence
-from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.shaping import OWN_QUEUE_DOUBT_R2, OWN_QUEUE_R2, OwnQueue
 from callscope.diagnose.trace import Trace
 
@@ -43,13 +43,13 @@ MIN_RISE_R2 = 0.9
 #: the overflowing ones 2.7-6.1 %; the floor sits well below the latter.
 LOSS_FLOOR = 0.001
 LOSS_FULL = 0.005
-#: Losses after a delay rise (:func:`~callscope.diagnose.delay.pre_loss_rise`):
+#: Losses after a delay rise (:func:`~callscope.diagnose.queue_delay.pre_loss_rise`):
 #: ramps of its z score, of the share of loss events after high delay, and
 #: of the delay spread (s) that makes a rise more than timer noise. set on the simulator corpus against DESIGN.md's pattern table; unchanged since, and held on lab-v1 (1.00) and the lab corpora
 RISE_Z = (0.8, 2.0)
 RISE_SHARE = (0.5, 0.8)
 RISE_SPREAD_S = (0.008, 0.03)
-#: Losses at the queue's ceiling (:func:`~callscope.diagnose.delay.loss_ceiling`):
+#: Losses at the queue's ceiling (:func:`~callscope.diagnose.queue_delay.loss_ceiling`):
 #: the binomial z from which the association is no chance, and the share of
 #: loss events at the ceiling. Lab s1/s2 congestion (tbf behind cross
 #: traffic, queue full in under a second, so no smooth ramps): z 7.6-12.7 with
@@ -57,7 +57,7 @@ RISE_SPREAD_S = (0.008, 0.03)
 CEILING_Z = (3.0, 6.0)
 CEILING_SHARE = (0.6, 0.8)
 #: Opaque media: lost packets hidden in a queue's swings that the delay floor
-#: shows (:func:`~callscope.diagnose.delay.hidden_loss`), from none to full
+#: shows (:func:`~callscope.diagnose.queue_delay.hidden_loss`), from none to full
 #: confidence. Lab s1 opaque congestion (tbf, 11 drops): a step of 9.9
 #: intervals; lossless opaque queues and ordinary opaque calls: no whole step
 #: of 2 or more (simulator jitter: up to 3.4, never within 0.15 of a whole).
@@ -70,7 +70,7 @@ OPAQUE_UNSEEN_LOSS = 0.5
 def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQueue | None = None) -> Finding | None:
     """A congestion finding or None.
 
-    ``rise``: :func:`~callscope.diagnose.delay.pre_loss_rise` at the trace's
+    ``rise``: :func:`~callscope.diagnose.queue_delay.pre_loss_rise` at the trace's
     loss runs, when already computed.
     """
     # Lower build-ups do not count as queues here: do not look for them.

@@ -26,13 +26,13 @@ from callscope.diagnose.calls import (
 )
 from callscope.diagnose.congestion import detect_congestion
 from callscope.diagnose.cutoff import TOGETHER_S, judge_ending
-from callscope.diagnose.delay import find_ramp, pre_loss_rise
 from callscope.diagnose.downshift import detect_downshift
 from callscope.diagnose.findings import Diagnosis, Finding
 from callscope.diagnose.jitter import detect_jitter
-from callscope.diagnose.lossmodel import detect_loss_pattern
+from callscope.diagnose.ordinary_loss import detect_loss_pattern
 from callscope.diagnose.outage import detect_outages
 from callscope.diagnose.policing import detect_policing
+from callscope.diagnose.queue_delay import find_ramp, pre_loss_rise
 from callscope.diagnose.shaping import detect_shaping, own_queue
 from callscope.diagnose.trace import Trace, TraceSummary, build_trace, summarise
 from callscope.diagnose.vantage import activity_of, infer_vantage

@@ -17,7 +17,7 @@ import numpy as np
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
-from callscope.metrics.lossmodel import Runs
+from callscope.metrics.loss_structure import Runs
 
 #: Shortest run of total loss that counts as an outage (docs/architecture.md, pattern table).
 MIN_OUTAGE_S = 0.2

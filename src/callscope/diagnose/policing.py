@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.diagnose.delay import Ramp, find_ramp, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of, window_rates
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.queue_delay import Ramp, find_ramp, pre_loss_rise
 from callscope.diagnose.shaping import OWN_QUEUE_DOUBT_R2, OWN_QUEUE_R2, OwnQueue
 from callscope.diagnose.trace import Trace
-from callscope.metrics.lossmodel import loss_runs
+from callscope.metrics.loss_structure import loss_runs
 
 #: Fewest losses from which a drop pattern can be called evenly spaced.
 MIN_LOSSES = 12
@@ -184,7 +184,7 @@ def detect_policing(
         Bytes added to each UDP payload when counting what the policer meters
         (e.g. 28 for IPv4 + UDP headers); 0 counts payload bytes.
     queue : Ramp, optional
-        :func:`~callscope.diagnose.delay.find_ramp` of the trace, when already
+        :func:`~callscope.diagnose.queue_delay.find_ramp` of the trace, when already
         computed.
     """
     rec = trace.received

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callscope.diagnose.delay import Ramp, find_ramp
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.queue_delay import Ramp, find_ramp
 from callscope.diagnose.trace import Trace
 from callscope.metrics.cadence import serialized_stretches
 
@@ -236,7 +236,7 @@ def own_queue(trace: Trace, queue: Ramp | None = None) -> OwnQueue | None:
 
     On opaque media a slow drift of the cadence-derived delay fits a queue
     too: there the delay must also climb as steeply as a shaper makes it
-    (``queue``, the trace's :func:`~callscope.diagnose.delay.find_ramp`), or
+    (``queue``, the trace's :func:`~callscope.diagnose.queue_delay.find_ramp`), or
     the arrivals show a link serialising the backlog: stretches of gaps
     proportional to the packets' sizes
     (:func:`~callscope.metrics.cadence.serialized_stretches`).

@@ -26,7 +26,7 @@ from callscope.metrics.cadence import (
     cadence_ptime,
     infer_slots,
 )
-from callscope.metrics.lossmodel import Runs, loss_runs
+from callscope.metrics.loss_structure import Runs, loss_runs
 from callscope.metrics.sequence import (
     SequenceAnalysis,
     analyze_sequence,
@@ -145,7 +145,7 @@ class Trace:
 
     @cached_property
     def loss_runs(self) -> Runs:
-        """Runs of consecutive lost slots (:func:`callscope.metrics.lossmodel.loss_runs`)."""
+        """Runs of consecutive lost slots (:func:`callscope.metrics.loss_structure.loss_runs`)."""
         return loss_runs(self.received)
 
     @cached_property

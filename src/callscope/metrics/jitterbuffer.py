@@ -1,7 +1,7 @@
 """Playout (jitter) buffer simulation: which packets would arrive too late.
 
 Works on the relative one-way delay of each received media packet (ms,
-:mod:`callscope.metrics.delay`), i.e. how much later than its RTP timestamp
+:mod:`callscope.metrics.relative_delay`), i.e. how much later than its RTP timestamp
 says it should. A packet is discarded when its delay exceeds the playout
 delay the buffer has chosen for it.
 

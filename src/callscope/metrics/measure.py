@@ -17,9 +17,9 @@ import numpy as np
 
 from callscope._numerics.quantile import median, percentiles
 from callscope.media.stream import MediaStream
-from callscope.metrics import emodel, jitterbuffer, lossmodel, wireshark_rtp
+from callscope.metrics import emodel, jitterbuffer, loss_structure, wireshark_rtp
 from callscope.metrics.cadence import infer_slots
-from callscope.metrics.delay import DelayStats, relative_delay
+from callscope.metrics.relative_delay import DelayStats, relative_delay
 from callscope.metrics.sequence import analyze_sequence, extend_timestamps
 from callscope.metrics.timeline import Timeline, build_timeline
 
@@ -76,10 +76,10 @@ class StreamMetrics:
         ``delta_min_ms``, ``delta_mean_ms``, ``delta_max_ms``;
         ``jitter_mean_ms``, ``jitter_max_ms`` and ``jitter_p95_ms``
         (95th percentile of the running jitter), None without a clock rate.
-    Delay (relative one-way, :mod:`callscope.metrics.delay`)
+    Delay (relative one-way, :mod:`callscope.metrics.relative_delay`)
         ``delay_p50_ms``, ``delay_p95_ms``, ``delay_max_ms``,
         ``delay_trend_ms_per_s``, ``clock_skew_ppm``.
-    Loss structure (:mod:`callscope.metrics.lossmodel`)
+    Loss structure (:mod:`callscope.metrics.loss_structure`)
         ``loss_runs`` (histogram: element k counts runs of k + 1 losses),
         RFC 3611 ``burst_density``, ``gap_density``, ``burst_duration_ms``,
         ``gap_duration_ms``; Gilbert-Elliott ``ge_p``, ``ge_r``,
@@ -199,7 +199,7 @@ def measure(
     received = acc.received
     slots = int(received.size)
     missing = int(np.count_nonzero(~received))
-    structure = lossmodel.loss_structure(received, acc.ptime_ms or 20.0)
+    structure = loss_structure.loss_structure(received, acc.ptime_ms or 20.0)
     # Effective loss: the missing slots and those of packets the adaptive
     # buffer discards as late.
     late_slots = np.zeros(0, np.int64)
@@ -211,7 +211,7 @@ def measure(
         effective = received.copy()
         effective[late_slots] = False
         effective_loss = float(np.count_nonzero(~effective)) / slots
-        burst_r = lossmodel.burst_ratio(effective)
+        burst_r = loss_structure.burst_ratio(effective)
     else:  # the effective slots are the received ones
         effective_loss = missing / slots if slots else 0.0
         burst_r = structure.burst_ratio

@@ -459,7 +459,7 @@ def loss_structure_figure(report: Report, stream_id: str) -> Figure:
 
     Bars: how many runs of exactly k lost packets the stream had. Lines: the
     run counts a Gilbert-Elliott chain with the stream's fitted parameters
-    (RFC 3611 §4.7.2 states, :mod:`callscope.metrics.lossmodel`) predicts,
+    (RFC 3611 §4.7.2 states, :mod:`callscope.metrics.loss_structure`) predicts,
     and those of independent (Bernoulli) loss at the same loss rate: bursty
     loss shows as bars far above the Bernoulli line at long runs.
     """

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from callscope.diagnose.delay import PreLossRise, delay_spread, pre_loss_rise
 from callscope.diagnose.evidence import ramp, scale_confidence, spans_of
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
+from callscope.diagnose.queue_delay import PreLossRise, delay_spread, pre_loss_rise
 from callscope.diagnose.trace import Trace
-from callscope.metrics.lossmodel import bernoulli_loglik, fit_gilbert_elliott, loss_structure
+from callscope.metrics.loss_structure import bernoulli_loglik, fit_gilbert_elliott, loss_structure
 
 #: Below this loss a stream is clean (docs/architecture.md pattern table: loss < 0.5 %).
 CLEAN_LOSS = 0.005
@@ -58,7 +58,7 @@ PERIODIC_DOUBT = 0.5
 def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Finding | None:
     """random-loss or bursty-loss, or None when the loss is negligible.
 
-    ``rise``: :func:`~callscope.diagnose.delay.pre_loss_rise` at the trace's
+    ``rise``: :func:`~callscope.diagnose.queue_delay.pre_loss_rise` at the trace's
     loss runs, when already computed.
     """
     rec = trace.received

@@ -175,3 +175,20 @@ def test_evenly_spaced_single_losses_are_not_called_chance(tmp_path):
     f = next(f for f in d.findings if f.pattern == "random-loss")
     assert "evenly spaced, one every 50" in f.summary
     assert f.confidence <= 0.5
+
+
+
+def test_a_silence_kept_with_comfort_noise_is_not_a_change_of_frame_length():
+    # Arrival times and sizes of a kernel-made capture (lab seed 4,
+    # relay_to_direct_opaque, the caller's relay leg): 4.6 s of speech with
+    # DTX pauses, then silence descriptors every 60 ms until the call moved to
+    # the direct path. The tail is not longer frames: nothing was lost.
+    from pathlib import Path
+
+    from callscope.metrics.cadence import infer_slots
+
+    leg = np.load(Path(__file__).parent / "data" / "relay_leg_dtx.npz")
+    slots = infer_slots(leg["time"], leg["size"])
+    assert slots.n_slots == leg["time"].size - slots.lead  # no inferred loss
+    late = (leg["time"][slots.lead:] - leg["time"][slots.lead]) - slots.send
+    assert np.ptp(late) < 0.005  # the send clock follows the arrivals: no phantom 40 ms steps

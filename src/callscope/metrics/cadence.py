@@ -326,7 +326,7 @@ def _refine_interval(t: np.ndarray, ptime: float, size: np.ndarray | None = None
     return float(np.sum(t[b[keep]] - t[a[keep]]) / np.sum(intervals))
 
 
-def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
+def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float, quiet: np.ndarray | None = None) -> int:
     """Index where the sender re-packetised (longer frames, packets resized), or 0.
 
     A whole-multiple rise of the typical gap that comes with packets growing
@@ -354,6 +354,8 @@ def _cadence_change(t: np.ndarray, size: np.ndarray, ptime: float) -> int:
         return 0  # simultaneous or empty packets before: no interval to have changed from
     ratio = float(np.median(gap_w[kw:])) / gap_before
     grow = float(np.median(size_w[kw:])) / size_before
+    if quiet is not None and float(np.mean(quiet[kw * w:])) > 0.5:
+        return 0  # a silence kept with comfort noise, not longer frames
     # Longer frames in bigger packets (the same codec, more audio a packet),
     # or in smaller ones (a lower bitrate besides): either way the sender
     # changed. A network dropping packets changes neither neighbour's size.
@@ -489,7 +491,7 @@ def infer_slots(time: np.ndarray, size: np.ndarray) -> CadenceSlots:
     if t.size < 2:
         return CadenceSlots(lead, np.arange(t.size, dtype=np.int64), t - t[:1], DEFAULT_PTIME_S)
     quiet = comfort_noise(sz)
-    cut = _cadence_change(t, sz, cadence_interval(t, sz))
+    cut = _cadence_change(t, sz, cadence_interval(t, sz), quiet)
     pieces = [(0, t.size)] if cut == 0 else [(0, cut), (cut, t.size)]
     slot_parts, send_parts = [], []
     base_slot, base_send = 0, 0.0

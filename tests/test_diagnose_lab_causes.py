@@ -192,3 +192,35 @@ def test_a_silence_kept_with_comfort_noise_is_not_a_change_of_frame_length():
     assert slots.n_slots == leg["time"].size - slots.lead  # no inferred loss
     late = (leg["time"][slots.lead:] - leg["time"][slots.lead]) - slots.send
     assert np.ptp(late) < 0.005  # the send clock follows the arrivals: no phantom 40 ms steps
+
+
+def test_drops_from_a_small_queue_filled_between_two_voice_packets_are_congestion(tmp_path):
+    # A 2.5 kB queue that a burst of other traffic fills between two voice
+    # packets: the packet before each drop waited little, the one after it
+    # waited behind the full queue (lab seed 5, tbf 311 kbit/s).
+    rng = np.random.default_rng(9)
+    n = 1500
+    send = np.arange(n) * 0.02
+    delay = 0.0002 + rng.uniform(0, 0.002, n)
+    lost = np.zeros(n, bool)
+    for i in rng.choice(np.arange(20, n - 20), 40, replace=False):
+        lost[i] = True
+        delay[i + 1 : i + 3] = 0.060 + rng.uniform(0, 0.005, 2)  # queue full after the burst
+    keep = ~lost
+    seq = np.arange(n)
+    flows = [
+        ((send + delay)[keep], _rtp(seq[keep], (seq * 160)[keep], np.full(keep.sum(), 160)), A, 40002, B, 40000),
+        (0.0005 + send, _rtp(seq, seq * 160, np.full(n, 160), ssrc=0x78), B, 40000, A, 40002),
+    ]
+    d = callscope.analyze(_write(tmp_path / "small_queue.pcap", flows)).diagnosis
+    assert d.verdict == "congestion", [(f.pattern, f.confidence) for f in d.findings]
+
+
+def test_a_lower_packet_rate_of_comfort_noise_is_silence_not_a_downshift(tmp_path):
+    # 12 s of 20 ms voice, then 10 s of silence descriptors every 60 ms.
+    rng = np.random.default_rng(10)
+    t = np.concatenate([np.arange(600) * 0.02, 12.0 + np.arange(166) * 0.06])
+    sizes = np.concatenate([rng.uniform(100, 150, 600), rng.integers(32, 46, 166)])
+    flows = [(t, _opaque(rng, sizes), A, 40002, B, 40000), _clean_reverse(rng, 1100)]
+    d = callscope.analyze(_write(tmp_path / "dtx_tail.pcap", flows)).diagnosis
+    assert all(f.pattern != "codec-downshift" for f in d.findings), [(f.pattern, f.summary) for f in d.findings]

@@ -51,9 +51,10 @@ RISE_SHARE = (0.5, 0.8)
 RISE_SPREAD_S = (0.008, 0.03)
 #: Losses at the queue's ceiling (:func:`~callscope.diagnose.queue_delay.loss_ceiling`):
 #: the binomial z from which the association is no chance, and the share of
-#: loss events at the ceiling. Lab s1/s2 congestion (tbf behind cross
-#: traffic, queue full in under a second, so no smooth ramps): z 7.6-12.7 with
-#: 93-100 % of events at the ceiling; random and bursty loss have no queue.
+#: loss events at the ceiling. Lab s1-s5 congestion (tbf behind cross
+#: traffic, queue full in under a second, so no smooth ramps): z 7.4-15.4 with
+#: all events at the ceiling (one of 4 drops: z 3.4); random loss: z below 0,
+#: bursty loss has no queue.
 CEILING_Z = (3.0, 6.0)
 CEILING_SHARE = (0.6, 0.8)
 #: Opaque media: lost packets hidden in a queue's swings that the delay floor

@@ -15,6 +15,7 @@ import numpy as np
 from callscope.diagnose.evidence import ramp, scale_confidence
 from callscope.diagnose.findings import AUDIBLE, Evidence, Finding
 from callscope.diagnose.trace import Trace
+from callscope.metrics.cadence import COMFORT_NOISE_FRACTION
 from callscope.metrics.timeline import window_width
 
 #: Bitrate windows (seconds).
@@ -29,15 +30,16 @@ MAX_LOSS = 0.02
 #: confidence ramp (none at the first ratio, full at the second); set on the
 #: simulator corpus, held on the lab downshifts (noise/step 0.05-0.15).
 STEP_NOISE = (0.5, 0.2)
-#: Where packets did not grow (longer frames), a lower bitrate must lower the loudest
-#: frames too (90th percentile of packet size after / before): a codec capped
-#: to a rate scales every frame, while a talker who speaks less (or a listener
-#: after a long turn) sends as large voice frames as before, only fewer of them.
-#: Lab seed 2 ordinary Opus calls with a talk-mix change: 0.87 and 0.90
-#: (hangup_opus, relay_to_direct_opus); lab downshifts scale frames by 0.6.
-#: Full confidence at or below the first, none at or above the second.
-PEAK_RATIO_CAPPED = 0.75
-PEAK_RATIO_TALK_MIX = 0.90
+#: Where the packet rate held, a lower bitrate must lower the loudest frames
+#: too (95th percentile of packet size after / before): a codec capped to a
+#: rate scales every frame, while a talker who speaks less (or a listener
+#: after a long turn) sends as large voice frames as before, only fewer of
+#: them. Lab ordinary Opus calls with a talk-mix change: 0.80 and more
+#: (relay_to_direct_opus, seeds 2 and 5; hangup_opus); simulator bitrate
+#: downshifts: 0.58-0.66. Full confidence at or below the first, none at or
+#: above the second.
+PEAK_RATIO_CAPPED = 0.70
+PEAK_RATIO_TALK_MIX = 0.80
 #: A smaller packet size (or bitrate) at the same packet rate must stay for
 #: this long (s, a confidence ramp) to be a new plateau: speech alternates
 #: talk spurts and pauses of about a second each (ITU-T P.59), so a few
@@ -171,8 +173,12 @@ def detect_downshift(trace: Trace) -> Finding | None:
     pps_before = float(np.median(sent_pkts[:k])) / width
     pps_after = float(np.median(sent_pkts[k:])) / width
     peak_ratio = float("nan")
-    if size_after <= size_before and np.any(t < send_change) and np.any(t >= send_change):
-        peak_ratio = float(np.percentile(size[t >= send_change], 90) / np.percentile(size[t < send_change], 90))
+    if what == "packet rate" and size_after <= COMFORT_NOISE_FRACTION * size_before:
+        return None  # fewer and far smaller packets: a silence kept with comfort noise (DTX)
+    rate_held = pps_after > MAX_RATIO * pps_before
+    sizes_fell = what != "packet rate" and size_after <= size_before
+    if (rate_held or sizes_fell) and np.any(t < send_change) and np.any(t >= send_change):
+        peak_ratio = float(np.percentile(size[t >= send_change], 95) / np.percentile(size[t < send_change], 95))
         confidence *= ramp(peak_ratio, PEAK_RATIO_TALK_MIX, PEAK_RATIO_CAPPED)
         confidence *= ramp(float(trace.send[-1]) - send_change, *PLATEAU_S)
     if confidence < 0.2:

@@ -79,12 +79,13 @@ CEILING_MIN_SPREAD_S = 0.020
 class LossCeiling:
     """Whether losses came while the delay stood at its ceiling (a full queue).
 
-    A drop-tail queue drops only when full, so the packet received just before
+    A drop-tail queue drops only when full, so the packets received around
     each loss event sat behind the longest backlog; a loss independent of the
-    queue falls on packets of any delay. ``high`` counts the loss events whose
-    preceding packet's delay was in the upper half of the delay range (5th to
-    99th percentile), ``events`` all of them, ``share`` the fraction of
-    received packets in that upper half (what chance would give), and ``z`` the
+    queue falls between packets of any delay. ``high`` counts the loss events
+    where the longer wait of the packets just before and just after was in
+    the upper half of the delay range (5th to 99th percentile), ``events``
+    all of them, ``share`` the fraction of consecutive received pairs whose
+    longer wait is in that upper half (what chance would give), and ``z`` the
     binomial test statistic ``(high - events * share) / sqrt(events * share * (1 - share))``.
     """
 
@@ -113,11 +114,16 @@ def loss_ceiling(trace: Trace) -> LossCeiling | None:
     threshold = lo + 0.5 * spread
     received = np.flatnonzero(trace.received)
     before = np.searchsorted(received, runs.start) - 1
-    before = before[before >= 0]
+    before = before[(before >= 0) & (before + 1 < received.size)]
     if before.size == 0:
         return None
-    high = int(np.count_nonzero(trace.delay[received[before]] >= threshold))
-    share = float(np.count_nonzero(d >= threshold)) / d.size
+    # The longer wait of the two packets around the loss: with a small queue
+    # filled by a burst of other traffic between two voice packets, only the
+    # one after the drop shows it. Chance is the same maximum over every pair
+    # of consecutive received packets.
+    around = np.maximum(trace.delay[received[before]], trace.delay[received[before + 1]])
+    high = int(np.count_nonzero(around >= threshold))
+    share = float(np.count_nonzero(np.maximum(d[:-1], d[1:]) >= threshold)) / (d.size - 1)
     n = int(before.size)
     z = (high - n * share) / float(np.sqrt(max(n * share * (1.0 - share), 1e-9)))
     return LossCeiling(high, n, share, float(z), spread)

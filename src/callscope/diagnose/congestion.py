@@ -50,12 +50,12 @@ RISE_Z = (0.8, 2.0)
 RISE_SHARE = (0.5, 0.8)
 RISE_SPREAD_S = (0.008, 0.03)
 #: Losses at the queue's ceiling (:func:`~callscope.diagnose.queue_delay.loss_ceiling`):
-#: the binomial z from which the association is no chance, and the share of
+#: how unlikely by chance (exact binomial tail) the association is, and the share of
 #: loss events at the ceiling. Lab s1-s5 congestion (tbf behind cross
 #: traffic, queue full in under a second, so no smooth ramps): z 7.4-15.4 with
 #: all events at the ceiling (one of 4 drops: z 3.4); random loss: z below 0,
 #: bursty loss has no queue.
-CEILING_Z = (3.0, 6.0)
+CEILING_CHANCE = (2.0, 4.0)  # -log10 of the binomial tail: 1 in 100 to 1 in 10,000
 CEILING_SHARE = (0.6, 0.8)
 #: Opaque media: lost packets hidden in a queue's swings that the delay floor
 #: shows (:func:`~callscope.diagnose.queue_delay.hidden_loss`), from none to full
@@ -103,7 +103,7 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQue
     ceiling = loss_ceiling(trace)
     c_ceiling = 0.0
     if ceiling is not None:
-        c_ceiling = ramp(ceiling.z, *CEILING_Z) * ramp(ceiling.fraction, *CEILING_SHARE)
+        c_ceiling = ramp(ceiling.chance_log10, *CEILING_CHANCE) * ramp(ceiling.fraction, *CEILING_SHARE)
     confidence = max(c_sawtooth, c_losses, c_ceiling, c_hidden)
     # A queue the stream's own load explains is not shared: a shaper's.
     if own is not None:

@@ -11,6 +11,7 @@ uses RTT inflation the same way).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,19 @@ class LossCeiling:
     @property
     def fraction(self) -> float:
         return self.high / self.events if self.events else 0.0
+
+    @property
+    def chance_log10(self) -> float:
+        """-log10 of the chance of ``high`` or more of ``events`` at the ceiling by luck alone:
+        the exact binomial tail (the z score understates it for a handful of events)."""
+        n, k, p = self.events, self.high, min(max(self.share, 1e-12), 1 - 1e-12)
+        if n == 0 or k == 0:
+            return 0.0
+        i = np.arange(k, n + 1)
+        log_terms = (np.array([math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in i])
+                     + i * math.log(p) + (n - i) * math.log1p(-p))
+        top = float(log_terms.max())
+        return -(top + math.log(float(np.exp(log_terms - top).sum()))) / math.log(10)
 
 
 def loss_ceiling(trace: Trace) -> LossCeiling | None:

@@ -61,6 +61,16 @@ def _voice_sizes(rng, n, talk=115.0, pause=70.0):
     return np.where(talking, talk * rng.uniform(0.7, 1.3, n), pause + rng.normal(0, 6, n)).clip(30, 400)
 
 
+def _pcmu_call(send, delay, lost):
+    """A PCMU call: A -> B arriving ``send + delay`` except the ``lost`` ones, B -> A clean."""
+    keep = ~lost
+    seq = np.arange(send.size)
+    return [
+        ((send + delay)[keep], _rtp(seq[keep], (seq * 160)[keep], np.full(keep.sum(), 160)), A, 40002, B, 40000),
+        (0.0005 + send, _rtp(seq, seq * 160, np.full(send.size, 160), ssrc=0x77), B, 40000, A, 40002),
+    ]
+
+
 def _clean_reverse(rng, n, ptime=0.02):
     t = 0.0005 + np.arange(n) * ptime
     return (t, _opaque(rng, _voice_sizes(rng, n)), B, 40000, A, 40002)
@@ -137,12 +147,7 @@ def test_losses_only_while_a_shared_queue_is_full_are_congestion(tmp_path):
         full = np.flatnonzero(fill >= 0.130) + i
         lost[full[rng.random(full.size) < 0.12]] = True
         i += on + int(rng.integers(40, 120))
-    keep = ~lost
-    seq = np.arange(n)
-    flows = [
-        ((send + delay)[keep], _rtp(seq[keep], (seq * 160)[keep], np.full(keep.sum(), 160)), A, 40002, B, 40000),
-        (0.0005 + send, _rtp(seq, seq * 160, np.full(n, 160), ssrc=0x77), B, 40000, A, 40002),
-    ]
+    flows = _pcmu_call(send, delay, lost)
     d = callscope.analyze(_write(tmp_path / "congested.pcap", flows)).diagnosis
     assert d.verdict == "congestion", [(f.pattern, f.confidence) for f in d.findings]
     ev = {e.name: e.value for e in d.primary.evidence}
@@ -166,11 +171,7 @@ def test_a_talker_going_quiet_is_not_a_codec_downshift(tmp_path):
 
 def test_evenly_spaced_single_losses_are_not_called_chance(tmp_path):
     seq = np.arange(2000)
-    keep = seq % 50 != 25  # a dropper taking every 50th packet
-    flows = [
-        ((seq * 0.02)[keep], _rtp(seq[keep], (seq * 160)[keep], np.full(keep.sum(), 160)), A, 40002, B, 40000),
-        (0.0005 + seq * 0.02, _rtp(seq, seq * 160, np.full(2000, 160), ssrc=0x55), B, 40000, A, 40002),
-    ]
+    flows = _pcmu_call(seq * 0.02, np.zeros(seq.size), seq % 50 == 25)  # a dropper taking every 50th packet
     d = callscope.analyze(_write(tmp_path / "every50.pcap", flows)).diagnosis
     f = next(f for f in d.findings if f.pattern == "random-loss")
     assert "evenly spaced, one every 50" in f.summary
@@ -206,12 +207,7 @@ def test_drops_from_a_small_queue_filled_between_two_voice_packets_are_congestio
     for i in rng.choice(np.arange(20, n - 20), 40, replace=False):
         lost[i] = True
         delay[i + 1 : i + 3] = 0.060 + rng.uniform(0, 0.005, 2)  # queue full after the burst
-    keep = ~lost
-    seq = np.arange(n)
-    flows = [
-        ((send + delay)[keep], _rtp(seq[keep], (seq * 160)[keep], np.full(keep.sum(), 160)), A, 40002, B, 40000),
-        (0.0005 + send, _rtp(seq, seq * 160, np.full(n, 160), ssrc=0x78), B, 40000, A, 40002),
-    ]
+    flows = _pcmu_call(send, delay, lost)
     d = callscope.analyze(_write(tmp_path / "small_queue.pcap", flows)).diagnosis
     assert d.verdict == "congestion", [(f.pattern, f.confidence) for f in d.findings]
 
@@ -224,3 +220,12 @@ def test_a_lower_packet_rate_of_comfort_noise_is_silence_not_a_downshift(tmp_pat
     flows = [(t, _opaque(rng, sizes), A, 40002, B, 40000), _clean_reverse(rng, 1100)]
     d = callscope.analyze(_write(tmp_path / "dtx_tail.pcap", flows)).diagnosis
     assert all(f.pattern != "codec-downshift" for f in d.findings), [(f.pattern, f.summary) for f in d.findings]
+
+
+@pytest.mark.parametrize("k,n,p", [(8, 8, 0.26), (4, 4, 0.26), (1, 9, 0.14), (3, 10, 0.3), (75, 75, 0.52), (40, 300, 0.1)])
+def test_the_ceiling_chance_is_the_exact_binomial_tail(k, n, p):
+    from scipy.stats import binom
+
+    from callscope.diagnose.queue_delay import binomial_tail_log10
+
+    assert binomial_tail_log10(k, n, p) == pytest.approx(-np.log10(binom.sf(k - 1, n, p)), rel=1e-9)

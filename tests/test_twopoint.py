@@ -257,3 +257,32 @@ def test_a_payload_sent_twice_is_matched_copy_to_copy(tmp_path):
     (r,) = compare(tmp_path / "a.pcap", tmp_path / "b.pcap").directions
     assert r.lost == 0 and r.duplicated == 0
     assert np.nanmax(r.delay_ms) < 0.01  # every packet 30 ms in flight, the repeated one too
+
+
+def test_which_capture_sent_a_flow_is_told_by_the_flow_the_other_way(tmp_path):
+    # Both hosts equally busy in both captures (no loss), B's clock 3 s ahead:
+    # the addresses and the packet counts cannot say who sent what. A -> B
+    # takes 30 ms, B -> A 10 ms; the reverse flow cancels the clock offset.
+    from callscope.capture.writer import ipv4_to_int, write_pcap
+
+    rng = np.random.default_rng(2)
+    n = 200
+    ab = [rng.bytes(100) for _ in range(n)]
+    ba = [rng.bytes(100) for _ in range(n)]
+    t = np.arange(n) * 0.02
+    a_cap = [(t, ab, "198.18.1.2", 4000, "198.18.2.2", 4002), (t + 0.010 + 0.005, ba, "198.18.2.2", 4002, "198.18.1.2", 4000)]
+    b_cap = [(t + 0.030 + 3.0, ab, "198.18.1.2", 4000, "198.18.2.2", 4002), (t + 0.005 + 3.0, ba, "198.18.2.2", 4002, "198.18.1.2", 4000)]
+    for name, flows in (("a", a_cap), ("b", b_cap)):
+        rows = sorted((float(x), p, s, sp, d, dp) for ts, ps, s, sp, d, dp in flows for x, p in zip(ts, ps, strict=True))
+        times = np.array([r[0] for r in rows])
+        data = np.frombuffer(b"".join(r[1] for r in rows), np.uint8)
+        lens = np.full(len(rows), 100, np.int32)
+        write_pcap(tmp_path / f"{name}.pcap", (times * 1e9).astype(np.int64) + 1_700_000_000 * 10**9,
+                   np.array([ipv4_to_int(r[2]) for r in rows], np.uint32),
+                   np.array([ipv4_to_int(r[4]) for r in rows], np.uint32),
+                   np.array([r[3] for r in rows], np.uint16), np.array([r[5] for r in rows], np.uint16),
+                   data, np.arange(len(rows), dtype=np.int64) * 100, lens)
+    result = compare(tmp_path / "a.pcap", tmp_path / "b.pcap")
+    senders = {r.sent_flow[0]: r.sender for r in result.directions}
+    assert senders == {"198.18.1.2": str(tmp_path / "a.pcap"), "198.18.2.2": str(tmp_path / "b.pcap")}
+    assert all(r.lost == 0 for r in result.directions)

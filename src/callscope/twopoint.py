@@ -198,13 +198,7 @@ def _pair_flows(a: _Side, b: _Side, manual: Sequence[tuple[str, str]]) -> list[t
     return sorted((i, j) for i, (j, _) in best.items())
 
 
-def _median_gap(a: _Side, fa: int, b: _Side, fb: int) -> float | None:
-    """Median of ``t_b - t_a`` over the packets of a flow both captures saw (s), None if none."""
-    t_send, t_recv, ok, *_ = _follow(a, fa, b, fb)
-    return float(np.median((t_recv[ok] - t_send[ok]) / 1e9)) if ok.any() else None
-
-
-def _a_sent(a: _Side, fa: int, b: _Side, fb: int, pairs: Sequence[tuple[int, int]]) -> bool:
+def _a_sent(a: _Side, fa: int, b: _Side, fb: int, pairs: Sequence[tuple[int, int]], follow_ab) -> bool:
     """Whether capture ``a`` saw the flow leave, when the hosts' addresses do not say.
 
     With a flow the other way between the same hosts, the clock offset between
@@ -214,14 +208,21 @@ def _a_sent(a: _Side, fa: int, b: _Side, fb: int, pairs: Sequence[tuple[int, int
     one-way delays, never negative). Without one, the side that saw more of
     the flow's packets sent it (a lost packet is seen by its sender only),
     then the sign of the median (the captures' clocks taken as agreeing).
+    ``follow_ab(fa, fb)`` is :func:`_follow` with a as the sender, memoised
+    by the caller (the same result serves the flow if a did send it).
     """
+
+    def median_gap(ga: int, gb: int) -> float | None:
+        t_send, t_recv, ok, *_ = follow_ab(ga, gb)
+        return float(np.median((t_recv[ok] - t_send[ok]) / 1e9)) if ok.any() else None
+
     key = a.keys[fa]
-    mine = _median_gap(a, fa, b, fb)
+    mine = median_gap(fa, fb)
     for ga, gb in pairs:
         other = a.keys[ga]
         if (bytes(other[:16]) == bytes(key[16:32]) and bytes(other[16:32]) == bytes(key[:16])
                 and bytes(other[32:34]) == bytes(key[34:36]) and bytes(other[34:36]) == bytes(key[32:34])):
-            theirs = _median_gap(a, ga, b, gb)
+            theirs = median_gap(ga, gb)
             if mine is not None and theirs is not None and mine != theirs:
                 return mine > theirs
     n_a, n_b = np.count_nonzero(a.flow == fa), np.count_nonzero(b.flow == fb)
@@ -335,15 +336,24 @@ def compare(
             f"{sent} and {received} share no media packets: not captures of the same call? "
             "(pair flows by hand with --map SRC:PORT>DST:PORT=SRC:PORT>DST:PORT)"
         )
+    followed: dict[tuple[int, int], tuple] = {}
+
+    def follow_ab(ga: int, gb: int) -> tuple:
+        if (ga, gb) not in followed:
+            followed[ga, gb] = _follow(a, ga, b, gb)
+        return followed[ga, gb]
+
     raw = []
     for fa, fb in pairs:
         # The sender of a flow is the capture whose host is the flow's source.
         a_sends = bytes(a.keys[fa][:16]) == a.local
         b_sends = bytes(b.keys[fb][:16]) == b.local
         if a_sends == b_sends:  # both hosts equally busy: let the delays tell
-            a_sends = _a_sent(a, fa, b, fb, pairs)
-        snd, fs, rcv, fr = (a, fa, b, fb) if a_sends else (b, fb, a, fa)
-        raw.append((snd, fs, rcv, fr, *_follow(snd, fs, rcv, fr)))
+            a_sends = _a_sent(a, fa, b, fb, pairs, follow_ab)
+        if a_sends:
+            raw.append((a, fa, b, fb, *follow_ab(fa, fb)))
+        else:
+            raw.append((b, fb, a, fa, *_follow(b, fb, a, fa)))
     drift = _common_drift(raw, a.path)
     out = []
     for snd, fs, rcv, fr, t_send, t_recv, ok, dup, reord, size in raw:

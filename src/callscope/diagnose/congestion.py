@@ -129,7 +129,7 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQue
             Evidence("loss_events_at_ceiling", ceiling.high),
             Evidence("loss_events_tested", ceiling.events),
             Evidence("packets_at_ceiling", round(ceiling.share, 3)),
-            Evidence("ceiling_z", round(ceiling.z, 2)),
+            Evidence("ceiling_chance_log10", round(ceiling.chance_log10, 2)),
         )
     params = (
         Evidence("max_queue_delay_s", round(float(heights.max()) if heights.size else spread, 4), "s"),
@@ -144,9 +144,10 @@ def detect_congestion(trace: Trace, rise: PreLossRise | None = None, own: OwnQue
         )
     if trace.lost and c_ceiling >= max(c_sawtooth, c_losses) and ceiling is not None:
         parts.append(
-            f"{100 * trace.loss_fraction:.1f} % lost, {ceiling.high} of {ceiling.events} loss events right "
-            f"after a packet that waited in the upper half of a {ceiling.spread_s * ms:.0f} ms delay range, "
-            f"where only {100 * ceiling.share:.0f} % of packets were (z {ceiling.z:.1f}): drops from a full queue"
+            f"{100 * trace.loss_fraction:.1f} % lost, {ceiling.high} of {ceiling.events} loss events next to "
+            f"a packet that waited in the upper half of a {ceiling.spread_s * ms:.0f} ms delay range, "
+            f"where only {100 * ceiling.share:.0f} % of neighbouring packets were "
+            f"(by luck: 1 in 10^{ceiling.chance_log10:.1f}): drops from a full queue"
         )
     elif trace.lost:
         parts.append(

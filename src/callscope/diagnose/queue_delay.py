@@ -11,7 +11,6 @@ uses RTT inflation the same way).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,32 +85,38 @@ class LossCeiling:
     where the longer wait of the packets just before and just after was in
     the upper half of the delay range (5th to 99th percentile), ``events``
     all of them, ``share`` the fraction of consecutive received pairs whose
-    longer wait is in that upper half (what chance would give), and ``z`` the
-    binomial test statistic ``(high - events * share) / sqrt(events * share * (1 - share))``.
+    longer wait is in that upper half (what chance would give), and
+    ``chance_log10`` how unlikely ``high`` or more of ``events`` are by luck:
+    ``-log10`` of the binomial tail.
     """
 
     high: int
     events: int
     share: float
-    z: float
+    chance_log10: float
     spread_s: float
 
     @property
     def fraction(self) -> float:
         return self.high / self.events if self.events else 0.0
 
-    @property
-    def chance_log10(self) -> float:
-        """-log10 of the chance of ``high`` or more of ``events`` at the ceiling by luck alone:
-        the exact binomial tail (the z score understates it for a handful of events)."""
-        n, k, p = self.events, self.high, min(max(self.share, 1e-12), 1 - 1e-12)
-        if n == 0 or k == 0:
-            return 0.0
-        i = np.arange(k, n + 1)
-        log_terms = (np.array([math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in i])
-                     + i * math.log(p) + (n - i) * math.log1p(-p))
-        top = float(log_terms.max())
-        return -(top + math.log(float(np.exp(log_terms - top).sum()))) / math.log(10)
+
+def binomial_tail_log10(k: int, n: int, p: float) -> float:
+    """``-log10 P(X >= k)`` for ``X ~ Binomial(n, p)``, summed exactly in log space.
+
+    The binomial coefficients come from one running sum of logs
+    (``log C(n, i+1) = log C(n, i) + log(n - i) - log(i + 1)``); a z score
+    would understate the tail for a handful of events.
+    """
+    if n <= 0 or k <= 0:
+        return 0.0
+    p = min(max(p, 1e-12), 1.0 - 1e-12)
+    i = np.arange(n + 1)
+    steps = np.log(np.arange(n, 0, -1, dtype=np.float64)) - np.log(np.arange(1, n + 1, dtype=np.float64))
+    log_comb = np.concatenate([[0.0], np.cumsum(steps)])
+    terms = (log_comb + i * np.log(p) + (n - i) * np.log1p(-p))[k:]
+    top = float(terms.max())
+    return -(top + float(np.log(np.exp(terms - top).sum()))) / float(np.log(10.0))
 
 
 def loss_ceiling(trace: Trace) -> LossCeiling | None:
@@ -139,8 +144,7 @@ def loss_ceiling(trace: Trace) -> LossCeiling | None:
     high = int(np.count_nonzero(around >= threshold))
     share = float(np.count_nonzero(np.maximum(d[:-1], d[1:]) >= threshold)) / (d.size - 1)
     n = int(before.size)
-    z = (high - n * share) / float(np.sqrt(max(n * share * (1.0 - share), 1e-9)))
-    return LossCeiling(high, n, share, float(z), spread)
+    return LossCeiling(high, n, share, binomial_tail_log10(high, n, share), spread)
 
 
 #: Windows (s) whose delay minima trace the floor of an opaque stream's delay.

@@ -212,7 +212,7 @@ def _counters() -> dict[str, Any]:
     tc: dict[str, Any] = {}
     for d in DIRECTIONS:
         dev = EGRESS[d]
-        q = json.loads(_run(topo.Command(("tc", "-s", "-j", "qdisc", "show", "dev", dev), topo.NS_R)) or "[]")
+        q = _qdiscs(dev)
         root = [x for x in q if x.get("root")]
         tc[d] = {"dev": dev, "qdiscs": q, "root_drops": int(root[0].get("drops", 0)) if root else 0,
                  "root_kind": root[0].get("kind") if root else None}
@@ -226,13 +226,14 @@ def _counters() -> dict[str, Any]:
 DRAIN_TIMEOUT_S = 5.0
 
 
+def _qdiscs(dev: str) -> list[dict[str, Any]]:
+    """``tc -s -j qdisc show`` of one router interface: every qdisc with its counters."""
+    return json.loads(_run(topo.Command(("tc", "-s", "-j", "qdisc", "show", "dev", dev), topo.NS_R)) or "[]")
+
+
 def _backlog() -> int:
     """Packets waiting in the router's root qdiscs."""
-    total = 0
-    for d in DIRECTIONS:
-        q = json.loads(_run(topo.Command(("tc", "-s", "-j", "qdisc", "show", "dev", EGRESS[d]), topo.NS_R)) or "[]")
-        total += sum(int(x.get("qlen", 0)) for x in q if x.get("root"))
-    return total
+    return sum(int(x.get("qlen", 0)) for d in DIRECTIONS for x in _qdiscs(EGRESS[d]) if x.get("root"))
 
 
 def _wait_drained(timeout_s: float = DRAIN_TIMEOUT_S) -> None:

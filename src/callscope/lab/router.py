@@ -35,7 +35,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from callscope.lab.endpoint import coarse_wait, fine_wait, realtime
+from callscope.lab.endpoint import coarse_wait, fine_wait, large_receive_buffer, realtime
 
 SO_SNDBUFFORCE = 32  # Linux <asm-generic/socket.h>; not exported by the socket module
 RELAY_PORTS = (50000, 50001, 50002, 50003)  # A side RTP/RTCP, B side RTP/RTCP
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         r = cfg["relay"]
         for p in RELAY_PORTS:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            large_receive_buffer(s)  # a relay socket that overflows would drop call packets
             s.bind((r["addr"], p))
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ, p)

@@ -100,11 +100,11 @@ def find_opaque(cols: MediaColumns, flows, exclude_conversations: set[int]) -> l
     # tbf 321 kbit/s behind 425 kbit/s bursts, 41 % of gaps and 58 % of
     # seconds on cadence), yet voice-sized packets at a voice rate on the
     # reverse 5-tuple of a call are that call's other party.
-    for flow in doubtful:
-        if int(flows.reverse[flow]) in found:
-            r = rows[bounds[flow] : bounds[flow + 1]]
+    for f in doubtful:
+        if int(flows.reverse[f]) in found:
+            r = rows[bounds[f] : bounds[f + 1]]
             if _voice_rate_on_average(cols.time_ns[r], cols.size[r]):
-                found[flow] = r
+                found[f] = r
     return sorted(found.items())
 
 

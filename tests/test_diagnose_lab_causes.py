@@ -252,3 +252,41 @@ def test_a_lossless_queue_behind_bursts_is_jitter_not_congestion(tmp_path):
     d = report.diagnosis
     assert d.verdict == "jitter", [(f.pattern, f.confidence) for f in d.findings]
     assert all(f.confidence < 0.5 for f in d.findings if f.pattern in {"congestion", "one-way"})
+
+
+def test_a_few_seconds_at_a_lower_packet_rate_before_the_stream_ends_is_no_downshift():
+    # A relay leg (lab s5 relay_to_direct_opaque, seen from both ends): 3 s
+    # of 20 ms voice, then 4.7 s at 20 packets/s of DTX frames barely
+    # smaller than voice, then the call moved to the direct path. A codec's
+    # new level lasts; a pause does not (ITU-T P.59).
+    from callscope.diagnose.downshift import detect_downshift
+    from callscope.diagnose.trace import Trace
+
+    rng = np.random.default_rng(11)
+    send = np.concatenate([np.arange(150) * 0.02, 3.0 + np.arange(94) * 0.05])
+    size = np.concatenate([rng.uniform(95, 135, 150), rng.uniform(85, 110, 94)])
+    trace = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + 0.03, send=send,
+                  received=np.ones(send.size, bool), size=size, delay=np.zeros(send.size),
+                  capture_end=float(send[-1]) + 1)
+    assert detect_downshift(trace) is None
+    # The same step that lasts (12 s at the lower rate) is one.
+    send = np.concatenate([np.arange(150) * 0.02, 3.0 + np.arange(240) * 0.05])
+    size = np.concatenate([rng.uniform(95, 135, 150), rng.uniform(85, 110, 240)])
+    trace = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + 0.03, send=send,
+                  received=np.ones(send.size, bool), size=size, delay=np.zeros(send.size),
+                  capture_end=float(send[-1]) + 1)
+    found = detect_downshift(trace)
+    assert found is not None and found.confidence >= 0.5
+
+
+def test_counted_loss_just_above_the_clean_bound_is_not_clean(tmp_path):
+    # Lab s6 random_1pct_opus_ab: the kernel dropped 0.58 %. Sequence numbers
+    # count it exactly, and the taxonomy's clean bound is loss < 0.5 %.
+    rng = np.random.default_rng(12)
+    n = 1400
+    send = np.arange(n) * 0.02
+    lost = np.zeros(n, bool)
+    lost[np.sort(rng.choice(np.arange(50, n - 50), 8, replace=False))] = True
+    d = callscope.analyze(_write(tmp_path / "thin.pcap", _pcmu_call(send, 0.03 + rng.uniform(0, 0.002, n), lost))).diagnosis
+    assert d.verdict == "random-loss", [(f.pattern, f.confidence) for f in d.findings]
+    assert d.verdict_confidence >= 0.3  # engine.REPORT_THRESHOLD

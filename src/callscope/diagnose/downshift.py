@@ -40,12 +40,13 @@ STEP_NOISE = (0.5, 0.2)
 #: above the second.
 PEAK_RATIO_CAPPED = 0.70
 PEAK_RATIO_TALK_MIX = 0.80
-#: A smaller packet size (or bitrate) at the same packet rate must stay for
-#: this long (s, a confidence ramp) to be a new plateau: speech alternates
-#: talk spurts and pauses of about a second each (ITU-T P.59), so a few
-#: seconds of smaller packets is a party listening, not a codec capped. Lab
-#: ordinary calls whose sizes dropped near the end: 4.0 and 6.3 s after the
-#: step; lab and simulator downshifts: 11 s and more.
+#: A new level must stay for this long (s, a confidence ramp) to be a
+#: plateau: speech alternates talk spurts and pauses of about a second each
+#: (ITU-T P.59), so a few seconds of smaller packets is a party listening,
+#: not a codec capped, and a few seconds of fewer packets a pause kept with
+#: comfort noise. Lab ordinary calls whose sizes dropped near the end: 4.0
+#: and 6.3 s after the step; a relay leg with DTX before a move to the direct
+#: path (lab s5): 4.7 s; lab and simulator downshifts: 11 s and more.
 PLATEAU_S = (6.0, 10.0)
 
 
@@ -180,7 +181,9 @@ def detect_downshift(trace: Trace) -> Finding | None:
     if (rate_held or sizes_fell) and np.any(t < send_change) and np.any(t >= send_change):
         peak_ratio = float(np.percentile(size[t >= send_change], 95) / np.percentile(size[t < send_change], 95))
         confidence *= ramp(peak_ratio, PEAK_RATIO_TALK_MIX, PEAK_RATIO_CAPPED)
-        confidence *= ramp(float(trace.send[-1]) - send_change, *PLATEAU_S)
+    # A new level must last, whichever series stepped: a party listening
+    # behind DTX sends fewer packets for as long as the pause.
+    confidence *= ramp(float(trace.send[-1]) - send_change, *PLATEAU_S)
     if confidence < 0.2:
         return None
     b_before = float(np.mean(sent_bytes[:k])) / width

@@ -100,8 +100,12 @@ def detect_loss_pattern(trace: Trace, rise: PreLossRise | None = None) -> Findin
             confidence *= PERIODIC_DOUBT + (1 - PERIODIC_DOUBT) * ramp(cv, PERIODIC_CV, IRREGULAR_CV)
     if not thin or pattern == "random-loss":
         confidence *= 0.4 + 0.6 * c_data
-    # Just above the clean bound, the bound itself is within sampling error.
-    confidence *= ramp(trace.loss_fraction, CLEAN_LOSS, 2 * CLEAN_LOSS)
+    # Counted loss (sequence numbers) at or above the clean bound is not
+    # clean: the bound is the taxonomy's, the count exact. Loss inferred from
+    # cadence gaps is uncertain by a few packets: just above the bound, the
+    # bound itself is within that error.
+    if trace.opaque:
+        confidence *= ramp(trace.loss_fraction, CLEAN_LOSS, 2 * CLEAN_LOSS)
 
     ms = 1000.0
     evidence = (

@@ -439,6 +439,7 @@ def direction_trace(r: DirectionResult, stream_id: str) -> Trace:
         size=r.size.astype(np.float64),
         delay=np.where(ok, delay_s, np.nan),
         capture_end=float(r.send_time[-1]) if r.sent else 0.0,
+        lost_sizes_known=True,
     )
 
 

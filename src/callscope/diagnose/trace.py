@@ -77,6 +77,9 @@ class Trace:
         IP and UDP header bytes around each payload (28 for IPv4, 48 for
         IPv6): what a policer or shaper counts besides ``size`` (RFC 791,
         RFC 8200, RFC 768).
+    lost_sizes_known : bool
+        True when ``size`` of lost slots is what was sent (both ends
+        captured), not a neighbour's stand-in.
     """
 
     stream_id: str
@@ -89,6 +92,7 @@ class Trace:
     delay: np.ndarray
     capture_end: float
     header_bytes: float = IPV4_UDP_HEADERS
+    lost_sizes_known: bool = False
 
     @property
     def slots(self) -> int:

@@ -260,3 +260,64 @@ def test_burst_cross_traffic_leaves_in_back_to_back_clumps():
     assert t.size % 4 == 0 and t.size > 400
     clumps = t.reshape(-1, 4)
     assert np.all(clumps == clumps[:, :1])  # four packets at the same instant
+
+
+def _truth(label, dropped, delay_us, sent=1300, direction="a->b"):
+    stream = {"direction": direction, "kind": "rtp", "sent": sent, "dropped": dropped}
+    if delay_us is not None:
+        stream["delay_us"] = list(delay_us)
+    return {"generator": "callscope lab", "label": label, "accept": [label], "params": {"direction": direction},
+            "streams": [stream, {"direction": "b->a", "kind": "rtp", "sent": sent, "dropped": 0,
+                                 "delay_us": [30] * sent}]}
+
+
+def test_a_mechanism_that_left_no_trace_also_reads_as_what_the_capture_shows():
+    from callscope.lab.readings import with_readings
+
+    rng = np.random.default_rng(1)
+    quiet = 30 + rng.integers(0, 40, 1298)  # microseconds: no queue to speak of
+    swings = 30 + 150_000 * np.abs(np.sin(np.arange(1298) / 40.0))  # a queue up to 150 ms
+    # two drops in 1,300 (0.15 %) from a shared queue that barely formed: clean or jitter too
+    doc = with_readings(_truth("congestion", 2, quiet))
+    assert doc["accept"] == ["congestion", "jitter", "clean"]
+    assert doc["readings"]["loss_fraction"] == pytest.approx(2 / 1300, abs=1e-6)
+    # the same drops behind real queueing: jitter, not clean
+    assert with_readings(_truth("congestion", 2, swings))["accept"] == ["congestion", "jitter"]
+    # a jitter run whose queue never held a millisecond: clean too; with swings: jitter only
+    assert with_readings(_truth("jitter", 0, quiet))["accept"] == ["jitter", "clean"]
+    assert with_readings(_truth("jitter", 0, swings))["accept"] == ["jitter"]
+    # at or above the clean bound (0.5 %) the label's mechanism is what shows
+    assert with_readings(_truth("random-loss", 7, quiet[:1293]))["accept"] == ["random-loss"]
+    assert with_readings(_truth("random-loss", 6, quiet[:1294]))["accept"] == ["random-loss", "clean"]
+    # throttling labels never gain a reading
+    assert with_readings(_truth("policing", 2, quiet))["accept"] == ["policing"]
+    # per-packet delays unknown (an old truth): quiet cannot be shown
+    assert with_readings(_truth("jitter", 0, None))["accept"] == ["jitter"]
+
+
+def test_readings_are_idempotent_and_replace_their_own_earlier_additions():
+    from callscope.lab.readings import with_readings
+
+    quiet = [40] * 1298
+    once = with_readings(_truth("congestion", 2, quiet))
+    assert with_readings(once) == once
+    # the delays turn out to swing (a corrected truth): the earlier "clean" goes
+    once["streams"][0]["delay_us"] = list(30 + 150_000 * np.abs(np.sin(np.arange(1298) / 40.0)))
+    assert with_readings(once)["accept"] == ["congestion", "jitter"]
+
+
+def test_relabel_rewrites_accept_and_the_index_of_a_corpus(tmp_path):
+    import json
+
+    doc = _truth("congestion", 2, [40] * 1298)
+    doc.update(scenario="congestion_x", media={"codec": "pcmu", "duration_s": 26.0},
+               verification={"directions": {"a->b": {"truth_equals_kernel": True}}},
+               capture={"a": {"dropped_by_kernel": 0}, "b": {"dropped_by_kernel": 0}})
+    (tmp_path / "congestion_x.truth.json").write_text(json.dumps(doc))
+    (tmp_path / "other.truth.json").write_text(json.dumps({"label": "clean", "accept": ["clean"]}))  # not the lab's
+    out = CliRunner().invoke(cli, ["lab", "relabel", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert "accept congestion -> congestion, jitter, clean" in out.output
+    assert json.loads((tmp_path / "congestion_x.truth.json").read_text())["accept"] == ["congestion", "jitter", "clean"]
+    assert json.loads((tmp_path / "other.truth.json").read_text())["accept"] == ["clean"]
+    assert "| congestion_x | congestion | congestion, jitter, clean |" in (tmp_path / "INDEX.md").read_text()

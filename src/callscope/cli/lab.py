@@ -78,6 +78,33 @@ def corpus(out: str, only: str, seed: int, jobs: int) -> None:
         raise SystemExit(1)
 
 
+@lab.command("relabel")
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+def relabel(dirs: tuple[str, ...]) -> None:
+    """Recompute each lab truth's ``readings`` and ``accept`` in DIRS (and their INDEX.md).
+
+    For corpora written before the readings existed, or after the policy in
+    callscope.lab.readings changed. The label, the captures and every count stay.
+    """
+    from callscope.lab.readings import with_readings
+    from callscope.lab.run import corpus_index
+
+    for d in dirs:
+        changed = 0
+        for path in sorted(Path(d).glob("*.truth.json")):
+            doc = json.loads(path.read_text())
+            if doc.get("generator") != "callscope lab":
+                continue
+            new = with_readings(doc)
+            if new != doc:
+                path.write_text(json.dumps(new, indent=1))
+                changed += 1
+                if new["accept"] != doc["accept"]:
+                    click.echo(f"{path.name}: accept {', '.join(doc['accept'])} -> {', '.join(new['accept'])}")
+        Path(d, "INDEX.md").write_text(corpus_index(d))
+        click.echo(f"{d}: {changed} truth files updated")
+
+
 @lab.command("clean")
 def clean() -> None:
     """Remove what a killed lab run left behind (its cs-lab-* namespaces and their processes)."""

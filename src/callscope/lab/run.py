@@ -30,6 +30,7 @@ import numpy as np
 from callscope.capture.reader import read_datagrams
 from callscope.errors import CallscopeError
 from callscope.lab import topology as topo
+from callscope.lab.readings import with_readings
 from callscope.lab.scenario import (
     A_RTP,
     A_RTP_2,
@@ -492,7 +493,7 @@ def build_truth(s: Scenario, pcap_a: Path, pcap_b: Path, before: dict, after: di
                 streams.append({"direction": f.direction, "kind": f.kind, "src": r[0], "src_port": r[1],
                                 "dst": r[2], "dst_port": r[3], "alias_of": [f.src, f.src_port, f.dst, f.dst_port]})
     single = f"{s.name}.{s.vantage}.pcap"
-    return {
+    return with_readings({
         "schema": 1, "generator": "callscope lab", "scenario": s.name, "seed": s.seed,
         "label": label, "accept": list(accept), "intended_label": s.label, "description": s.description,
         "params": params, "vantage": s.vantage,
@@ -511,7 +512,7 @@ def build_truth(s: Scenario, pcap_a: Path, pcap_b: Path, before: dict, after: di
         "capture": captures,
         "streams": streams,
         "verification": verification,
-    }
+    })
 
 
 def _label(s: Scenario, flows: list[FlowTruth]) -> tuple[str, tuple[str, ...], dict]:

@@ -405,6 +405,13 @@ BUCKET_MIN_SIZE_CV = 0.1
 #: packet of unknown size (one end captured): about the 0.1-0.2 s over which
 #: a loud spurt keeps its level.
 BUCKET_SIZE_NEIGHBOURS = 5
+#: History before the first drop over which the bucket is replayed (s): an
+#: nft byte limiter holds rate x 1 s + burst, refilled within seconds by a
+#: sender below its rate; 30 s of it is ample, and bounds the work.
+BUCKET_HISTORY_S = 30.0
+#: Most slots replayed per candidate rate (about 7 minutes at 50 packets/s):
+#: a few drops spread wider than that are no single policing episode.
+BUCKET_MAX_SLOTS = 20_000
 
 
 @dataclass(frozen=True)
@@ -508,7 +515,15 @@ def _bucket_episode(trace: Trace, queue: Ramp | None, own: OwnQueue | None) -> F
     received_size = trace.received_size
     if float(np.std(received_size)) < BUCKET_MIN_SIZE_CV * float(np.mean(received_size)):
         return None
-    fit = fit_token_bucket(trace.send, _metered_bytes(trace), rec)
+    # The bucket is taken full BUCKET_HISTORY_S before the first drop (a
+    # sender that ran below its rate for that long refilled it), which also
+    # bounds the work on an hour-long call.
+    first = float(trace.send[int(lost_idx[0])])
+    window = np.flatnonzero((trace.send >= first - BUCKET_HISTORY_S)
+                            & (trace.send <= float(trace.send[last]) + BUCKET_AFTER_S))
+    if window.size > BUCKET_MAX_SLOTS:
+        return None
+    fit = fit_token_bucket(trace.send[window], _metered_bytes(trace)[window], rec[window])
     share = fit.mismatched / fit.drops
     c_fit = ramp(share, *BUCKET_MISMATCH) * ramp(fit.drops, *BUCKET_DROPS)
     if c_fit < 0.2:

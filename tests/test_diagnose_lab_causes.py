@@ -347,3 +347,29 @@ def test_evenly_spaced_drops_of_constant_size_packets_fit_any_bucket_and_prove_n
     trace = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + 0.03, send=send, received=received,
                   size=np.full(n, 172.0), delay=np.where(received, 0.0, np.nan), capture_end=float(send[-1]) + 1)
     assert BUCKET_MIN_SIZE_CV > 0 and _bucket_episode(trace, None, None) is None  # ... and proves nothing
+
+
+def test_bunches_within_the_playout_budget_are_not_jitter_where_delay_is_measured():
+    # Lab s7 dtx_opus_call seen from both ends: the kernel held some packets up
+    # to 26 ms, so 6 % arrived bunched, but no packet was late for a 60 ms
+    # playout budget and the jitter p95 was 8 ms: clean by the pattern table.
+    from callscope.diagnose.jitter import detect_jitter
+    from callscope.diagnose.trace import Trace
+
+    rng = np.random.default_rng(14)
+    n = 600
+    send = np.arange(n) * 0.02
+    delay = np.full(n, 0.001)
+    for start in rng.choice(np.arange(10, n - 10, 5), 30, replace=False):
+        delay[start : start + 3] = 0.026 - 0.02 * np.arange(3)  # held, then released together
+    delay = np.maximum(delay, 0.001)
+    trace = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + delay, send=send,
+                  received=np.ones(n, bool), size=np.full(n, 80.0), delay=delay - delay.min(),
+                  capture_end=float(send[-1]) + 1)
+    assert trace.bunched > 0.03
+    assert detect_jitter(trace, 0) is None
+    # The same bunches on encrypted media, where they are the only sign left: jitter.
+    opaque = Trace(stream_id="s1", opaque=True, ptime=0.02, time=trace.time, send=send, received=trace.received,
+                   size=trace.size, delay=trace.delay, capture_end=trace.capture_end)
+    found = detect_jitter(opaque, 0)
+    assert found is not None and found.confidence >= 0.3

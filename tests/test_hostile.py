@@ -351,3 +351,24 @@ def test_sequence_numbers_skipping_far_beyond_real_loss_do_not_allocate_per_numb
     lossy = write_datagrams(tmp_path / "lossy.pcap", rtp_rows(5_000, T0, seq_step=5))
     (s,) = callscope.analyze(lossy).streams
     assert s.kind == "rtp"  # 80 % loss is loss, not a reason to stop reading sequence numbers
+
+
+def test_the_delay_floor_of_an_opaque_stream_with_a_clock_jump_is_per_window_held(tmp_path):
+    # The fuzzer's nDPI__telegram with mutated timestamps: hidden_loss kept one
+    # float per 2 s window of the whole span, 8 GiB for a 34-year jump.
+    from callscope.diagnose.queue_delay import hidden_loss
+    from callscope.diagnose.trace import Trace
+
+    n = 600
+    time_s = np.arange(n) * 0.02
+    time_s[300:] += 34 * YEAR_NS / 1e9
+    delay = np.zeros(n)
+    trace = Trace(stream_id="s1", opaque=True, ptime=0.02, time=time_s, send=np.arange(n) * 0.02,
+                  received=np.ones(n, bool), size=np.full(n, 80.0), delay=delay, capture_end=float(time_s[-1]))
+    found, peak = peak_bytes(lambda: hidden_loss(trace))
+    assert found == 0.0
+    assert peak < 8 << 20  # was 8 GiB
+    # and a clock that runs backwards does not index past the windows
+    trace = Trace(stream_id="s1", opaque=True, ptime=0.02, time=time_s[::-1].copy(), send=np.arange(n) * 0.02,
+                  received=np.ones(n, bool), size=np.full(n, 80.0), delay=delay, capture_end=float(time_s[0]))
+    assert hidden_loss(trace) == 0.0

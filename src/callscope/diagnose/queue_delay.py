@@ -177,10 +177,11 @@ def hidden_loss(trace: Trace) -> float:
     d = trace.received_delay / trace.ptime
     if t.size < 100:
         return 0.0
-    w = ((t - t[0]) // FLOOR_WINDOW_S).astype(np.int64)
-    floor = np.full(int(w[-1]) + 1, np.inf)
-    np.minimum.at(floor, w, d)
-    floor = floor[np.isfinite(floor)]
+    # One entry per window that holds packets (a hostile capture's clock may
+    # jump years ahead, or back): the windows in time order, empty ones skipped.
+    windows, which = np.unique(((t - t[0]) // FLOOR_WINDOW_S).astype(np.int64), return_inverse=True)
+    floor = np.full(windows.size, np.inf)
+    np.minimum.at(floor, which, d)
     if floor.size < 6:
         return 0.0
     drift = float(np.median(np.diff(floor)))

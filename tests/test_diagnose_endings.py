@@ -82,6 +82,23 @@ def test_the_capture_hosts_own_media_stopping_is_not_an_impairment():
     assert e.finding is None and "not an impairment" in e.note
 
 
+def test_a_private_host_among_public_peers_is_where_the_capture_was_taken():
+    from types import SimpleNamespace as MediaInventory  # what infer_vantage reads of one
+
+    from callscope.diagnose.vantage import infer_vantage
+
+    inside, peer = ("192.168.2.12", 56328), ("91.252.56.51", 32704)
+    inv = MediaInventory(streams=(stream("s1", peer, inside, 1), stream("s2", inside, peer, 2)), calls=())
+    v = infer_vantage(inv)
+    assert v.local == {"192.168.2.12"} and v.crossed == "its own LAN" and "NAT" in v.reason
+    # two private hosts (a LAN call, or the lab's 198.18/15 benchmark range): no conclusion
+    lan = MediaInventory(streams=(stream("s1", A, B, 1), stream("s2", B, A, 2)), calls=())
+    assert infer_vantage(lan).local == frozenset()
+    # the private host's own media stopping while the public peer goes on: no impairment beyond
+    e = call(12.0, 29.9, vantage=Vantage(frozenset({A[0]}), "behind a NAT", crossed="its own LAN"))
+    assert e.finding is None and "not a middlebox beyond" in e.note
+
+
 def test_a_short_stop_gap_is_nothing():
     assert call(26.0, 29.9, end=30.0).finding is None
 

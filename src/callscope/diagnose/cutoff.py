@@ -221,10 +221,15 @@ def _one_direction_stopped(
     gap = running.end - t
     sender = f"{stopped.sender[0]}:{stopped.sender[1]}"
     if stopped.sender[0] in vantage.local:
+        if vantage.crossed == "nothing":
+            why = ("so its own media never met the network: the application stopped it (hold, transfer "
+                   "or hang-up), not an impairment")
+        else:
+            why = (f"so its own media was seen having crossed only {vantage.crossed}: the application or "
+                   f"that link stopped it, not a middlebox beyond")
         return Ending(note=(
             f"call {call_id}: {sender} stopped sending at {t:.2f} s while the other side went on for "
-            f"{gap:.1f} s; {vantage.reason}, so its own media never met the network: the application "
-            f"stopped it (hold, transfer or hang-up), not an impairment"
+            f"{gap:.1f} s; {vantage.reason}, {why}"
         ))
     bye = _bye_near(activity, [stopped], t)
     if bye is not None:

@@ -16,6 +16,7 @@ each endpoint sent, with its time.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -42,6 +43,10 @@ class Vantage:
 
     local: frozenset[str] = frozenset()
     reason: str = "the capture does not show where it was taken"
+    #: What the local host's outgoing media had crossed when captured:
+    #: "nothing" (the capture was taken on the host) or "its own LAN" (on
+    #: the host's side of a NAT, possibly after a Wi-Fi hop).
+    crossed: str = "nothing"
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,11 @@ def infer_vantage(inventory: MediaInventory) -> Vantage:
 
     A host that takes part in every one of several calls with different peers
     is where the capture was made (a softphone's, an SBC's or a test client's
-    own capture): no other place sees all of those calls.
+    own capture): no other place sees all of those calls. Failing that, a
+    single host with a non-public address (RFC 1918, RFC 6598 shared, ULA,
+    link-local) talking to public peers was captured on its side of the NAT
+    (:func:`_behind_nat`): its address never crosses the NAT, so the capture
+    saw its packets before the network did.
     """
     by_id = {s.id: s for s in inventory.streams}
     hosts_per_call = []
@@ -121,4 +130,25 @@ def infer_vantage(inventory: MediaInventory) -> Vantage:
                 f"captured on {host}: it takes part in all {len(hosts_per_call)} calls, with "
                 f"{len(peers)} different peers",
             )
-    return Vantage()
+    return _behind_nat(inventory)
+
+
+def _behind_nat(inventory: MediaInventory) -> Vantage:
+    """The one non-public host among public peers, or an empty vantage."""
+    hosts = {h for s in inventory.streams for h in (s.src, s.dst)}
+    inside = []
+    for h in hosts:
+        try:
+            if not ipaddress.ip_address(h).is_global:
+                inside.append(h)
+        except ValueError:
+            return Vantage()
+    if len(inside) != 1 or len(hosts) < 2:
+        return Vantage()
+    (host,) = inside
+    return Vantage(
+        frozenset(inside),
+        f"captured on {host}'s side of a NAT: it is the only non-public address, talking to "
+        f"{len(hosts) - 1} public one{'s' if len(hosts) > 2 else ''}, and such an address never crosses the NAT",
+        crossed="its own LAN",
+    )

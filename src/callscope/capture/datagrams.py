@@ -45,6 +45,10 @@ class Datagrams:
         Offset of the payload in ``data``.
     data : uint8
         The buffer holding payload bytes.
+    ttl : uint8
+        IPv4 time to live or IPv6 hop limit (RFC 791 §3.1, RFC 8200 §3); 0
+        where unknown (reassembled fragments, the tshark decoder). A host's
+        own packets carry its initial value, everyone else's arrive lower.
     """
 
     frame: np.ndarray
@@ -60,6 +64,11 @@ class Datagrams:
     frame_len: np.ndarray
     payload_start: np.ndarray
     data: np.ndarray = field(repr=False)
+    ttl: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.ttl.shape[0] != self.frame.shape[0]:  # not given: unknown
+            object.__setattr__(self, "ttl", np.zeros(self.frame.shape[0], np.uint8))
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])
@@ -146,6 +155,7 @@ class Datagrams:
             frame_len=self.frame_len[index],
             payload_start=self.payload_start[index],
             data=self.data,
+            ttl=self.ttl[index],
         )
 
     def compact(self) -> Datagrams:
@@ -181,6 +191,7 @@ class Datagrams:
             dst=self.dst, sport=self.sport, dport=self.dport, udp_payload_len=self.udp_payload_len,
             payload_caplen=self.payload_caplen, frame_caplen=self.frame_caplen,
             frame_len=self.frame_len, payload_start=new_start, data=np.ascontiguousarray(data),
+            ttl=self.ttl,
         )
 
     @staticmethod
@@ -208,6 +219,7 @@ class Datagrams:
                 [p.payload_start + b for p, b in zip(parts, bases, strict=True)]
             ),
             data=np.concatenate([p.data for p in parts]),
+            ttl=np.concatenate([p.ttl for p in parts]),
         )
 
 

@@ -452,6 +452,7 @@ def _plain_udp_table(buf, hdr, rows, start, caplen, origlen, frame, time_ns) -> 
         frame_len=_frame_len(origlen[rows]),
         payload_start=pstart,
         data=buf,  # shared with the chunk, as in _udp_table
+        ttl=hdr["ip_ttl"].astype(np.uint8),
     )
 
 
@@ -504,6 +505,8 @@ def _udp_table(g, idx, v4, l3, l4, end, ip_end, caplen, origlen, frame, time_ns)
         frame_len=_frame_len(origlen[idx]),
         payload_start=pstart,
         data=g.b,  # shared with the chunk: no copy on the hot path (see Datagrams.compact)
+        # IPv4 TTL (byte 8, RFC 791 §3.1) or IPv6 hop limit (byte 7, RFC 8200 §3)
+        ttl=g.u8(l3[idx] + np.where(v4[idx], 8, 7)).astype(np.uint8),
     )
 
 

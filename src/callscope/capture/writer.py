@@ -114,7 +114,7 @@ def write_pcap(
     nanosecond: bool = False,
     ip_id: np.ndarray | None = None,
     tos: np.ndarray | int = 0,
-    ttl: int = DEFAULT_TTL,
+    ttl: np.ndarray | int = DEFAULT_TTL,
 ) -> int:
     """Write UDP datagrams over IPv4 over Ethernet as a classic pcap file.
 
@@ -141,8 +141,8 @@ def write_pcap(
         IPv4 Identification values (RFC 791 §3.1); zero if omitted.
     tos : uint8 array or int
         IPv4 TOS byte (e.g. :data:`TOS_EF` for voice).
-    ttl : int
-        IPv4 time to live.
+    ttl : uint8 array or int
+        IPv4 time to live (per record, or one for all).
 
     Returns
     -------
@@ -165,6 +165,7 @@ def write_pcap(
     if ip_id is None:
         ip_id = np.zeros(n, np.uint16)
     tos_arr = np.broadcast_to(np.asarray(tos, np.uint8), (n,))
+    ttl_arr = np.broadcast_to(np.asarray(ttl, np.uint8), (n,))
     data = np.ascontiguousarray(data, np.uint8)
 
     header = np.zeros(6, "<u4")
@@ -181,7 +182,7 @@ def write_pcap(
             block = _records(
                 time_ns[lo:hi], src[lo:hi], dst[lo:hi], sport[lo:hi], dport[lo:hi],
                 data, payload_start[lo:hi], payload_len[lo:hi],
-                ip_id[lo:hi], tos_arr[lo:hi], ttl, nanosecond,
+                ip_id[lo:hi], tos_arr[lo:hi], ttl_arr[lo:hi], nanosecond,
             )
             f.write(block.data)
             written += block.size
@@ -199,7 +200,7 @@ def _records(
     payload_len: np.ndarray,
     ip_id: np.ndarray,
     tos: np.ndarray,
-    ttl: int,
+    ttl: np.ndarray,
     nanosecond: bool,
 ) -> np.ndarray:
     """One chunk of records, headers and payloads interleaved, as bytes."""

@@ -149,7 +149,8 @@ def detect_unreceived(
 
 
 def detect_never_started(
-    call_id: str, offers: Sequence[SdpMedia], streams: Sequence[MediaStream], traces: Sequence[TraceSummary]
+    call_id: str, offers: Sequence[SdpMedia], streams: Sequence[MediaStream], traces: Sequence[TraceSummary],
+    local: frozenset[str] = frozenset(),
 ) -> Finding | None:
     """A party that said in SDP it would send media, is sent media, but never sends any.
 
@@ -157,9 +158,13 @@ def detect_never_started(
     ``sendonly``) says who means to send; a party that is receiving media at
     the address it announced but never sends from it has its direction
     blocked (or is one-way by fault). ``recvonly`` parties are one-way by design.
+    A party on the capture's own link (``local``, :mod:`~callscope.diagnose.vantage`)
+    would be seen sending before any network could block it: its silence is its own.
     """
     for m in offers:
         if m.media != "audio" or m.port == 0 or m.direction not in ("sendrecv", "sendonly"):
+            continue
+        if m.address in local:
             continue
         sends = [s for s in streams if s.src == m.address and len(s.packets) >= MIN_MEDIA_PACKETS]
         fed = [t for s, t in zip(streams, traces, strict=True) if s.dst == m.address]
@@ -191,17 +196,21 @@ def detect_never_started(
     return None
 
 
-def detect_lone_opaque(call_id: str, traces: Sequence[TraceSummary], streams: Sequence[MediaStream]) -> Finding | None:
+def detect_lone_opaque(
+    call_id: str, traces: Sequence[TraceSummary], streams: Sequence[MediaStream], local: frozenset[str] = frozenset()
+) -> Finding | None:
     """Encrypted messenger media flowing one way only, for the whole call.
 
     A messenger voice call always carries media both ways (there is no
     ``recvonly`` for it as in SDP), so a lone direction of opaque voice lasting
     :data:`MIN_SILENCE_S` or more means the other one is blocked. RTP without
     signalling is not judged this way: recordings of one direction are common.
+    When the missing direction's sender is on the capture's own link
+    (``local``), nothing could block it before the capture: it sent nothing.
     """
     if not streams or any(s.kind != "opaque" for s in streams):
         return None
-    if len({(s.src, s.dst) for s in streams}) != 1:
+    if len({(s.src, s.dst) for s in streams}) != 1 or streams[0].dst in local:
         return None
     only = max(traces, key=lambda t: t.end - t.start)
     span = only.end - only.start

@@ -210,9 +210,9 @@ def diagnose(
         if one_way is None and stop is None:
             one_way = detect_unreceived(call.id, members, streams, inventory.rtcp.report_blocks)
         if one_way is None and stop is None and sip is not None:
-            one_way = detect_never_started(call.id, sip.media, streams, members)
+            one_way = detect_never_started(call.id, sip.media, streams, members, vantage.local)
         if one_way is None and stop is None:
-            one_way = detect_lone_opaque(call.id, members, streams)
+            one_way = detect_lone_opaque(call.id, members, streams, vantage.local)
         for f in (stop, one_way):
             if f is None or f.confidence < REPORT_THRESHOLD:
                 continue

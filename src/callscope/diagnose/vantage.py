@@ -104,8 +104,10 @@ def infer_vantage(inventory: MediaInventory) -> Vantage:
 
     A host that takes part in every one of several calls with different peers
     is where the capture was made (a softphone's, an SBC's or a test client's
-    own capture): no other place sees all of those calls. Failing that, a
-    single host with a non-public address (RFC 1918, RFC 6598 shared, ULA,
+    own capture): no other place sees all of those calls. Failing that, the
+    one host whose packets still carry an initial TTL while everyone else's
+    arrive lowered (:func:`_initial_ttl`) sent them from the capture's own
+    link. Failing that, a single host with a non-public address (RFC 1918, RFC 6598 shared, ULA,
     link-local) talking to public peers was captured on its side of the NAT
     (:func:`_behind_nat`): its address never crosses the NAT, so the capture
     saw its packets before the network did.
@@ -130,7 +132,40 @@ def infer_vantage(inventory: MediaInventory) -> Vantage:
                 f"captured on {host}: it takes part in all {len(hosts_per_call)} calls, with "
                 f"{len(peers)} different peers",
             )
-    return _behind_nat(inventory)
+    found = _initial_ttl(inventory)
+    return found if found.local else _behind_nat(inventory)
+
+
+#: Initial IP TTL / hop limit of common stacks: 64 (Linux, macOS, iOS,
+#: Android; RFC 1700's default), 128 (Windows), 255 (many routers, some
+#: Unix stacks). Every router on the path lowers it by one (RFC 791 §3.2,
+#: RFC 8200 §3).
+INITIAL_TTLS = frozenset({64, 128, 255})
+
+
+def _initial_ttl(inventory: MediaInventory) -> Vantage:
+    """The one party whose every datagram carries an initial TTL, when every
+    other party's arrive lowered by at least one router: it sent from the
+    capture's link (the capture host itself, or its segment). Parties are the
+    hosts of the media streams; what each sent counts whole (media, RTCP,
+    SIP, STUN), so a party that only listens is placed too."""
+    parties = {h for s in inventory.streams for h in (s.src, s.dst)}
+    sent = {h: inventory.sender_ttl[h] for h in parties if h in inventory.sender_ttl}
+    if len(parties) < 2 or len(sent) != len(parties):
+        return Vantage()
+    near = [h for h, (lo, hi) in sent.items() if lo == hi and lo in INITIAL_TTLS]
+    far = [h for h, (lo, hi) in sent.items() if lo not in INITIAL_TTLS and hi not in INITIAL_TTLS]
+    if len(near) != 1 or len(near) + len(far) != len(parties):
+        return Vantage()
+    (host,) = near
+    ttl = sent[host][0]
+    others = sorted({t for h in far for t in sent[h]})
+    return Vantage(
+        frozenset(near),
+        f"captured on {host}'s own link: its packets carry the initial TTL {ttl}, every other "
+        f"party's arrive lowered by routers (TTL {', '.join(str(t) for t in others[:4])})",
+        crossed="its own link",
+    )
 
 
 def _behind_nat(inventory: MediaInventory) -> Vantage:

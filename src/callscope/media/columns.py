@@ -49,7 +49,7 @@ MSG_RTCP = demux.RTCP
 #: Per-datagram columns that :meth:`MediaColumns.gather` joins as they are
 #: (``flow`` and ``peer`` index per-chunk tables and are remapped instead).
 _ROW_COLUMNS = ("frame", "time_ns", "size", "demux", "transport", "channel", "inner", "b0", "b1",
-                "seq", "ts", "ssrc", "rtp_valid", "head_hash")
+                "seq", "ts", "ssrc", "rtp_valid", "head_hash", "ttl")
 _PEER_KEY = 18  # address(16) port(2)
 
 
@@ -84,6 +84,7 @@ class MediaColumns:
     ssrc: np.ndarray  # uint32
     rtp_valid: np.ndarray  # bool
     head_hash: np.ndarray  # uint32, of the first HEAD_WIDTH payload bytes
+    ttl: np.ndarray  # uint8, IP TTL / hop limit (0: unknown)
     flow_keys: np.ndarray  # uint8 (m, 36)
     peer_keys: np.ndarray  # uint8 (k, 18)
     msg_row: np.ndarray  # int64
@@ -150,6 +151,7 @@ class MediaColumns:
             ssrc=cat("ssrc"),
             rtp_valid=cat("rtp_valid"),
             head_hash=cat("head_hash"),
+            ttl=cat("ttl"),
             flow_keys=flow_keys,
             peer_keys=peer_keys,
             msg_row=np.concatenate([p.msg_row + b for p, b in zip(parts, row_base, strict=True)]),
@@ -406,6 +408,7 @@ def extract(datagrams: Datagrams) -> MediaColumns:
         ssrc=hdr.ssrc,
         rtp_valid=hdr.valid,
         head_hash=_hash_rows(head),
+        ttl=d.ttl,
         flow_keys=flow_keys,
         peer_keys=peer_keys,
         msg_row=rows.astype(np.int64),

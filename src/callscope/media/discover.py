@@ -22,7 +22,7 @@ valid RTP header with that SSRC on it, whatever the payload type.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -97,6 +97,9 @@ class MediaInventory:
     rtcp: RtcpSummary
     stun: StunSummary
     sip: SipSummary
+    #: Per sending address, the lowest and highest IP TTL / hop limit it used
+    #: over its media and its signalling and control datagrams; unknown absent.
+    sender_ttl: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def stream(self, stream_id: str) -> MediaStream:
         """The stream with id ``stream_id`` (KeyError if there is none)."""
@@ -393,7 +396,7 @@ def discover_columns(
             packets=PacketSeries(
                 frame=cols.frame[rows].astype(np.int64), time=(cols.time_ns[rows] - start_ns) / NS,
                 size=cols.size[rows]),
-            encrypted=True,
+            encrypted=True, ttl=_ttl_range(cols.ttl[rows]),
         )))
     built.sort(key=lambda fs: fs[0])
     final = _number(tuple(s for _, s in built))
@@ -403,7 +406,37 @@ def discover_columns(
         rtcp=rtcp_summary,
         stun=stun,
         sip=sip,
+        sender_ttl=_sender_ttl(cols, flows, final),
     )
+
+
+def _ttl_range(ttl: np.ndarray) -> tuple[int, int] | None:
+    """Lowest and highest known IP TTL / hop limit of some packets (None when
+    none is known): a sender's own packets all carry its initial value until a
+    router lowers it."""
+    known = ttl[ttl > 0]
+    return (int(known.min()), int(known.max())) if known.size else None
+
+
+def _sender_ttl(cols: MediaColumns, flows: _Flows, streams: Sequence[MediaStream]) -> dict[str, tuple[int, int]]:
+    """Lowest and highest TTL each sender used, over its streams and its
+    signalling and control datagrams (SIP, STUN, RTCP): a few rows, not every
+    packet again."""
+    out: dict[str, tuple[int, int]] = {}
+
+    def add(src: str, lo: int, hi: int) -> None:
+        a, b = out.get(src, (256, 0))
+        out[src] = (min(a, lo), max(b, hi))
+
+    for st in streams:
+        if st.ttl is not None:
+            add(st.src, *st.ttl)
+    rows = np.unique(cols.msg_row)
+    ttl = cols.ttl[rows]
+    known = ttl > 0
+    for f, t in zip(cols.flow[rows[known]].tolist(), ttl[known].tolist(), strict=True):
+        add(flows.addr(flows.keys[f][0:16]), t, t)
+    return out
 
 
 def _is_rtp(md: SdpMedia) -> bool:
@@ -500,6 +533,7 @@ def _rtp_streams(
     frame = cols.frame[rows].astype(np.int64, copy=False)
     size = cols.size[rows]
     b1 = cols.b1[rows]
+    ttl = cols.ttl[rows]
     del rows
     pts = b1 & 0x7F
     marker = (b1 & 0x80) != 0
@@ -545,7 +579,7 @@ def _rtp_streams(
             ),
             ssrc=ssrc, payload_type=main_pt, codec=codec, clock_rate=clock, clock_source=source,
             transport=TRANSPORT_NAMES[transport], peer=peer, encrypted=encrypted, call_id=call_id,
-            notes=tuple(notes),
+            notes=tuple(notes), ttl=_ttl_range(ttl[a:b]),
         )))
     return out
 

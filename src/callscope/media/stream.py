@@ -74,6 +74,7 @@ class MediaStream:
     encrypted: bool = False  # SRTP (payload opaque) or opaque media
     call_id: str | None = None  # SIP Call-ID when signalled
     notes: tuple[str, ...] = field(default_factory=tuple)
+    ttl: tuple[int, int] | None = None  # lowest, highest IP TTL / hop limit of its packets (None: unknown)
 
     @property
     def label(self) -> str:

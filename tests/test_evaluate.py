@@ -213,3 +213,20 @@ def test_accept_list_is_read_from_the_sidecar(tmp_path):
     p.write_text('{"label": "cutoff", "accept": ["cutoff", "one-way"], "params": {"time_s": 12}}')
     t = read_truth(p)
     assert t.accepts("one-way") and t.accepts("cutoff") and not t.accepts("clean")
+
+
+def test_mechanism_only_drops_the_readings_a_faint_impairment_added(tmp_path):
+    import json
+
+    from callscope.evaluate import read_truth
+
+    path = tmp_path / "x.truth.json"
+    path.write_text(json.dumps({"label": "congestion", "accept": ["congestion", "jitter", "clean"],
+                                "params": {}, "readings": {"loss_fraction": 0.0015, "also": ["jitter", "clean"]}}))
+    truth = read_truth(path)
+    assert truth.accepts("clean") and truth.accepts("jitter")
+    strict = truth.mechanism_only()
+    assert strict.accepts("congestion") and not strict.accepts("clean") and not strict.accepts("jitter")
+    # a truth without readings (lab-v1, the simulator) is the same either way
+    path.write_text(json.dumps({"label": "cutoff", "accept": ["cutoff", "one-way"], "params": {}}))
+    assert read_truth(path).mechanism_only().accepts("one-way")

@@ -13,6 +13,7 @@ whose verdict is a throttling pattern.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -104,10 +105,17 @@ class Truth:
     #: taken (a cut of one direction seen past the cut is also ``one-way``);
     #: the label alone when the sidecar gives no ``accept`` list.
     accept: tuple[str, ...] = ()
+    #: The readings in ``accept`` that the capture shows rather than the
+    #: mechanism (a lab truth's ``readings.also``, :mod:`callscope.lab.readings`).
+    readings: tuple[str, ...] = ()
 
     def accepts(self, verdict: str) -> bool:
         """Whether ``verdict`` is a correct reading of this capture."""
         return verdict == self.label or verdict in self.accept
+
+    def mechanism_only(self) -> Truth:
+        """The same truth accepting only the mechanism's readings."""
+        return dataclasses.replace(self, accept=tuple(a for a in self.accept if a not in self.readings), readings=())
 
     def param(self, name: str) -> float | None:
         for key, value in self.params:
@@ -307,8 +315,11 @@ def read_truth(path: Path) -> Truth:
         accept = (accept,)
     if not isinstance(accept, list | tuple):
         raise bad('"accept" is not a list')
+    readings = doc.get("readings")
+    also = readings.get("also") if isinstance(readings, dict) else None
+    also = tuple(str(a) for a in also) if isinstance(also, list) else ()
     return Truth(label=doc["label"], params=tuple(sorted(params)), text=tuple(sorted(text)),
-                 streams=tuple(streams), accept=tuple(str(a) for a in accept))
+                 streams=tuple(streams), accept=tuple(str(a) for a in accept), readings=also)
 
 
 def find_cases(paths: Iterable[Path | str]) -> list[Path]:
@@ -324,14 +335,19 @@ def find_cases(paths: Iterable[Path | str]) -> list[Path]:
     return found
 
 
-def evaluate_case(path: Path, diagnose_capture: Callable[[Path], Diagnosis | Report]) -> Case:
+def evaluate_case(
+    path: Path, diagnose_capture: Callable[[Path], Diagnosis | Report], mechanism_only: bool = False
+) -> Case:
     """Diagnose one labelled capture and keep what the scores need.
 
     ``diagnose_capture`` may return the whole :class:`~callscope.analysis.Report`,
     whose streams tell which direction the primary finding is about, or just
-    the :class:`~callscope.diagnose.Diagnosis`.
+    the :class:`~callscope.diagnose.Diagnosis`. ``mechanism_only`` scores
+    against the mechanism's readings alone (:meth:`Truth.mechanism_only`).
     """
     truth = read_truth(truth_path(path))
+    if mechanism_only:
+        truth = truth.mechanism_only()
     try:
         result = diagnose_capture(path)
     except Exception as e:  # one bad capture is an error row, never stops the evaluation
@@ -408,7 +424,8 @@ def score(cases: Sequence[Case]) -> Evaluation:
 
 
 def evaluate(
-    paths: Iterable[Path | str], diagnose_capture: Callable[[Path], Diagnosis | Report] | None = None
+    paths: Iterable[Path | str], diagnose_capture: Callable[[Path], Diagnosis | Report] | None = None,
+    mechanism_only: bool = False,
 ) -> Evaluation:
     """Diagnose every labelled capture under ``paths`` and score the verdicts.
 
@@ -421,10 +438,13 @@ def evaluate(
         Path -> :class:`~callscope.analysis.Report` or
         :class:`~callscope.diagnose.Diagnosis`. The default runs the whole
         pipeline (:func:`callscope.analyze`).
+    mechanism_only : bool
+        Accept only the readings of the mechanism the truth names, not those
+        its ``readings`` add (what a faint impairment left the capture showing).
     """
     if diagnose_capture is None:
         diagnose_capture = analyze_capture
-    return score([evaluate_case(p, diagnose_capture) for p in find_cases(paths)])
+    return score([evaluate_case(p, diagnose_capture, mechanism_only) for p in find_cases(paths)])
 
 
 def pair_capture(path: Path) -> Diagnosis:

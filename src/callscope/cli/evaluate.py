@@ -123,7 +123,10 @@ def evaluation_text(ev: Evaluation) -> str:
 @click.option("--two-point", "two_point", is_flag=True,
               help="Score the diagnosis from both ends of each call (the endpoint captures NAME.a.pcap "
                    "and NAME.b.pcap the truth names) instead of the single capture.")
-def evaluate(paths: tuple[str, ...], fmt: str, two_point: bool) -> None:
+@click.option("--mechanism-only", "mechanism_only", is_flag=True,
+              help="Accept only the readings of the mechanism a lab truth names, not the clean / jitter "
+                   "readings its `readings` add where the impairment left too little trace.")
+def evaluate(paths: tuple[str, ...], fmt: str, two_point: bool, mechanism_only: bool) -> None:
     """Diagnose every capture under PATHS that has a NAME.truth.json beside it and score the verdicts.
 
     Prints the confusion matrix, per-pattern precision / recall / F1, the
@@ -133,7 +136,7 @@ def evaluate(paths: tuple[str, ...], fmt: str, two_point: bool) -> None:
     if not find_cases(paths):
         raise CallscopeError(f"no capture with a NAME.truth.json sidecar under {', '.join(paths)}")
     with one_line_warnings():
-        ev = run_evaluation(paths, pair_capture if two_point else None)
+        ev = run_evaluation(paths, pair_capture if two_point else None, mechanism_only)
     if fmt == "json":
         echo_json(evaluation_dict(ev))
     else:

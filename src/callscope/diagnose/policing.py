@@ -419,7 +419,7 @@ class BucketFit:
     """The token bucket (RFC 2697 single-rate, committed bucket) that best
     explains which packets were dropped."""
 
-    rate: float  #: metered units (bytes or packets) per second
+    rate: float  #: metered units (IP bytes) per second
     depth: float  #: metered units
     mismatched: int  #: drops it misses plus deliveries it would drop
     drops: int
@@ -499,8 +499,8 @@ def _bucket_episode(trace: Trace, queue: Ramp | None, own: OwnQueue | None) -> F
     its loudest spurts: too few drops, too close together, for the evenly
     spaced test. Which packets a token bucket drops is fixed by the sizes and
     times of everything sent, so a bucket that reproduces the drop set (and
-    drops nothing else) is evidence no chance loss gives. Both byte and
-    packet buckets are tried (nftables meters either).
+    drops nothing else) is evidence no chance loss gives. Only a byte
+    bucket, on variable sizes: see :data:`BUCKET_MIN_SIZE_CV`.
     """
     rec = trace.received
     lost_idx = np.flatnonzero(~rec)

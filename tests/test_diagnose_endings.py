@@ -88,11 +88,12 @@ def test_a_private_host_among_public_peers_is_where_the_capture_was_taken():
     from callscope.diagnose.vantage import infer_vantage
 
     inside, peer = ("192.168.2.12", 56328), ("91.252.56.51", 32704)
-    inv = MediaInventory(streams=(stream("s1", peer, inside, 1), stream("s2", inside, peer, 2)), calls=())
+    inv = MediaInventory(streams=(stream("s1", peer, inside, 1), stream("s2", inside, peer, 2)), calls=(),
+                         sender_ttl={})
     v = infer_vantage(inv)
     assert v.local == {"192.168.2.12"} and v.crossed == "its own LAN" and "NAT" in v.reason
     # two private hosts (a LAN call, or the lab's 198.18/15 benchmark range): no conclusion
-    lan = MediaInventory(streams=(stream("s1", A, B, 1), stream("s2", B, A, 2)), calls=())
+    lan = MediaInventory(streams=(stream("s1", A, B, 1), stream("s2", B, A, 2)), calls=(), sender_ttl={})
     assert infer_vantage(lan).local == frozenset()
     # the private host's own media stopping while the public peer goes on: no impairment beyond
     e = call(12.0, 29.9, vantage=Vantage(frozenset({A[0]}), "behind a NAT", crossed="its own LAN"))

@@ -373,3 +373,27 @@ def test_bunches_within_the_playout_budget_are_not_jitter_where_delay_is_measure
                    size=trace.size, delay=trace.delay, capture_end=trace.capture_end)
     found = detect_jitter(opaque, 0)
     assert found is not None and found.confidence >= 0.3
+
+
+def test_a_policed_vbr_stream_gets_the_rate_of_the_bucket_that_drops_its_packets(tmp_path):
+    # Lab s8 police_bytes_85pct_opus: over a 20 s policed stretch the goodput
+    # runs depth / span above the bucket's rate (+5.9 %); the byte bucket that
+    # reproduces the drops gives the rate itself.
+    from callscope.diagnose.policing import replay_token_bucket
+
+    rng = np.random.default_rng(15)
+    n = 1300
+    send = np.arange(n) * 0.02
+    sizes = _voice_sizes(rng, n, talk=120.0, pause=90.0)
+    wire = sizes + 28
+    rate = 0.85 * wire.sum() / (send[-1] - send[0])
+    dropped = replay_token_bucket(send, wire, rate, rate + 600)
+    assert dropped.sum() >= 30
+    keep = ~dropped
+    seq = np.arange(n)
+    flows = [((send + 0.02)[keep], _rtp(seq[keep], (seq * 960)[keep], sizes[keep].astype(int) - 12, pt=111),
+              A, 40002, B, 40000), _clean_reverse(rng, n)]
+    d = callscope.analyze(_write(tmp_path / "policed_vbr.pcap", flows)).diagnosis
+    assert d.verdict == "policing", [(f.pattern, f.confidence) for f in d.findings]
+    assert d.primary.param("rate_ip_Bps") == pytest.approx(rate, rel=0.01)
+    assert d.primary.param("burst_bytes") == pytest.approx((rate + 600) * sizes.mean() / wire.mean(), rel=0.1)

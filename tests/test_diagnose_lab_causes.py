@@ -397,3 +397,26 @@ def test_a_policed_vbr_stream_gets_the_rate_of_the_bucket_that_drops_its_packets
     assert d.verdict == "policing", [(f.pattern, f.confidence) for f in d.findings]
     assert d.primary.param("rate_ip_Bps") == pytest.approx(rate, rel=0.01)
     assert d.primary.param("burst_bytes") == pytest.approx((rate + 600) * sizes.mean() / wire.mean(), rel=0.1)
+
+
+@pytest.mark.parametrize("k", [5, 12, 40])
+def test_random_drops_from_vbr_voice_fit_no_token_bucket(k):
+    # The bucket fit searches ~300 rates and every depth: chance drops must
+    # still not fit. Lab clean Opus/opaque/DTX streams with k random drops,
+    # 2,520 sets: no policing finding; here 30 sets per k on VBR voice.
+    import dataclasses
+
+    from callscope.diagnose.policing import detect_policing
+    from callscope.diagnose.trace import Trace
+
+    rng = np.random.default_rng(16 + k)
+    n = 1400
+    send = np.arange(n) * 0.02
+    size = _voice_sizes(rng, n)
+    base = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + 0.03, send=send,
+                 received=np.ones(n, bool), size=size, delay=np.zeros(n), capture_end=float(send[-1]) + 1)
+    for _ in range(30):
+        received = np.ones(n, bool)
+        received[rng.choice(np.arange(50, n - 100), k, replace=False)] = False
+        trace = dataclasses.replace(base, received=received, delay=np.where(received, 0.0, np.nan))
+        assert detect_policing(trace) is None

@@ -76,6 +76,19 @@ def _clean_reverse(rng, n, ptime=0.02):
     return (t, _opaque(rng, _voice_sizes(rng, n)), B, 40000, A, 40002)
 
 
+def _trace(send, size, received=None, delay=None, opaque=False):
+    """A detector's input built directly: 20 ms slots sent at ``send``, arriving
+    ``delay`` later (30 ms if not given), ``received`` (all if not given)."""
+    from callscope.diagnose.trace import Trace
+
+    send = np.asarray(send, np.float64)
+    received = np.ones(send.size, bool) if received is None else received
+    delay = np.full(send.size, 0.03) if delay is None else delay
+    return Trace(stream_id="s1", opaque=opaque, ptime=0.02, time=send + delay, send=send, received=received,
+                 size=np.asarray(size, np.float64), delay=np.where(received, delay - delay.min(), np.nan),
+                 capture_end=float(send[-1]) + 1)
+
+
 def test_an_encrypted_sender_moving_to_longer_frames_is_a_downshift_not_loss(tmp_path):
     # 20 ms frames, then at 10 s 40 ms frames at 0.6 of the bitrate (packets 1.2x):
     # every other beat goes missing, but no packet was lost.
@@ -260,22 +273,15 @@ def test_a_few_seconds_at_a_lower_packet_rate_before_the_stream_ends_is_no_downs
     # smaller than voice, then the call moved to the direct path. A codec's
     # new level lasts; a pause does not (ITU-T P.59).
     from callscope.diagnose.downshift import detect_downshift
-    from callscope.diagnose.trace import Trace
 
     rng = np.random.default_rng(11)
     send = np.concatenate([np.arange(150) * 0.02, 3.0 + np.arange(94) * 0.05])
     size = np.concatenate([rng.uniform(95, 135, 150), rng.uniform(85, 110, 94)])
-    trace = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + 0.03, send=send,
-                  received=np.ones(send.size, bool), size=size, delay=np.zeros(send.size),
-                  capture_end=float(send[-1]) + 1)
-    assert detect_downshift(trace) is None
+    assert detect_downshift(_trace(send, size)) is None
     # The same step that lasts (12 s at the lower rate) is one.
     send = np.concatenate([np.arange(150) * 0.02, 3.0 + np.arange(240) * 0.05])
     size = np.concatenate([rng.uniform(95, 135, 150), rng.uniform(85, 110, 240)])
-    trace = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + 0.03, send=send,
-                  received=np.ones(send.size, bool), size=size, delay=np.zeros(send.size),
-                  capture_end=float(send[-1]) + 1)
-    found = detect_downshift(trace)
+    found = detect_downshift(_trace(send, size))
     assert found is not None and found.confidence >= 0.5
 
 
@@ -335,8 +341,7 @@ def test_as_many_drops_by_chance_are_no_token_bucket(tmp_path):
 def test_evenly_spaced_drops_of_constant_size_packets_fit_any_bucket_and_prove_none():
     # A test harness removing every 100th G.711 packet: a byte bucket just
     # under the rate drops the same ones, so the fit says nothing.
-    from callscope.diagnose.policing import BUCKET_MIN_SIZE_CV, _bucket_episode, fit_token_bucket
-    from callscope.diagnose.trace import Trace
+    from callscope.diagnose.policing import _bucket_episode, fit_token_bucket
 
     n = 3000
     send = np.arange(n) * 0.02
@@ -344,9 +349,7 @@ def test_evenly_spaced_drops_of_constant_size_packets_fit_any_bucket_and_prove_n
     received[99::100] = False
     fit = fit_token_bucket(send, np.full(n, 200.0), received)
     assert fit.mismatched <= 1  # it fits ...
-    trace = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + 0.03, send=send, received=received,
-                  size=np.full(n, 172.0), delay=np.where(received, 0.0, np.nan), capture_end=float(send[-1]) + 1)
-    assert BUCKET_MIN_SIZE_CV > 0 and _bucket_episode(trace, None, None) is None  # ... and proves nothing
+    assert _bucket_episode(_trace(send, np.full(n, 172.0), received), None, None) is None  # ... and proves nothing
 
 
 def test_bunches_within_the_playout_budget_are_not_jitter_where_delay_is_measured():
@@ -354,7 +357,6 @@ def test_bunches_within_the_playout_budget_are_not_jitter_where_delay_is_measure
     # to 26 ms, so 6 % arrived bunched, but no packet was late for a 60 ms
     # playout budget and the jitter p95 was 8 ms: clean by the pattern table.
     from callscope.diagnose.jitter import detect_jitter
-    from callscope.diagnose.trace import Trace
 
     rng = np.random.default_rng(14)
     n = 600
@@ -363,15 +365,11 @@ def test_bunches_within_the_playout_budget_are_not_jitter_where_delay_is_measure
     for start in rng.choice(np.arange(10, n - 10, 5), 30, replace=False):
         delay[start : start + 3] = 0.026 - 0.02 * np.arange(3)  # held, then released together
     delay = np.maximum(delay, 0.001)
-    trace = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + delay, send=send,
-                  received=np.ones(n, bool), size=np.full(n, 80.0), delay=delay - delay.min(),
-                  capture_end=float(send[-1]) + 1)
+    trace = _trace(send, np.full(n, 80.0), delay=delay)
     assert trace.bunched > 0.03
     assert detect_jitter(trace, 0) is None
     # The same bunches on encrypted media, where they are the only sign left: jitter.
-    opaque = Trace(stream_id="s1", opaque=True, ptime=0.02, time=trace.time, send=send, received=trace.received,
-                   size=trace.size, delay=trace.delay, capture_end=trace.capture_end)
-    found = detect_jitter(opaque, 0)
+    found = detect_jitter(_trace(send, np.full(n, 80.0), delay=delay, opaque=True), 0)
     assert found is not None and found.confidence >= 0.3
 
 
@@ -404,19 +402,13 @@ def test_random_drops_from_vbr_voice_fit_no_token_bucket(k):
     # The bucket fit searches ~300 rates and every depth: chance drops must
     # still not fit. Lab clean Opus/opaque/DTX streams with k random drops,
     # 2,520 sets: no policing finding; here 30 sets per k on VBR voice.
-    import dataclasses
-
     from callscope.diagnose.policing import detect_policing
-    from callscope.diagnose.trace import Trace
 
     rng = np.random.default_rng(16 + k)
     n = 1400
     send = np.arange(n) * 0.02
     size = _voice_sizes(rng, n)
-    base = Trace(stream_id="s1", opaque=False, ptime=0.02, time=send + 0.03, send=send,
-                 received=np.ones(n, bool), size=size, delay=np.zeros(n), capture_end=float(send[-1]) + 1)
     for _ in range(30):
         received = np.ones(n, bool)
         received[rng.choice(np.arange(50, n - 100), k, replace=False)] = False
-        trace = dataclasses.replace(base, received=received, delay=np.where(received, 0.0, np.nan))
-        assert detect_policing(trace) is None
+        assert detect_policing(_trace(send, size, received)) is None

@@ -221,7 +221,7 @@ def _one_direction_stopped(
     gap = running.end - t
     sender = f"{stopped.sender[0]}:{stopped.sender[1]}"
     if stopped.sender[0] in vantage.local:
-        if vantage.crossed == "nothing":
+        if vantage.seen_before_network:
             why = ("so its own media never met the network: the application stopped it (hold, transfer "
                    "or hang-up), not an impairment")
         else:

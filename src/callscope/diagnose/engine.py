@@ -182,7 +182,7 @@ def diagnose(
     activity = activity_of(inventory)
     vantage = infer_vantage(inventory)
     if vantage.local:
-        seen = "before any network" if vantage.crossed == "nothing" else f"having crossed only {vantage.crossed}"
+        seen = "before any network" if vantage.seen_before_network else f"having crossed only {vantage.crossed}"
         notes.append(f"vantage: {vantage.reason}; its own outgoing media is seen {seen}")
     by_id: dict[str, MediaStream] = {}
     for s in inventory.streams:

@@ -48,6 +48,11 @@ class Vantage:
     #: the host's side of a NAT, possibly after a Wi-Fi hop).
     crossed: str = "nothing"
 
+    @property
+    def seen_before_network(self) -> bool:
+        """Whether the local host's own media was captured before any link at all."""
+        return self.crossed == "nothing"
+
 
 @dataclass(frozen=True)
 class Activity:

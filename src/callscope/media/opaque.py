@@ -108,21 +108,29 @@ def find_opaque(cols: MediaColumns, flows, exclude_conversations: set[int]) -> l
     return sorted(found.items())
 
 
+def _voice_like(time_ns: np.ndarray, size: np.ndarray) -> bool:
+    """Voice-sized packets lasting several seconds."""
+    return (int(time_ns[-1]) - int(time_ns[0])) / 1e9 >= MIN_DURATION_S and _voice_sized(size)
+
+
+def _voice_rate(packets_per_s: float) -> bool:
+    """A packet rate voice is sent at: 10-100 per second (10 % slack on the fastest)."""
+    return 1.0 / MAX_PACKET_INTERVAL_S <= packets_per_s <= 1.0 / (MIN_PACKET_INTERVAL_S * 0.9)
+
+
 def _voice_cadence(time_ns: np.ndarray, size: np.ndarray) -> bool:
     """Voice-sized packets at 10-100 per second, steadily, for several seconds."""
-    t = time_ns / 1e9
-    if t[-1] - t[0] < MIN_DURATION_S or not _voice_sized(size):
+    if not _voice_like(time_ns, size):
         return False
+    t = time_ns / 1e9
     return _steady_intervals(t) or _steady_rate(t)
 
 
 def _voice_rate_on_average(time_ns: np.ndarray, size: np.ndarray) -> bool:
-    """Voice-sized packets for several seconds at 10-100 per second on average."""
-    span = (int(time_ns[-1]) - int(time_ns[0])) / 1e9
-    if span < MIN_DURATION_S or not _voice_sized(size):
+    """Voice-sized packets for several seconds at a voice rate on average."""
+    if not _voice_like(time_ns, size):
         return False
-    rate = (time_ns.size - 1) / span
-    return bool(1.0 / MAX_PACKET_INTERVAL_S <= rate <= 1.0 / (MIN_PACKET_INTERVAL_S * 0.9))
+    return _voice_rate((time_ns.size - 1) / ((int(time_ns[-1]) - int(time_ns[0])) / 1e9))
 
 
 def _voice_sized(size: np.ndarray) -> bool:
@@ -138,7 +146,7 @@ def _steady_intervals(t: np.ndarray) -> bool:
     """Most gaps between packets near their median, a voice frame interval."""
     dt = np.diff(t)
     med = float(np.median(dt))
-    if not MIN_PACKET_INTERVAL_S * 0.9 <= med <= MAX_PACKET_INTERVAL_S:
+    if med <= 0 or not _voice_rate(1.0 / med):
         return False
     steady = np.mean((dt >= STEADY_BAND[0] * med) & (dt <= STEADY_BAND[1] * med))
     return bool(steady >= MIN_STEADY_FRACTION)
@@ -157,7 +165,7 @@ def _steady_rate(t: np.ndarray) -> bool:
     if counts.size == 0:
         return False
     med = float(np.median(counts)) / RATE_WINDOW_S
-    if not 1.0 / MAX_PACKET_INTERVAL_S <= med <= 1.0 / (MIN_PACKET_INTERVAL_S * 0.9):
+    if not _voice_rate(med):
         return False
     steady = np.mean(np.abs(counts / RATE_WINDOW_S - med) <= RATE_BAND * med)
     return bool(steady >= MIN_STEADY_WINDOWS)
